@@ -1,0 +1,42 @@
+"""microlm: a character-level LSTM language model to learn how language models work."""
+
+from .checkpoint import CheckpointError, load_model, save_model
+from .data import (
+    SAMPLE_CORPORA,
+    Corpus,
+    CorpusError,
+    CorpusStats,
+    TextDataLoader,
+    corpus_stats,
+    read_corpus,
+    sample_corpus,
+    split_text,
+)
+from .generator import GeneratedChar, TextGenerator
+from .hardware import select_device
+from .model import MicroLM, ModelConfig
+from .tokenizer import CharacterTokenizer, UnknownCharacterError
+from .trainer import (
+    CheckpointSaved,
+    Evaluated,
+    ModelTrainer,
+    SampleGenerated,
+    StepCompleted,
+    TrainingConfig,
+    TrainingControl,
+    TrainingEvent,
+    TrainingFinished,
+    TrainingStarted,
+    set_seed,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAMPLE_CORPORA", "CharacterTokenizer", "CheckpointError", "CheckpointSaved", "Corpus",
+    "CorpusError", "CorpusStats", "Evaluated", "GeneratedChar", "MicroLM", "ModelConfig",
+    "ModelTrainer", "SampleGenerated", "StepCompleted", "TextDataLoader", "TextGenerator",
+    "TrainingConfig", "TrainingControl", "TrainingEvent", "TrainingFinished", "TrainingStarted",
+    "UnknownCharacterError", "corpus_stats", "load_model", "read_corpus", "sample_corpus",
+    "save_model", "select_device", "set_seed", "split_text",
+]

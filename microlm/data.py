@@ -1,0 +1,286 @@
+"""Corpora: reading text files safely, statistics, the train/validation split, batches."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import sysconfig
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .tokenizer import CharacterTokenizer, token_dtype
+
+LARGE_VOCABULARY = 300  # more distinct characters than this: warn, the model grows and slows
+SMALL_CORPUS = 10_000  # fewer characters than this: warn, the model will mostly memorise
+READ_CHUNK = 1 << 22  # 4 MiB: granularity of progress reports while reading
+
+SAMPLE_CORPORA = ("Python documentation", "Python source code")
+SOURCE_CORPUS_CAP = 1_000_000  # characters of standard-library source in the sample corpus
+
+
+class CorpusError(ValueError):
+    """A text that cannot be used for training; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    text: str
+    source: str  # a file path or a sample-corpus name
+    encoding: str  # the encoding the bytes were read with
+    size_bytes: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def used_fallback_encoding(self) -> bool:
+        return self.encoding not in ("utf-8", "utf-8-sig")
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    characters: int
+    lines: int
+    unique_characters: int
+    frequencies: tuple[tuple[str, int], ...] = field(repr=False)  # most frequent first
+
+    def most_common(self, n: int = 20) -> list[tuple[str, int]]:
+        return list(self.frequencies[:n])
+
+
+def read_corpus(path: str | os.PathLike, progress: Callable[[float], None] | None = None,
+                min_chars: int = 2) -> Corpus:
+    """Read a text file for training.
+
+    UTF-8 (with or without BOM) and UTF-16 with BOM are read as such. Other bytes are
+    read as Windows-1252 (or Latin-1) and the Corpus says so in `encoding` and
+    `warnings`, so nothing is silently garbled. Binary, empty and whitespace-only files
+    raise CorpusError with a message a person can act on.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"{path} does not exist. Pick an existing text file.")
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder. Pick a text file inside it.")
+    size = path.stat().st_size
+    chunks = []
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(READ_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if progress is not None and size:
+                progress(min(1.0, sum(map(len, chunks)) / size) * 0.8)
+    data = b"".join(chunks)
+    del chunks
+    text, encoding, notes = decode_bytes(data, str(path))
+    del data
+    if progress is not None:
+        progress(1.0)
+    return Corpus(text=text, source=str(path), encoding=encoding, size_bytes=size,
+                  warnings=tuple(notes) + tuple(text_warnings(text, min_chars)))
+
+
+def decode_bytes(data: bytes, name: str = "the file") -> tuple[str, str, list[str]]:
+    """Bytes -> (text, encoding used, warnings). Raises CorpusError for binary or empty data."""
+    if not data.strip():
+        raise CorpusError(f"{name} is empty or holds only whitespace. Pick a file with some text.")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "utf-16", []
+        except UnicodeDecodeError as err:
+            raise CorpusError(f"{name} starts like UTF-16 but is damaged at byte "
+                              f"{err.start}. Save it again as UTF-8.") from None
+    if looks_binary(data):
+        raise CorpusError(f"{name} looks like a binary file (it contains NUL or many control "
+                          f"bytes), not text. Pick a plain-text file (.txt, .md, .py, ...).")
+    encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
+    try:
+        text = data.decode(encoding)
+        return _check_not_blank(text, name), encoding, []
+    except UnicodeDecodeError as err:
+        bad_offset = err.start
+    for fallback in ("cp1252", "latin-1"):
+        try:
+            text = data.decode(fallback)
+        except UnicodeDecodeError:
+            continue
+        note = (f"{name} is not valid UTF-8 (first invalid byte at offset {bad_offset}); it "
+                f"was read as {fallback}. If accented letters look wrong in the preview, "
+                f"convert the file to UTF-8 and open it again.")
+        return _check_not_blank(text, name), fallback, [note]
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _check_not_blank(text: str, name: str) -> str:
+    if not text.strip():
+        raise CorpusError(f"{name} holds only whitespace. Pick a file with some text.")
+    return text
+
+
+def looks_binary(data: bytes, sample: int = 65536) -> bool:
+    """NUL bytes, or more than 10 % control bytes other than tab/newline/CR/FF, in the start."""
+    head = data[:sample]
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    return controls > 0.1 * len(head)
+
+
+def text_warnings(text: str, min_chars: int = 2) -> list[str]:
+    if len(text) < min_chars:
+        raise CorpusError(f"The text has {len(text)} character(s); training needs at least "
+                          f"{min_chars}. Use a longer text.")
+    notes = []
+    if len(text) < SMALL_CORPUS:
+        notes.append(f"Only {len(text):,} characters: the model will mostly memorise this text. "
+                     f"Aim for 100,000 or more for it to learn general patterns.")
+    vocab = len(set(text)) if len(text) < 10_000_000 else len(set(text[:10_000_000]))
+    if vocab > LARGE_VOCABULARY:
+        notes.append(f"{vocab} distinct characters: every extra character makes the model larger "
+                     f"and slower to train. Consider removing rare symbols.")
+    return notes
+
+
+def corpus_stats(text: str, tokenizer: CharacterTokenizer | None = None) -> CorpusStats:
+    """Characters, lines, vocabulary and character frequencies (vectorised, fine for 100 MB)."""
+    tokenizer = tokenizer or CharacterTokenizer(text)
+    ids = tokenizer.encode_array(text)
+    counts = np.bincount(ids, minlength=tokenizer.vocab_size())
+    order = np.argsort(-counts, kind="stable")
+    frequencies = tuple((tokenizer.chars[i], int(counts[i])) for i in order if counts[i])
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return CorpusStats(len(text), lines, int((counts > 0).sum()), frequencies)
+
+
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """Hold out the last `val_fraction` of the text for validation (no shuffling: the
+    validation text is unseen continuous prose, as the model will meet it)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_val = int(len(text) * val_fraction)
+    return text[:len(text) - n_val], text[len(text) - n_val:]
+
+
+def encode_tokens(text: str, tokenizer: CharacterTokenizer) -> torch.Tensor:
+    """The whole text as one compact 1-D tensor (uint8 for <= 256 characters)."""
+    return torch.from_numpy(tokenizer.encode_array(text, token_dtype(tokenizer.vocab_size())))
+
+
+class TextDataLoader:
+    """Batches of (inputs, targets), each (batch_size, sequence_length) int64.
+
+    Windows are views into one token tensor; nothing is materialised up front.
+    mode="random": windows at random offsets (an epoch = len(self) batches, about one
+    pass over the text). mode="sequential": the text is cut into batch_size streams and
+    each batch row continues where the previous batch stopped, so the trainer can carry
+    the LSTM state across batches (truncated back-propagation through time).
+    """
+
+    def __init__(self, tokens: torch.Tensor, sequence_length: int, batch_size: int,
+                 mode: str = "random", seed: int = 0):
+        if tokens.dim() != 1:
+            raise ValueError("tokens must be a 1-D tensor of ids")
+        if mode not in ("random", "sequential"):
+            raise ValueError(f"mode must be 'random' or 'sequential', not {mode!r}")
+        if sequence_length < 1 or batch_size < 1:
+            raise ValueError("sequence_length and batch_size must be >= 1")
+        if len(tokens) < sequence_length + 1:
+            raise CorpusError(f"The training text has {len(tokens)} characters; one window of "
+                              f"sequence_length={sequence_length} needs {sequence_length + 1}. "
+                              f"Use a longer text or a shorter sequence length.")
+        self.tokens = tokens
+        self.sequence_length = sequence_length
+        self.batch_size = batch_size
+        self.mode = mode
+        self.generator = torch.Generator().manual_seed(seed)
+        self.position = 0  # sequential mode: next batch index within the epoch
+        self._offsets = torch.arange(sequence_length)
+
+    @property
+    def num_chars(self) -> int:
+        return len(self.tokens)
+
+    def __len__(self) -> int:
+        if self.mode == "sequential":
+            return max(1, (self.stream_length() - 1) // self.sequence_length)
+        return max(1, (len(self.tokens) - 1) // (self.batch_size * self.sequence_length))
+
+    def stream_length(self) -> int:
+        return len(self.tokens) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(len(self) - (self.position if self.mode == "sequential" else 0)):
+            yield self.next_batch()
+        self.position = 0
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.mode == "sequential":
+            starts = self._sequential_starts()
+        else:
+            high = len(self.tokens) - self.sequence_length  # last valid start + 1
+            starts = torch.randint(0, high, (self.batch_size,), generator=self.generator)
+        index = starts[:, None] + self._offsets  # (B, T)
+        return self.tokens[index].long(), self.tokens[index + 1].long()
+
+    def _sequential_starts(self) -> torch.Tensor:
+        if self.stream_length() < self.sequence_length + 1:
+            raise CorpusError("The text is too short to cut into batch_size streams of one "
+                              "window each; use a smaller batch size.")
+        if self.position >= len(self):
+            self.position = 0
+        starts = (torch.arange(self.batch_size) * self.stream_length()
+                  + self.position * self.sequence_length)
+        self.position += 1
+        return starts
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.position = int(state["position"])
+
+
+def sample_corpus(name: str) -> Corpus:
+    """A built-in corpus made from this Python installation (nothing third-party is shipped)."""
+    if name == "Python documentation":
+        text = _python_documentation()
+    elif name == "Python source code":
+        text = _python_source()
+    else:
+        raise CorpusError(f"No sample corpus named {name!r}; choose one of {SAMPLE_CORPORA}.")
+    return Corpus(text=text, source=name, encoding="utf-8", size_bytes=len(text.encode()),
+                  warnings=tuple(text_warnings(text)))
+
+
+def _python_documentation() -> str:
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as err:  # some distributions strip pydoc_data
+        raise CorpusError("This Python installation has no pydoc_data; open a text file "
+                          "instead.") from err
+    return "\n\n".join(topics[key].strip() for key in sorted(topics)) + "\n"
+
+
+def _python_source(cap: int = SOURCE_CORPUS_CAP) -> str:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    parts, total = [], 0
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not source.isascii():  # keep the vocabulary small and printable
+            continue
+        parts.append(f"# ---- {path.name} ----\n{source}\n")
+        total += len(parts[-1])
+        if total >= cap:
+            break
+    if not parts:
+        raise CorpusError("Could not find the Python standard library source; open a text "
+                          "file instead.")
+    return "".join(parts)[:cap]

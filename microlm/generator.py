@@ -1,0 +1,172 @@
+"""Text generation: stateful sampling one character per LSTM step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .model import LSTMState, MicroLM
+from .tokenizer import CharacterTokenizer
+
+
+@dataclass(frozen=True)
+class GeneratedChar:
+    char: str
+    index: int  # position in the generated text, 0 = first new character
+    probability: float  # what the model (at temperature 1) gave this character, in [0, 1]
+
+
+class TextGenerator:
+    """Samples text from a trained MicroLM.
+
+    The prompt is fed through the LSTM once; after that each new character costs one
+    LSTM step because (h, c) is carried forward, so time grows linearly with length.
+    """
+
+    def __init__(self, model: MicroLM, tokenizer: CharacterTokenizer,
+                 device: str | torch.device | None = None):
+        if model.vocab_size < tokenizer.vocab_size():
+            raise ValueError(f"The model predicts {model.vocab_size} characters but the "
+                             f"tokenizer has {tokenizer.vocab_size()}: they do not belong "
+                             f"together.")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device) if device else model.head.weight.device
+        if self.device != model.head.weight.device:
+            model.to(self.device)
+
+    def start_char(self) -> str:
+        """What an empty prompt starts from: a newline, else a space, else the first char."""
+        for ch in ("\n", " "):
+            if ch in self.tokenizer.char_to_id:
+                return ch
+        return self.tokenizer.chars[0]
+
+    def generate(self, prompt: str = "", length: int = 100, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 on_unknown: str = "error") -> str:
+        """Return the prompt followed by `length` new characters.
+
+        temperature 0 is greedy (always the most likely character); top_k keeps the k
+        most likely characters; top_p keeps the smallest set whose probability reaches p.
+        Characters of the prompt the model never saw raise UnknownCharacterError, or are
+        dropped/replaced with on_unknown="drop"/"replace".
+        """
+        prompt = self.tokenizer.clean(prompt, on_unknown)
+        new = "".join(g.char for g in self.stream(prompt, length, temperature, top_k, top_p,
+                                                  seed))
+        return prompt + new
+
+    def stream(self, prompt: str = "", length: int = 100, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+               on_unknown: str = "error") -> Iterator[GeneratedChar]:
+        """Yield the new characters one by one, each with the probability the model gave it."""
+        _check_sampling(length, temperature, top_k, top_p)
+        prompt = self.tokenizer.clean(prompt, on_unknown)
+        generator = _make_generator(seed)
+        with torch.inference_mode():
+            logits, state = self._prime([prompt])
+            for index in range(length):
+                next_ids, probs = sample_next(logits, temperature, top_k, top_p, generator)
+                next_id = int(next_ids[0])
+                yield GeneratedChar(self.tokenizer.chars[next_id], index,
+                                    float(probs[0, next_id]))
+                logits, state = self._step(next_ids, state)
+
+    def generate_batch(self, prompts: Sequence[str], length: int = 100,
+                       temperature: float = 1.0, top_k: int | None = None,
+                       top_p: float | None = None, seed: int | None = None,
+                       on_unknown: str = "error") -> list[str]:
+        """Generate for all prompts together in one batch (one LSTM step per character for
+        the whole batch). Returns each prompt followed by its `length` new characters."""
+        _check_sampling(length, temperature, top_k, top_p)
+        if not prompts:
+            return []
+        prompts = [self.tokenizer.clean(p, on_unknown) for p in prompts]
+        generator = _make_generator(seed)
+        new_ids = []
+        with torch.inference_mode():
+            logits, state = self._prime(prompts)
+            for _ in range(length):
+                next_ids, _ = sample_next(logits, temperature, top_k, top_p, generator)
+                new_ids.append(next_ids)
+                logits, state = self._step(next_ids, state)
+        if not new_ids:
+            return list(prompts)
+        columns = torch.stack(new_ids, dim=1).tolist()  # (B, length)
+        return [p + self.tokenizer.decode(row) for p, row in zip(prompts, columns, strict=True)]
+
+    def _prime(self, prompts: Sequence[str]) -> tuple[torch.Tensor, LSTMState]:
+        """Feed each prompt once; return the next-character logits (B, vocab) and (h, c)."""
+        start = self.start_char()
+        encoded = [self.tokenizer.encode(p or start) for p in prompts]
+        lengths = torch.tensor([len(ids) for ids in encoded])
+        padded = torch.zeros(len(encoded), int(lengths.max()), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            padded[row, :len(ids)] = torch.tensor(ids)
+        self.model.eval()
+        emb = self.model.embedding(padded.to(self.device))  # (B, T, embedding_dim)
+        if len(encoded) == 1:
+            _, state = self.model.lstm(emb)
+        else:
+            # Packing lets prompts of different lengths end in their own final state.
+            packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+            _, state = self.model.lstm(packed)
+        # The top layer's final hidden state is the LSTM output at each prompt's last char.
+        return self.model.head(state[0][-1]), state  # (B, vocab_size)
+
+    def _step(self, ids: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        logits, state = self.model(ids.view(-1, 1).to(self.device), state)
+        return logits[:, -1], state  # (B, vocab_size)
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
+                top_p: float | None, generator: torch.Generator | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick the next id per row from logits (B, vocab). Returns (ids (B,), model probs (B, V)).
+
+    Sampling runs on the CPU with a CPU generator so a seed gives the same text on any
+    device; the .cpu() copy is a host sync, once per character, which generation needs anyway.
+    """
+    logits = logits.float().cpu()
+    probs = F.softmax(logits, dim=-1)
+    if temperature == 0:
+        return probs.argmax(dim=-1), probs
+    scaled = logits / temperature
+    if top_k is not None and top_k < scaled.size(-1):
+        kth = torch.topk(scaled, top_k, dim=-1).values[..., -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(scaled, descending=True, dim=-1)
+        cumulative = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # Drop a character when the ones before it already reach top_p (keeps at least one).
+        drop_sorted = (cumulative - F.softmax(sorted_logits, dim=-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        scaled = scaled.masked_fill(drop, float("-inf"))
+    choice = torch.multinomial(F.softmax(scaled, dim=-1), 1, generator=generator)
+    return choice.squeeze(-1), probs
+
+
+def _check_sampling(length: int, temperature: float, top_k: int | None,
+                    top_p: float | None) -> None:
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
+
+
+def _make_generator(seed: int | None) -> torch.Generator:
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator

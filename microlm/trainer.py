@@ -1,0 +1,624 @@
+"""ModelTrainer: the training loop, evaluation, schedule, early stopping, checkpoints, control."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_model, save_model
+from .data import TextDataLoader, encode_tokens, split_text
+from .hardware import select_device
+from .model import MicroLM, gradient_norms
+from .tokenizer import CharacterTokenizer
+
+
+def set_seed(seed: int) -> None:
+    """Seed every random source the library uses, so a run reproduces on the same machine."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 10  # passes over the training text (an epoch ~ one pass, see TextDataLoader)
+    learning_rate: float = 2e-3  # peak AdamW learning rate, reached after warm-up
+    batch_size: int = 32  # windows per step
+    sequence_length: int = 100  # characters per window = how far back gradients flow
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (not applied to biases)
+    warmup_steps: int = 100  # linear warm-up, capped at 5 % of the run's steps
+    min_lr_fraction: float = 0.1  # cosine decay ends at this fraction of learning_rate
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    eval_interval: int = 0  # steps between validation runs; 0 = once per epoch
+    eval_chars: int = 100_000  # validation characters scored per evaluation (cost cap)
+    patience: int = 0  # evaluations without improvement before stopping early; 0 = never
+    sample_interval: int = 0  # steps between short generated samples; 0 = none
+    sample_length: int = 120  # characters per sample
+    time_budget_s: float | None = None  # stop (and finish the schedule) when this runs out
+    val_fraction: float = 0.1  # share of the text held out for validation (prepare_data)
+    batching: str = "random"  # "random" windows, or "sequential" with state carried (TBPTT)
+    seed: int = 1337
+    device: str | None = None  # None: CUDA, then MPS, then CPU
+    checkpoint_every: int = 0  # epochs between checkpoints to checkpoint_path; 0 = end only
+    checkpoint_path: str | None = None
+    grad_norm_interval: int = 50  # steps between per-layer gradient-norm records
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("Invalid training configuration: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        out = []
+        for name in ("epochs", "batch_size", "sequence_length"):
+            if int(getattr(self, name)) < 1:
+                out.append(f"{name} must be >= 1")
+        if not self.learning_rate > 0:
+            out.append("learning_rate must be > 0")
+        if self.batching not in ("random", "sequential"):
+            out.append("batching must be 'random' or 'sequential'")
+        if not 0.0 <= self.val_fraction < 1.0:
+            out.append("val_fraction must be in [0, 1)")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            out.append("time_budget_s must be > 0")
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# ---- progress events: small, frozen, plain values (safe to hand to another thread) ----
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    total_steps: int
+    steps_per_epoch: int
+    start_step: int
+    num_parameters: int
+    train_chars: int
+    val_chars: int
+    device: str
+
+
+@dataclass(frozen=True)
+class StepCompleted:
+    step: int  # 1-based count of optimizer steps taken so far
+    epoch: int  # 1-based epoch this step belongs to
+    loss: float  # training loss of this batch, nats per character
+    learning_rate: float
+    chars_per_second: float  # over the last few steps, excluding evaluation
+    elapsed_s: float
+    progress: float  # fraction of the run done, in [0, 1]
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    step: int
+    epoch: int
+    val_loss: float
+    best_val_loss: float
+    improved: bool
+    train_loss: float  # mean training loss since the previous evaluation
+
+
+@dataclass(frozen=True)
+class SampleGenerated:
+    step: int
+    text: str
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    reason: str  # completed | stopped | early_stopping | time_budget | diverged
+    step: int
+    best_val_loss: float | None
+    final_loss: float | None
+    elapsed_s: float
+    message: str
+
+
+TrainingEvent = (TrainingStarted | StepCompleted | Evaluated | SampleGenerated | CheckpointSaved
+                 | TrainingFinished)
+
+
+class TrainingControl:
+    """Pause, resume and stop a running training loop from another thread.
+
+    The loop polls these flags between steps, so a stop takes effect within one step.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can see the stop
+
+    @property
+    def is_paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_while_paused(self) -> None:
+        while not self._running.wait(timeout=0.1):
+            pass
+
+
+class ModelTrainer:
+    """Trains a MicroLM on text.
+
+    trainer.train(...) runs to the end and returns statistics (the seed's API);
+    trainer.fit(...) is the same loop as a generator of progress events, for a GUI
+    worker or a progress bar. Both can be paused and stopped with a TrainingControl.
+    """
+
+    def __init__(self, model: MicroLM, tokenizer: CharacterTokenizer,
+                 device: str | torch.device | None = None, config: TrainingConfig | None = None):
+        if model.vocab_size < tokenizer.vocab_size():
+            raise ValueError(f"The model predicts {model.vocab_size} characters but the "
+                             f"tokenizer has {tokenizer.vocab_size()}; build the model with "
+                             f"vocab_size=tokenizer.vocab_size().")
+        self.config = config or TrainingConfig()
+        self.device = select_device(device or self.config.device)
+        self.model = model.to(self.device)
+        self.tokenizer = tokenizer
+        self.val_tokens: torch.Tensor | None = None
+        self.train_loader: TextDataLoader | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.step = 0
+        self.history: dict[str, list] = new_history()
+        self.best_val_loss: float | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._last_state: dict[str, torch.Tensor] | None = None
+        self._evals_without_improvement = 0
+        self._carried_state = None  # (h, c) carried across batches in sequential batching
+        self._resume_rng: torch.Tensor | None = None
+        self._run: dict | None = None  # the run in progress: start step, seconds used
+
+    # ---- data ----
+
+    def prepare_data(self, text: str, sequence_length: int | None = None,
+                     batch_size: int | None = None, val_fraction: float | None = None,
+                     batching: str | None = None) -> TextDataLoader:
+        """Split `text` into training and validation parts and return the training batches.
+
+        The last val_fraction of the text is kept for validation (used by train/evaluate).
+        A text shorter than one window shrinks the window, with a warning.
+        """
+        overrides = {k: v for k, v in dict(sequence_length=sequence_length,
+                                          batch_size=batch_size, val_fraction=val_fraction,
+                                          batching=batching).items() if v is not None}
+        self.config = replace(self.config, **overrides)
+        train_text, val_text = split_text(text, self.config.val_fraction)
+        if len(train_text) < 2:
+            raise ValueError("The text is too short to train on; it needs at least 2 characters.")
+        if len(train_text) < self.config.sequence_length + 1:
+            warnings.warn(f"The training text has only {len(train_text)} characters, less than "
+                          f"one window of {self.config.sequence_length}; using windows of "
+                          f"{len(train_text) - 1}.", stacklevel=2)
+            self.config = replace(self.config, sequence_length=len(train_text) - 1)
+        self.val_tokens = encode_tokens(val_text, self.tokenizer) if len(val_text) >= 2 else None
+        self.train_loader = TextDataLoader(encode_tokens(train_text, self.tokenizer),
+                                           self.config.sequence_length, self.config.batch_size,
+                                           self.config.batching, seed=self.config.seed)
+        return self.train_loader
+
+    # ---- the seed's API ----
+
+    def train(self, data_loader: TextDataLoader | None = None, epochs: int | None = None,
+              learning_rate: float | None = None, batch_size: int | None = None,
+              save_every: int | None = None, model_path: str | None = None,
+              callback: Callable[[TrainingEvent], None] | None = None,
+              control: TrainingControl | None = None, **options: Any) -> dict:
+        """Train to the end and return statistics: losses (mean per epoch), step_losses,
+        val_losses [(step, loss)], best_val_loss, training_time (s), steps, stopped_reason."""
+        finished = None
+        for event in self.fit(data_loader, control=control, epochs=epochs,
+                              learning_rate=learning_rate, batch_size=batch_size,
+                              checkpoint_every=save_every, checkpoint_path=model_path, **options):
+            if callback is not None:
+                callback(event)
+            if isinstance(event, TrainingFinished):
+                finished = event
+        return self.statistics(finished)
+
+    def statistics(self, finished: TrainingFinished | None = None) -> dict:
+        h = self.history
+        return {
+            "losses": list(h["epoch_losses"]),
+            "step_losses": list(h["step_losses"]),
+            "val_losses": [tuple(v) for v in h["val_losses"]],
+            "learning_rates": list(h["learning_rates"]),
+            "best_val_loss": self.best_val_loss,
+            "training_time": float(h["training_time"]),
+            "steps": self.step,
+            "stopped_reason": finished.reason if finished else None,
+            "message": finished.message if finished else "",
+        }
+
+    # ---- the loop ----
+
+    def fit(self, data_loader: TextDataLoader | None = None,
+            control: TrainingControl | None = None, **overrides: Any) -> Iterator[TrainingEvent]:
+        """Run training as a generator of events; the last event is TrainingFinished.
+
+        Each call is a run of `epochs` epochs from the current weights, with its own
+        warm-up and decay. A trainer made by from_checkpoint() after a stop or a spent
+        time budget continues that run where it stopped instead of starting a new one.
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        self.config = replace(self.config, **overrides)
+        loader = self._loader_for(data_loader, overrides.get("batch_size"))
+        cfg = self.config
+        control = control or TrainingControl()
+        if self._resume_rng is not None:
+            torch.set_rng_state(self._resume_rng)
+            self._resume_rng = None
+        elif self.step == 0:
+            set_seed(cfg.seed)
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(self.model, cfg)
+        if self._run is None:
+            self._run = {"start_step": self.step, "time_used": 0.0}
+        run_start = self._run["start_step"]
+        steps_per_epoch = len(loader)
+        run_steps = steps_per_epoch * cfg.epochs
+        end_step = run_start + run_steps
+        eval_interval = cfg.eval_interval or steps_per_epoch
+        chars_per_step = loader.batch_size * loader.sequence_length
+        val_chars = 0 if self.val_tokens is None else len(self.val_tokens)
+        yield TrainingStarted(run_steps, steps_per_epoch, self.step - run_start,
+                              sum(p.numel() for p in self.model.parameters()),
+                              loader.num_chars, val_chars, str(self.device))
+
+        clock = _RunClock(self._run["time_used"])
+        time_used_at_start = self._run["time_used"]
+        history_time_at_start = float(self.history["training_time"])
+        step_times: deque[float] = deque(maxlen=20)
+        losses_since_eval: list[float] = []
+        epoch_losses: list[float] = []
+        last_eval_cost = 0.0
+        reason, message, last_loss = "completed", "Training finished.", None
+        self.model.train()
+        while self.step < end_step:
+            if control.stop_requested:
+                reason, message = "stopped", "Training stopped; the best model so far is kept."
+                break
+            if control.is_paused:
+                with clock.paused():
+                    control.wait_while_paused()
+                continue
+            if cfg.time_budget_s is not None and (
+                    clock.elapsed() + 1.2 * last_eval_cost >= cfg.time_budget_s):
+                reason, message = "time_budget", f"Time budget of {cfg.time_budget_s:g} s used."
+                break
+            run_step = self.step - run_start
+            lr = learning_rate_at(run_step, run_steps,
+                                  self._progress(run_step, run_steps, clock.elapsed()), cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
+            step_start = time.perf_counter()
+            if loader.mode == "sequential" and run_step % steps_per_epoch == 0:
+                self._carried_state = None  # a new pass over the streams starts fresh
+            inputs, targets = loader.next_batch()
+            loss = self._train_step(inputs, targets, cfg)
+            last_loss = loss.item()  # host sync: one per step, needed for the NaN check
+            self.step += 1
+            run_step += 1
+            step_times.append(time.perf_counter() - step_start)
+            if not math.isfinite(last_loss):
+                reason = "diverged"
+                message = (f"The loss became {last_loss} at step {self.step}: training "
+                           f"diverged. Lower the learning rate (it was {lr:.2g}), keep "
+                           f"gradient clipping on, or use a smaller model. The best model "
+                           f"before this point is kept.")
+                break
+            losses_since_eval.append(last_loss)
+            epoch_losses.append(last_loss)
+            self.history["step_losses"].append(last_loss)
+            self.history["learning_rates"].append(lr)
+            self.history["training_time"] = (history_time_at_start + clock.elapsed()
+                                             - time_used_at_start)
+            if cfg.grad_norm_interval and self.step % cfg.grad_norm_interval == 0:
+                self.history["grad_norms"].append([self.step, gradient_norms(self.model)])
+            epoch = (run_step - 1) // steps_per_epoch + 1
+            elapsed = clock.elapsed()
+            average_step = sum(step_times) / len(step_times)
+            eta = (run_steps - run_step) * average_step
+            if cfg.time_budget_s:
+                eta = min(eta, max(0.0, cfg.time_budget_s - elapsed))
+            yield StepCompleted(self.step, epoch, last_loss, lr, chars_per_step / average_step,
+                                elapsed, self._progress(run_step, run_steps, elapsed), eta)
+
+            end_of_epoch = run_step % steps_per_epoch == 0
+            if end_of_epoch:
+                self.history["epoch_losses"].append(sum(epoch_losses) / len(epoch_losses))
+                epoch_losses = []
+            if self.val_tokens is not None and (run_step % eval_interval == 0
+                                                or run_step == run_steps):
+                eval_start = time.perf_counter()
+                event = self._evaluate_and_track(epoch, losses_since_eval)
+                last_eval_cost = time.perf_counter() - eval_start
+                losses_since_eval = []
+                yield event
+                if cfg.patience and self._evals_without_improvement >= cfg.patience:
+                    reason = "early_stopping"
+                    message = (f"Validation loss did not improve for {cfg.patience} "
+                               f"evaluations; stopped early with the best model kept.")
+                    break
+            if cfg.sample_interval and run_step % cfg.sample_interval == 0:
+                yield SampleGenerated(self.step, self.sample(cfg.sample_length, seed=self.step))
+            if (end_of_epoch and cfg.checkpoint_path and cfg.checkpoint_every
+                    and epoch % cfg.checkpoint_every == 0 and run_step < run_steps):
+                self._run["time_used"] = clock.elapsed()
+                yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
+
+        if epoch_losses and reason != "diverged":
+            self.history["epoch_losses"].append(sum(epoch_losses) / len(epoch_losses))
+        if self.val_tokens is not None and reason in ("stopped", "time_budget") and (
+                not self.history["val_losses"] or self.history["val_losses"][-1][0] != self.step):
+            yield self._evaluate_and_track((self.step - run_start - 1) // steps_per_epoch + 1,
+                                           losses_since_eval)
+        self.history["training_time"] = (history_time_at_start + clock.elapsed()
+                                         - time_used_at_start)
+        self._run["time_used"] = clock.elapsed()
+        if reason not in ("stopped", "time_budget"):
+            self._run = None  # finished: the next fit() is a new run
+        self._keep_best_weights()
+        if cfg.checkpoint_path:
+            yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
+        self._run = None
+        yield TrainingFinished(reason, self.step, self.best_val_loss, last_loss,
+                               float(self.history["training_time"]), message)
+
+    def _loader_for(self, data_loader: TextDataLoader | None,
+                    batch_size: int | None) -> TextDataLoader:
+        loader = data_loader or self.train_loader
+        if loader is None:
+            raise ValueError("No training data: call prepare_data(text) first or pass a "
+                             "data_loader.")
+        if batch_size is not None:  # the seed's train(..., batch_size=16) re-batches
+            loader.batch_size = batch_size
+        self.train_loader = loader
+        self.config = replace(self.config, batch_size=loader.batch_size,
+                              sequence_length=loader.sequence_length)
+        return loader
+
+    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor,
+                    cfg: TrainingConfig) -> torch.Tensor:
+        inputs = inputs.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
+        state = self._carried_state
+        if state is not None and state[0].size(1) != inputs.size(0):
+            state = None
+        logits, new_state = self.model(inputs, state, return_state=True)  # (B, T, vocab)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        if self.train_loader is not None and self.train_loader.mode == "sequential":
+            self._carried_state = tuple(s.detach() for s in new_state)
+        return loss.detach()
+
+    def _progress(self, run_step: int, run_steps: int, elapsed: float) -> float:
+        """Fraction of the run done: by steps, or by time when a budget is set."""
+        fraction = run_step / max(1, run_steps)
+        if self.config.time_budget_s:
+            fraction = max(fraction, elapsed / self.config.time_budget_s)
+        return min(1.0, fraction)
+
+    # ---- evaluation ----
+
+    @torch.no_grad()
+    def evaluate(self, tokens: torch.Tensor | None = None, window: int | None = None,
+                 max_chars: int | None = None) -> float:
+        """Mean cross-entropy (nats per character) over non-overlapping windows of the
+        validation text, each window starting from a fresh LSTM state."""
+        tokens = self.val_tokens if tokens is None else tokens
+        if tokens is None or len(tokens) < 2:
+            raise ValueError("No validation text: prepare_data with val_fraction > 0 first.")
+        return evaluate_loss(self.model, tokens, window or self.config.sequence_length,
+                             max_chars or self.config.eval_chars, self.device)
+
+    def _evaluate_and_track(self, epoch: int, recent_losses: list[float]) -> Evaluated:
+        val_loss = self.evaluate()
+        improved = math.isfinite(val_loss) and (self.best_val_loss is None
+                                                or val_loss < self.best_val_loss)
+        if improved:
+            self.best_val_loss = val_loss
+            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self._evals_without_improvement = 0
+        else:
+            self._evals_without_improvement += 1
+        self.history["val_losses"].append([self.step, val_loss])
+        train_loss = sum(recent_losses) / len(recent_losses) if recent_losses else float("nan")
+        return Evaluated(self.step, epoch, val_loss, self.best_val_loss or val_loss, improved,
+                         train_loss)
+
+    def _keep_best_weights(self) -> None:
+        """Leave the best-validated weights in the model; remember the last for resuming."""
+        if self._best_state is None:
+            self._last_state = None
+            return
+        last_val = self.history["val_losses"][-1][1] if self.history["val_losses"] else None
+        if last_val == self.best_val_loss:
+            self._last_state = None
+            return
+        self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self._best_state)
+
+    def sample(self, length: int = 120, temperature: float = 0.8, seed: int = 0,
+               prompt: str | None = None) -> str:
+        """A short generated text, to see what the model has learned so far."""
+        from .generator import TextGenerator  # generator imports nothing from here
+
+        was_training = self.model.training
+        generator = TextGenerator(self.model, self.tokenizer, self.device)
+        text = generator.generate(prompt or "", length, temperature, seed=seed)
+        self.model.train(was_training)
+        return text
+
+    # ---- checkpoints and resume ----
+
+    def save_checkpoint(self, path: str | Path, **metadata: Any) -> Path:
+        """Save the best model for generation plus everything needed to resume exactly."""
+        training_state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "model_state": self._last_state,  # None: the saved weights are the latest
+            "torch_rng": torch.get_rng_state(),
+            "loader": self.train_loader.state_dict() if self.train_loader else None,
+            "carried_state": list(self._carried_state) if self._carried_state else None,
+            "evals_without_improvement": self._evals_without_improvement,
+            "best_state_is_model": self._best_state is not None,
+            "run": dict(self._run) if self._run else None,  # set: a run to continue
+        }
+        return save_model(path, self.model, self.tokenizer, history=self.history,
+                          training_config=self.config.to_dict(), step=self.step,
+                          best_val_loss=self.best_val_loss, training_state=training_state,
+                          **metadata)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, text: str | None = None,
+                        device: str | torch.device | None = None) -> ModelTrainer:
+        """A trainer that continues exactly where the checkpointed run stopped.
+
+        Give the same `text` to restore the same train/validation split and batch order;
+        then train()/fit() with the same settings continues the same run."""
+        model, tokenizer, metadata = load_model(path)
+        config = TrainingConfig.from_dict(metadata.get("training_config") or {})
+        trainer = cls(model, tokenizer, device=device, config=config)
+        trainer.history = {**new_history(), **(metadata.get("history") or {})}
+        trainer.best_val_loss = metadata.get("best_val_loss")
+        state = metadata.get("training_state") or {}
+        if state.get("best_state_is_model"):
+            trainer._best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if state.get("model_state") is not None:
+            model.load_state_dict(state["model_state"])
+        if state.get("optimizer") is not None:
+            trainer.optimizer = make_optimizer(trainer.model, config)
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.step = int(state.get("step", metadata.get("step", 0)))
+        trainer._evals_without_improvement = int(state.get("evals_without_improvement", 0))
+        trainer._resume_rng = state.get("torch_rng")
+        trainer._run = state.get("run")
+        if state.get("carried_state"):
+            trainer._carried_state = tuple(t.to(trainer.device) for t in state["carried_state"])
+        if text is not None:
+            loader = trainer.prepare_data(text)
+            if state.get("loader"):
+                loader.load_state_dict(state["loader"])
+        return trainer
+
+
+class _RunClock:
+    """Seconds spent training in this run, not counting pauses."""
+
+    def __init__(self, already_used: float = 0.0):
+        self._start = time.perf_counter() - already_used
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    @contextmanager
+    def paused(self):
+        paused_at = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._start += time.perf_counter() - paused_at
+
+
+def new_history() -> dict:
+    return {"step_losses": [], "learning_rates": [], "val_losses": [], "epoch_losses": [],
+            "grad_norms": [], "training_time": 0.0}
+
+
+def make_optimizer(model: MicroLM, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices only (biases and embeddings are exempt)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (decay if param.dim() >= 2 and not name.startswith("embedding") else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99))
+
+
+def learning_rate_at(step: int, total_steps: int, progress: float, cfg: TrainingConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr_fraction * learning_rate at progress 1."""
+    warmup = min(cfg.warmup_steps, max(1, int(0.05 * total_steps)))
+    if step < warmup:
+        return cfg.learning_rate * (step + 1) / warmup
+    floor = cfg.learning_rate * cfg.min_lr_fraction
+    progress = min(1.0, max(progress, 0.0))
+    return floor + 0.5 * (cfg.learning_rate - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def evaluate_loss(model: MicroLM, tokens: torch.Tensor, window: int, max_chars: int | None,
+                  device: torch.device | str = "cpu", batch_windows: int = 64) -> float:
+    """Mean cross-entropy in nats/char over non-overlapping windows from a fresh state."""
+    if max_chars is not None:
+        tokens = tokens[:max_chars + 1]
+    window = max(1, min(window, len(tokens) - 1))
+    n_windows = (len(tokens) - 1) // window
+    was_training = model.training
+    model.eval()
+    total, count = torch.zeros((), dtype=torch.float64), 0
+    full = tokens[:n_windows * window + 1]
+    inputs_all = full[:-1].view(n_windows, window)
+    targets_all = full[1:].view(n_windows, window)
+    for start in range(0, n_windows, batch_windows):
+        inputs = inputs_all[start:start + batch_windows].long().to(device)
+        targets = targets_all[start:start + batch_windows].long().to(device)
+        logits = model(inputs)  # (B, window, vocab)
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                 reduction="sum").double().cpu()
+        count += targets.numel()
+    rest = len(tokens) - 1 - n_windows * window  # a last, shorter window
+    if rest > 0:
+        inputs = tokens[n_windows * window:-1].long().view(1, -1).to(device)
+        targets = tokens[n_windows * window + 1:].long().view(1, -1).to(device)
+        logits = model(inputs)
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                 reduction="sum").double().cpu()
+        count += targets.numel()
+    model.train(was_training)
+    return float(total / count)
