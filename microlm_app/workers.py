@@ -1,0 +1,222 @@
+"""Work off the GUI thread: QObject workers moved to QThreads, reporting through signals.
+
+Every worker follows one pattern (superqt / Orange): a QObject without parent is moved
+to a QThread; thread.started -> worker.run; worker.finished -> thread.quit; both are
+deleted later. Signals are past tense and carry plain values; `finished` is always the
+last signal, after a failure too. stop() is a plain method that sets a threading.Event
+the loop polls, because a queued slot would never run while run() is busy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from microlm import (
+    ModelTrainer,
+    StepCompleted,
+    TextGenerator,
+    TrainingControl,
+    TrainingFinished,
+)
+
+STEP_BATCH_SECONDS = 0.05  # step events are sent in batches at most this often
+
+_running_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    """Worker threads started by start_worker that have not finished yet."""
+    alive = []
+    for thread in list(_running_threads):
+        try:
+            if thread.isRunning():
+                alive.append(thread)
+        except RuntimeError:  # the C++ object is already gone
+            continue
+    return alive
+
+
+def start_worker(worker: BaseWorker) -> QThread:
+    """Move `worker` to a new QThread, wire the standard signals and start it."""
+    thread = QThread()
+    thread.setObjectName(f"{type(worker).__name__}Thread")
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    worker.finished.connect(worker.deleteLater)
+    thread.finished.connect(thread.deleteLater)
+    worker._thread = thread  # keep both alive until the thread ends
+    thread._worker = worker
+    _running_threads.add(thread)
+    thread.start()
+    return thread
+
+
+def stop_and_wait(worker: BaseWorker | None, timeout_ms: int = 10_000) -> bool:
+    """Ask a worker to stop, then wait for its thread. True when it is no longer running."""
+    if worker is None:
+        return True
+    try:
+        worker.stop()
+        thread = worker._thread
+        if thread is None or not thread.isRunning():
+            return True
+        return thread.wait(timeout_ms)
+    except RuntimeError:  # already deleted: it finished
+        return True
+
+
+class BaseWorker(QObject):
+    failed = Signal(str)  # a message a person can read
+    finished = Signal()  # always last
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self._thread: QThread | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.work()
+        except Exception as err:  # noqa: BLE001 - every error must reach the user as a message
+            self.failed.emit(describe_error(err))
+        finally:
+            self.finished.emit()
+
+    def work(self) -> None:  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+
+class TaskWorker(BaseWorker):
+    """Runs fn(progress=callback) once; reports progress in [0, 1] and the result."""
+
+    progressed = Signal(float)
+    succeeded = Signal(object)
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+
+    def work(self) -> None:
+        result = self._fn(*self._args, **self._kwargs)
+        if not self.stop_requested:
+            self.succeeded.emit(result)
+
+
+class TrainingWorker(BaseWorker):
+    """Runs ModelTrainer.fit and turns its events into signals.
+
+    Step events are batched (one signal per STEP_BATCH_SECONDS) so a tiny model taking a
+    thousand steps a second does not flood the GUI thread's event queue.
+    """
+
+    training_started = Signal(object)  # TrainingStarted
+    steps_completed = Signal(object)  # tuple[StepCompleted, ...]
+    evaluated = Signal(object)  # Evaluated
+    sample_generated = Signal(object)  # SampleGenerated
+    checkpoint_saved = Signal(object)  # CheckpointSaved
+    training_finished = Signal(object)  # TrainingFinished
+    paused = Signal()
+    resumed = Signal()
+
+    def __init__(self, trainer: ModelTrainer, **fit_options: Any) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.control = TrainingControl()
+        self._fit_options = fit_options
+
+    def stop(self) -> None:
+        super().stop()
+        self.control.stop()
+
+    def pause(self) -> None:
+        self.control.pause()
+        self.paused.emit()
+
+    def resume(self) -> None:
+        self.control.resume()
+        self.resumed.emit()
+
+    def work(self) -> None:
+        pending: list[StepCompleted] = []
+        last_sent = time.perf_counter()
+        for event in self.trainer.fit(control=self.control, **self._fit_options):
+            if isinstance(event, StepCompleted):
+                pending.append(event)
+                now = time.perf_counter()
+                if now - last_sent >= STEP_BATCH_SECONDS:
+                    self.steps_completed.emit(tuple(pending))
+                    pending, last_sent = [], now
+                continue
+            if pending:  # keep the order: steps before the event that followed them
+                self.steps_completed.emit(tuple(pending))
+                pending = []
+            self._emit_event(event)
+
+    def _emit_event(self, event: object) -> None:
+        from microlm import CheckpointSaved, Evaluated, SampleGenerated, TrainingStarted
+
+        signal = {TrainingStarted: self.training_started, Evaluated: self.evaluated,
+                  SampleGenerated: self.sample_generated, CheckpointSaved: self.checkpoint_saved,
+                  TrainingFinished: self.training_finished}[type(event)]
+        signal.emit(event)
+
+
+class GenerationWorker(BaseWorker):
+    """Streams generated characters; sends them in small batches as (char, prob) tuples."""
+
+    chars_generated = Signal(object)  # tuple[GeneratedChar, ...]
+    generation_finished = Signal(float)  # characters per second
+
+    def __init__(self, generator: TextGenerator, prompt: str, length: int,
+                 temperature: float, top_k: int | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> None:
+        super().__init__()
+        self.generator = generator
+        self._options = dict(prompt=prompt, length=length, temperature=temperature,
+                             top_k=top_k, top_p=top_p, seed=seed)
+
+    def work(self) -> None:
+        pending = []
+        start = last_sent = time.perf_counter()
+        count = 0
+        for generated in self.generator.stream(**self._options):
+            if self.stop_requested:
+                break
+            pending.append(generated)
+            count += 1
+            now = time.perf_counter()
+            if now - last_sent >= 0.03:
+                self.chars_generated.emit(tuple(pending))
+                pending, last_sent = [], now
+        if pending:
+            self.chars_generated.emit(tuple(pending))
+        elapsed = time.perf_counter() - start
+        self.generation_finished.emit(count / elapsed if elapsed > 0 else 0.0)
+
+
+def describe_error(err: BaseException) -> str:
+    """One readable message for an exception; library errors already say what to do."""
+    from microlm import CheckpointError, CorpusError, UnknownCharacterError
+
+    if isinstance(err, (CorpusError, CheckpointError, UnknownCharacterError, ValueError)):
+        return str(err)
+    if isinstance(err, MemoryError):
+        return "Out of memory. Choose a smaller model, batch size or sequence length."
+    last = traceback.format_exception_only(type(err), err)[-1].strip()
+    return f"Something went wrong: {last}"
