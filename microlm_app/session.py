@@ -30,6 +30,7 @@ class Session(QObject):
         self.model_config = ModelConfig(vocab_size=65, embedding_dim=64, hidden_dim=256,
                                         num_layers=1, dropout=0.0)
         self.training_config = TrainingConfig(epochs=3, sample_interval=100, eval_interval=100)
+        self.config_problems: list[str] = []  # what is wrong with the configs; empty = valid
         self.model: MicroLM | None = None
         self.model_tokenizer: CharacterTokenizer | None = None
         self.model_metadata: dict = {}  # history, training config, best val loss
@@ -45,12 +46,21 @@ class Session(QObject):
         self.corpus_changed.emit()
 
     def set_configs(self, model_config: ModelConfig | None = None,
-                    training_config: TrainingConfig | None = None) -> None:
+                    training_config: TrainingConfig | None = None,
+                    problems: list[str] | None = None) -> None:
+        """Store the configs the Train tab will use. `problems` (from the Configure tab's
+        inline validation) non-empty means the fields do not form a valid run."""
         if model_config is not None:
             self.model_config = model_config
         if training_config is not None:
             self.training_config = training_config
+        if problems is not None:
+            self.config_problems = list(problems)
         self.config_changed.emit()
+
+    @property
+    def config_valid(self) -> bool:
+        return not self.config_problems
 
     def set_model(self, model: MicroLM, tokenizer: CharacterTokenizer, metadata: dict,
                   unsaved: bool, path: str | None = None) -> None:
