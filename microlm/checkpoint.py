@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +77,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"{path} holds Python objects that a MicroLM checkpoint never contains, so it was "
             f"not loaded and none of its code ran. Only open checkpoints saved by MicroLM. "
-            f"({str(err).splitlines()[0][:120]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+            f"({_first_line(err)})") from None
+    except Exception as err:  # the weights-only unpickler raises many kinds
+        # (KeyError, EOFError, RuntimeError, ...) for files that are not checkpoints.
         raise CheckpointError(
             f"{path} is damaged or is not a PyTorch file (it may have been cut short while "
-            f"copying). Save or copy it again. ({str(err).splitlines()[0][:120]})") from None
+            f"copying). Save or copy it again. ({_first_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is a PyTorch file but not a MicroLM checkpoint (no "
                               f"'{FORMAT_NAME}' marker). Save models with microlm.save_model.")
@@ -112,7 +112,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
         model.load_state_dict(payload["state_dict"])
     except (ValueError, TypeError, RuntimeError, KeyError) as err:
         raise CheckpointError(f"{path} does not describe a consistent model: "
-                              f"{str(err).splitlines()[0][:200]}") from None
+                              f"{_first_line(err)}") from None
     if tokenizer.vocab_size() > config.vocab_size:
         raise CheckpointError(f"{path}: the vocabulary has more characters than the model.")
     metadata = dict(payload.get("metadata") or {})
@@ -121,6 +121,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
         metadata["training_state"] = payload["training_state"]
     model.to(device).eval()
     return model, tokenizer, metadata
+
+
+def _first_line(err: BaseException) -> str:
+    """The start of an error's message (some, like EOFError(), have none)."""
+    return ((str(err) or type(err).__name__).splitlines() or [""])[0][:120]
 
 
 _PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.Size)

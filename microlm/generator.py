@@ -75,7 +75,8 @@ class TextGenerator:
                 next_id = int(next_ids[0])
                 yield GeneratedChar(self.tokenizer.chars[next_id], index,
                                     float(probs[0, next_id]))
-                logits, state = self._step(next_ids, state)
+                if index + 1 < length:  # the last character needs no step after it
+                    logits, state = self._step(next_ids, state)
 
     def generate_batch(self, prompts: Sequence[str], length: int = 100,
                        temperature: float = 1.0, top_k: int | None = None,
@@ -91,10 +92,11 @@ class TextGenerator:
         new_ids = []
         with torch.inference_mode():
             logits, state = self._prime(prompts)
-            for _ in range(length):
+            for index in range(length):
                 next_ids, _ = sample_next(logits, temperature, top_k, top_p, generator)
                 new_ids.append(next_ids)
-                logits, state = self._step(next_ids, state)
+                if index + 1 < length:
+                    logits, state = self._step(next_ids, state)
         if not new_ids:
             return list(prompts)
         columns = torch.stack(new_ids, dim=1).tolist()  # (B, length)
@@ -117,11 +119,16 @@ class TextGenerator:
             packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
             _, state = self.model.lstm(packed)
         # The top layer's final hidden state is the LSTM output at each prompt's last char.
-        return self.model.head(state[0][-1]), state  # (B, vocab_size)
+        return self._known(self.model.head(state[0][-1])), state  # (B, vocab_size)
 
     def _step(self, ids: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
         logits, state = self.model(ids.view(-1, 1).to(self.device), state)
-        return logits[:, -1], state  # (B, vocab_size)
+        return self._known(logits[:, -1]), state  # (B, vocab_size)
+
+    def _known(self, logits: torch.Tensor) -> torch.Tensor:
+        """Only the tokenizer's characters: a model may have spare outputs (the seed builds
+        MicroLM(vocab_size=50) for a shorter vocabulary), which have no character to print."""
+        return logits[..., :self.tokenizer.vocab_size()]
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,

@@ -1,0 +1,256 @@
+"""Tests for corpus reading (encodings, bad files), statistics, the split and batching."""
+
+import random
+
+import pytest
+import torch
+
+from microlm import (
+    SAMPLE_CORPORA,
+    CharacterTokenizer,
+    CorpusError,
+    TextDataLoader,
+    corpus_stats,
+    read_corpus,
+    sample_corpus,
+    split_text,
+)
+from microlm.data import encode_tokens
+
+TEXT = "Grüße, café — naïve 🙂\nsecond line\n"
+
+
+def random_text(n: int, seed: int = 0) -> str:
+    """Letters at random, so that every window of 8+ characters occurs once in the text."""
+    rng = random.Random(seed)
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(n))
+
+
+# ---- reading files ----
+
+def test_reads_utf8(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(TEXT.encode("utf-8"))
+    corpus = read_corpus(path)
+    assert corpus.text == TEXT
+    assert corpus.encoding == "utf-8"
+    assert not corpus.used_fallback_encoding
+    assert corpus.size_bytes == len(TEXT.encode("utf-8"))
+    assert corpus.source == str(path)
+
+
+def test_reads_utf8_with_bom_without_keeping_the_bom(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(TEXT.encode("utf-8-sig"))
+    corpus = read_corpus(path)
+    assert corpus.text == TEXT
+    assert "\ufeff" not in corpus.text
+    assert corpus.encoding == "utf-8-sig"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_reads_utf16_with_bom(tmp_path, encoding):
+    path = tmp_path / "u16.txt"
+    data = TEXT.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path.write_bytes(data)
+    corpus = read_corpus(path)
+    assert corpus.text == TEXT
+    assert corpus.encoding == "utf-16"
+
+
+def test_cp1252_file_is_read_with_a_stated_fallback(tmp_path):
+    text = "caf\u00e9 na\u00efve \u201cquoted\u201d \u20ac5"
+    path = tmp_path / "win.txt"
+    path.write_bytes(text.encode("cp1252"))
+    corpus = read_corpus(path)
+    assert corpus.text == text
+    assert corpus.encoding == "cp1252"
+    assert corpus.used_fallback_encoding
+    note = corpus.warnings[0]
+    assert "not valid UTF-8" in note and "offset 3" in note and "cp1252" in note
+
+
+@pytest.mark.parametrize("data", [
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00",  # a PNG header
+    b"text with a NUL\x00 inside",
+    bytes(range(1, 32)) * 20,  # control bytes, no NUL
+])
+def test_binary_files_are_refused(tmp_path, data):
+    path = tmp_path / "image.png"
+    path.write_bytes(data)
+    with pytest.raises(CorpusError, match="binary"):
+        read_corpus(path)
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n\t\r\n  ", "\u3000\n".encode()])
+def test_empty_and_whitespace_files_are_refused(tmp_path, data):
+    path = tmp_path / "blank.txt"
+    path.write_bytes(data)
+    with pytest.raises(CorpusError, match="whitespace"):
+        read_corpus(path)
+
+
+def test_missing_path_and_folder_are_refused(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        read_corpus(tmp_path / "nope.txt")
+    with pytest.raises(CorpusError, match="folder"):
+        read_corpus(tmp_path)
+
+
+def test_too_short_for_the_minimum_is_refused(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(CorpusError, match="at least 2"):
+        read_corpus(path)
+
+
+def test_warnings_for_tiny_text_and_huge_vocabulary(tmp_path):
+    path = tmp_path / "small.txt"
+    path.write_text("hello world", encoding="utf-8")
+    warnings = read_corpus(path).warnings
+    assert len(warnings) == 1 and "memorise" in warnings[0]
+
+    huge = "".join(chr(0x4E00 + i) for i in range(400)) * 30  # 400 distinct, 12,000 chars
+    path.write_text(huge, encoding="utf-8")
+    warnings = read_corpus(path).warnings
+    assert len(warnings) == 1 and "400 distinct characters" in warnings[0]
+
+
+def test_progress_is_reported_up_to_one(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    seen = []
+    read_corpus(path, progress=seen.append)
+    assert seen[-1] == 1.0
+    assert seen == sorted(seen)
+
+
+# ---- statistics and the split ----
+
+def test_corpus_stats_on_a_known_text():
+    stats = corpus_stats("abracadabra\nab\n")
+    assert stats.characters == 15
+    assert stats.lines == 2
+    assert stats.unique_characters == 6  # a b r c d \n
+    # Ties keep vocabulary order: "\n" sorts before "r".
+    assert stats.most_common(4) == [("a", 6), ("b", 3), ("\n", 2), ("r", 2)]
+    assert sum(count for _, count in stats.frequencies) == 15
+    assert corpus_stats("one\ntwo").lines == 2  # a last line without a newline counts
+
+
+def test_split_text_holds_out_the_end():
+    text = "x" * 90 + "y" * 10
+    train, val = split_text(text)
+    assert (len(train), len(val)) == (90, 10)
+    assert set(val) == {"y"}
+    assert split_text(text, 0.0) == (text, "")
+    with pytest.raises(ValueError):
+        split_text(text, 1.0)
+
+
+# ---- batching ----
+
+def make_loader(text: str, mode: str = "random", seed: int = 0, sequence_length: int = 16,
+                batch_size: int = 4) -> tuple[TextDataLoader, CharacterTokenizer, torch.Tensor]:
+    tokenizer = CharacterTokenizer(text)
+    tokens = encode_tokens(text, tokenizer)
+    return TextDataLoader(tokens, sequence_length, batch_size, mode, seed), tokenizer, tokens
+
+
+def test_tokens_are_one_compact_tensor():
+    tokens = encode_tokens("hello world", CharacterTokenizer("hello world"))
+    assert tokens.dtype == torch.uint8 and tokens.dim() == 1 and len(tokens) == 11
+
+
+@pytest.mark.parametrize("mode", ["random", "sequential"])
+def test_an_epoch_is_about_one_pass(mode):
+    text = random_text(5000)
+    loader, _, _ = make_loader(text, mode)
+    chars_per_epoch = len(loader) * loader.batch_size * loader.sequence_length
+    assert len(text) - 2 * loader.batch_size * loader.sequence_length <= chars_per_epoch
+    assert chars_per_epoch <= len(text)
+    assert sum(1 for _ in loader) == len(loader)
+
+
+@pytest.mark.parametrize("mode", ["random", "sequential"])
+def test_batches_are_windows_of_the_text_with_shifted_targets(mode):
+    text = random_text(3000)
+    loader, tokenizer, _ = make_loader(text, mode)
+    for inputs, targets in loader:
+        assert inputs.shape == targets.shape == (4, 16)
+        assert inputs.dtype == targets.dtype == torch.int64
+        assert inputs.is_contiguous() and targets.is_contiguous()
+        assert torch.equal(inputs[:, 1:], targets[:, :-1])
+        for row_in, row_target in zip(inputs, targets, strict=True):
+            window = tokenizer.decode(row_in.tolist()) + tokenizer.decode(row_target[-1:].tolist())
+            assert window in text
+
+
+def test_random_batches_reproduce_with_a_seed():
+    text = random_text(3000)
+    first = [b[0] for b in make_loader(text, seed=7)[0]]
+    second = [b[0] for b in make_loader(text, seed=7)[0]]
+    other = [b[0] for b in make_loader(text, seed=8)[0]]
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_sequential_rows_continue_from_batch_to_batch():
+    text = random_text(3000)
+    loader, tokenizer, _ = make_loader(text, "sequential")
+    batches = list(loader)
+    assert len(batches) >= 3
+    for row in range(loader.batch_size):
+        stream = "".join(tokenizer.decode(inputs[row].tolist()) for inputs, _ in batches)
+        assert stream in text  # row r of batch k+1 starts where row r of batch k ended
+    # The next epoch starts the streams again from the beginning.
+    assert torch.equal(next(iter(loader))[0], batches[0][0])
+
+
+def test_loader_state_restores_the_batch_order():
+    text = random_text(3000)
+    loader, _, _ = make_loader(text, "random", seed=3)
+    loader.next_batch()
+    state = loader.state_dict()
+    expected = [loader.next_batch()[0] for _ in range(3)]
+    loader.load_state_dict(state)
+    assert all(torch.equal(loader.next_batch()[0], e) for e in expected)
+
+
+def test_loader_never_copies_the_token_tensor():
+    text = random_text(20_000)
+    loader, _, tokens = make_loader(text, sequence_length=50, batch_size=8)
+    # The loader holds the very same storage, not a list of windows.
+    assert loader.tokens.untyped_storage().data_ptr() == tokens.untyped_storage().data_ptr()
+    assert loader.tokens.dtype == torch.uint8
+    big_attributes = [name for name, value in vars(loader).items()
+                      if isinstance(value, torch.Tensor) and value is not tokens
+                      and value.numel() > 1000]
+    assert big_attributes == []
+    assert not any(isinstance(value, list) for value in vars(loader).values())
+
+
+def test_loader_refuses_text_shorter_than_one_window():
+    tokenizer = CharacterTokenizer("abcdef")
+    with pytest.raises(CorpusError, match="sequence_length=10"):
+        TextDataLoader(encode_tokens("abcdef", tokenizer), 10, 2)
+    with pytest.raises(ValueError):
+        TextDataLoader(encode_tokens("abcdef", tokenizer), 2, 2, mode="shuffled")
+
+
+# ---- built-in sample corpora ----
+
+@pytest.mark.parametrize("name", SAMPLE_CORPORA)
+def test_sample_corpora_are_plausible(name):
+    corpus = sample_corpus(name)
+    assert corpus.source == name
+    assert 100_000 < len(corpus.text) <= 2_000_000
+    assert 30 < len(set(corpus.text)) < 200
+    assert corpus.size_bytes >= len(corpus.text)
+
+
+def test_unknown_sample_corpus_name():
+    with pytest.raises(CorpusError, match="Python documentation"):
+        sample_corpus("Shakespeare")

@@ -1,0 +1,151 @@
+"""Tests for TextGenerator: greedy and sampled text, streaming, batches, linear cost."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from microlm import CharacterTokenizer, MicroLM, TextGenerator, UnknownCharacterError
+
+TEXT = "the cat sat on the mat.\nA dog ran far away!"
+
+
+@pytest.fixture
+def tokenizer() -> CharacterTokenizer:
+    return CharacterTokenizer(TEXT)
+
+
+@pytest.fixture
+def model(tokenizer) -> MicroLM:
+    torch.manual_seed(3)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16, num_layers=2,
+                    dropout=0.0)
+    with torch.no_grad():  # larger weights: a random model with varied, confident choices
+        for param in model.parameters():
+            param.mul_(4.0)
+    return model.eval()
+
+
+@pytest.fixture
+def generator(model, tokenizer) -> TextGenerator:
+    return TextGenerator(model, tokenizer)
+
+
+def greedy_by_hand(model: MicroLM, tokenizer: CharacterTokenizer, prompt: str,
+                   length: int) -> tuple[str, list[float]]:
+    """Re-run the whole context each step and take the argmax: slow but obviously right."""
+    ids = tokenizer.encode(prompt or "\n")
+    new, probabilities = [], []
+    with torch.no_grad():
+        for _ in range(length):
+            logits = model(torch.tensor([ids]))[0, -1]
+            probs = F.softmax(logits, dim=-1)
+            next_id = int(probs.argmax())
+            new.append(next_id)
+            probabilities.append(float(probs[next_id]))
+            ids.append(next_id)
+    return prompt + tokenizer.decode(new), probabilities
+
+
+def test_greedy_is_the_argmax_chain(generator, model, tokenizer):
+    expected, _ = greedy_by_hand(model, tokenizer, "the c", 40)
+    assert generator.generate("the c", length=40, temperature=0.0) == expected
+    assert generator.generate("the c", length=40, temperature=0.0) == expected
+    assert len(set(expected[5:])) >= 2  # the check means something: the text varies
+
+
+def test_same_seed_same_text(generator):
+    first = generator.generate("the", length=60, temperature=1.5, seed=11)
+    assert generator.generate("the", length=60, temperature=1.5, seed=11) == first
+    assert generator.generate("the", length=60, temperature=1.5, seed=12) != first
+    assert first.startswith("the") and len(first) == 63
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy(generator):
+    greedy = generator.generate("a dog", length=30, temperature=0.0)
+    assert generator.generate("a dog", length=30, temperature=1.3, top_k=1, seed=1) == greedy
+    assert generator.generate("a dog", length=30, temperature=1.3, top_p=1e-6, seed=2) == greedy
+
+
+def test_top_k_limits_the_choices(generator, model, tokenizer):
+    # With top_k=2 every sampled character is one of the two most likely at its step.
+    chars = list(generator.stream("the", length=30, temperature=2.0, top_k=2, seed=5))
+    text = "the"
+    with torch.no_grad():
+        for generated in chars:
+            logits = model(torch.tensor([tokenizer.encode(text)]))[0, -1]
+            top_two = {tokenizer.chars[i] for i in logits.topk(2).indices.tolist()}
+            assert generated.char in top_two
+            text += generated.char
+
+
+def test_generate_batch_equals_one_by_one(generator):
+    prompts = ["the cat", "A", "", "far away!\nthe"]
+    batch = generator.generate_batch(prompts, length=25, temperature=0.0)
+    singles = [generator.generate(p, length=25, temperature=0.0) for p in prompts]
+    assert batch == singles
+    assert generator.generate_batch([], length=5) == []
+
+
+def test_empty_prompt_starts_from_a_newline(generator, model, tokenizer):
+    expected, _ = greedy_by_hand(model, tokenizer, "", 20)
+    assert generator.generate("", length=20, temperature=0.0) == expected
+
+
+def test_stream_yields_each_character_with_its_probability(generator, model, tokenizer):
+    chars = list(generator.stream("the m", length=15, temperature=0.0))
+    expected, probabilities = greedy_by_hand(model, tokenizer, "the m", 15)
+    assert len(chars) == 15
+    assert [c.index for c in chars] == list(range(15))
+    assert "the m" + "".join(c.char for c in chars) == expected
+    assert [c.probability for c in chars] == pytest.approx(probabilities, abs=1e-5)
+    sampled = list(generator.stream("the", length=50, temperature=1.0, seed=4))
+    assert all(0.0 < c.probability <= 1.0 for c in sampled)
+
+
+def test_each_new_character_costs_one_lstm_step(generator, model):
+    calls = []
+    original = model.lstm.forward
+
+    def counting_forward(inputs, *args, **kwargs):
+        calls.append(inputs.shape[1])  # time steps in this call (batch_first)
+        return original(inputs, *args, **kwargs)
+
+    model.lstm.forward = counting_forward
+    try:
+        for length in (1, 10, 50):
+            calls.clear()
+            generator.generate("the cat", length=length, temperature=0.7, seed=0)
+            # the prompt once, then one single-step call per further character
+            assert calls == [len("the cat")] + [1] * (length - 1)
+    finally:
+        del model.lstm.forward
+
+
+def test_unknown_prompt_characters(generator):
+    with pytest.raises(UnknownCharacterError) as info:
+        generator.generate("the zebra", length=5)
+    assert info.value.characters == ["z", "b"]
+    dropped = generator.generate("the zebra", length=5, temperature=0.0, on_unknown="drop")
+    assert dropped.startswith("the era") and len(dropped) == 12
+    replaced = generator.generate("the zebra", length=5, temperature=0.0, on_unknown="replace")
+    assert replaced.startswith("the  e ra")
+    with pytest.raises(UnknownCharacterError):
+        generator.generate_batch(["ok", "zz"], length=3)
+
+
+@pytest.mark.parametrize("kwargs", [{"length": -1}, {"temperature": -0.1}, {"top_k": 0},
+                                    {"top_p": 0.0}, {"top_p": 1.5}])
+def test_bad_sampling_settings_are_refused(generator, kwargs):
+    with pytest.raises(ValueError):
+        generator.generate("the", **{"length": 5, **kwargs})
+
+
+def test_a_model_with_spare_outputs_only_produces_known_characters():
+    # The seed builds MicroLM(vocab_size=50) and a tokenizer from a shorter text.
+    tokenizer = CharacterTokenizer("abc")
+    torch.manual_seed(0)
+    model = MicroLM(vocab_size=50, embedding_dim=8, hidden_dim=16, num_layers=1)
+    generator = TextGenerator(model, tokenizer)
+    text = generator.generate("a", length=200, temperature=3.0, seed=0)
+    assert set(text) <= {"a", "b", "c"}
+    assert len(generator.generate_batch(["a", "bc"], length=50, temperature=3.0, seed=0)[1]) == 52

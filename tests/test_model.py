@@ -1,0 +1,106 @@
+"""Tests for MicroLM: shapes, carried state, forget-gate bias, parameter counts, configs."""
+
+import pytest
+import torch
+
+from microlm import MicroLM, ModelConfig
+from microlm.model import gradient_norms, layer_name
+
+
+@pytest.fixture
+def model() -> MicroLM:
+    torch.manual_seed(0)
+    return MicroLM(vocab_size=11, embedding_dim=8, hidden_dim=16, num_layers=2, dropout=0.1)
+
+
+def test_logits_have_shape_batch_time_vocab(model):
+    logits = model(torch.randint(0, 11, (3, 7)))
+    assert logits.shape == (3, 7, 11)
+
+
+def test_stateful_call_returns_h_and_c(model):
+    logits, (h, c) = model(torch.randint(0, 11, (3, 7)), return_state=True)
+    assert logits.shape == (3, 7, 11)
+    assert h.shape == c.shape == (2, 3, 16)
+    logits, (h2, c2) = model(torch.randint(0, 11, (3, 1)), (h, c))  # passing a state returns one
+    assert logits.shape == (3, 1, 11) and h2.shape == (2, 3, 16)
+    assert all(s.shape == (2, 5, 16) and not s.any() for s in model.init_state(5))
+
+
+def test_two_halves_with_carried_state_equal_one_pass(model):
+    model.eval()  # no dropout, so both ways compute the same function
+    x = torch.randint(0, 11, (2, 12))
+    whole, state_whole = model(x, return_state=True)
+    first, state = model(x[:, :5], return_state=True)
+    second, state_halves = model(x[:, 5:], state)
+    assert torch.allclose(torch.cat([first, second], dim=1), whole, atol=1e-6)
+    assert torch.allclose(state_halves[0], state_whole[0], atol=1e-6)
+    assert torch.allclose(state_halves[1], state_whole[1], atol=1e-6)
+    # and a fresh state differs from the carried one (the state matters)
+    assert not torch.allclose(model(x[:, 5:]), second, atol=1e-4)
+
+
+def test_forget_gate_bias_starts_at_one(model):
+    hidden = 16
+    for layer in range(2):
+        ih = getattr(model.lstm, f"bias_ih_l{layer}")
+        hh = getattr(model.lstm, f"bias_hh_l{layer}")
+        total = ih + hh  # PyTorch adds both biases; gates are (input, forget, cell, output)
+        assert torch.allclose(total[hidden:2 * hidden], torch.ones(hidden))
+        assert not torch.allclose(total[:hidden], torch.ones(hidden))
+
+
+@pytest.mark.parametrize("sizes", [(11, 8, 16, 1), (65, 16, 32, 2), (200, 128, 256, 3)])
+def test_model_info_counts_are_true(sizes):
+    vocab, emb, hidden, layers = sizes
+    model = MicroLM(vocab, emb, hidden, layers)
+    info = model.get_model_info()
+    true_count = sum(p.numel() for p in model.parameters())
+    assert info["total_parameters"] == true_count
+    assert info["trainable_parameters"] == true_count
+    assert ModelConfig(vocab, emb, hidden, layers).num_parameters() == true_count
+    assert info["embedding_parameters"] + info["lstm_parameters"] + info[
+        "output_parameters"] == true_count
+    assert info["model_size_mb"] == pytest.approx(true_count * 4 / 2**20)
+
+
+def test_nano_preset_of_the_seed_has_its_true_size():
+    # The seed said "~2K parameters" for this; with a 65-character vocabulary it is 8,545.
+    model = MicroLM(vocab_size=65, embedding_dim=16, hidden_dim=32, num_layers=1)
+    assert model.get_model_info()["total_parameters"] == 65 * 16 + 4 * 32 * (16 + 32 + 2) + 33 * 65
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"vocab_size": 0}, "vocab_size must be a whole number >= 1"),
+    ({"vocab_size": 10, "hidden_dim": -4}, "hidden_dim must be a whole number >= 1"),
+    ({"vocab_size": 10, "num_layers": 1.5}, "num_layers must be a whole number"),
+    ({"vocab_size": 10, "dropout": 1.0}, "dropout must be in [0, 1)"),
+])
+def test_invalid_configs_raise_readable_messages(kwargs, words):
+    with pytest.raises(ValueError) as info:
+        MicroLM(**kwargs)
+    assert words in str(info.value)
+    with pytest.raises(ValueError):
+        ModelConfig(**kwargs)
+
+
+def test_missing_vocab_size_is_explained():
+    with pytest.raises(ValueError, match="vocab_size"):
+        MicroLM()
+
+
+def test_config_round_trip_and_from_config():
+    config = ModelConfig(vocab_size=20, embedding_dim=8, hidden_dim=16, num_layers=1, dropout=0.0)
+    assert ModelConfig.from_dict({**config.to_dict(), "unrelated": 1}) == config
+    assert MicroLM.from_config(config).get_model_info()["hidden_dim"] == 16
+
+
+def test_gradient_norms_per_layer(model):
+    assert gradient_norms(model) == {}
+    logits = model(torch.randint(0, 11, (2, 5)))
+    logits.sum().backward()
+    norms = gradient_norms(model)
+    assert set(norms) == {"embedding", "lstm.0", "lstm.1", "head"}
+    head = torch.cat([model.head.weight.grad.flatten(), model.head.bias.grad]).norm()
+    assert norms["head"] == pytest.approx(float(head), rel=1e-5)
+    assert layer_name("lstm.weight_hh_l1") == "lstm.1"
