@@ -1,8 +1,25 @@
-"""Hardware probe, model presets and recommendations (probe/presets/recommend: see below)."""
+"""Hardware probe, speed calibration, model presets, estimates and recommendations."""
 
 from __future__ import annotations
 
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psutil
 import torch
+
+from .model import ModelConfig
+from .tokenizer import token_dtype
+
+if TYPE_CHECKING:  # trainer imports this module, so TrainingConfig is imported lazily below
+    from .trainer import TrainingConfig
+
+GIB = 2**30
 
 
 def select_device(preference: str | torch.device | None = None) -> torch.device:
@@ -26,3 +43,511 @@ def select_device(preference: str | torch.device | None = None) -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+# ---- what this machine has ----
+
+@dataclass(frozen=True)
+class CudaDevice:
+    name: str
+    total_memory_bytes: int
+
+
+@dataclass(frozen=True)
+class HardwareInfo:
+    cpu_model: str
+    physical_cores: int | None  # None where the OS does not say
+    logical_cores: int
+    total_ram_bytes: int
+    available_ram_bytes: int  # free for a new program now (RAM not held by others)
+    torch_version: str
+    cuda_devices: tuple[CudaDevice, ...]
+    mps_available: bool
+    device: str  # what select_device() picks: "cuda", "mps" or "cpu"
+
+    def summary(self) -> str:
+        """A few lines a person reads: CPU, cores, memory, GPU, PyTorch."""
+        physical = "?" if self.physical_cores is None else str(self.physical_cores)
+        if self.cuda_devices:
+            gpus = ", ".join(f"{gpu.name} ({gpu.total_memory_bytes / GIB:.1f} GiB)"
+                             for gpu in self.cuda_devices)
+        elif self.mps_available:
+            gpus = "Apple GPU (MPS, shares the system memory)"
+        else:
+            gpus = "none"
+        return "\n".join([
+            f"CPU: {self.cpu_model}",
+            f"Cores: {physical} physical, {self.logical_cores} logical",
+            f"Memory: {self.total_ram_bytes / GIB:.1f} GiB total, "
+            f"{self.available_ram_bytes / GIB:.1f} GiB available",
+            f"GPU: {gpus}",
+            f"PyTorch: {self.torch_version} (training runs on: {self.device})",
+        ])
+
+
+def probe() -> HardwareInfo:
+    """Describe this machine (fast: reads the OS, runs no benchmark)."""
+    memory = psutil.virtual_memory()
+    cuda_devices: tuple[CudaDevice, ...] = ()
+    if torch.cuda.is_available():
+        cuda_devices = tuple(
+            CudaDevice(props.name, int(props.total_memory))
+            for props in (torch.cuda.get_device_properties(i)
+                          for i in range(torch.cuda.device_count())))
+    return HardwareInfo(
+        cpu_model=_cpu_model(),
+        physical_cores=psutil.cpu_count(logical=False),
+        logical_cores=psutil.cpu_count(logical=True) or os.cpu_count() or 1,
+        total_ram_bytes=int(memory.total),
+        available_ram_bytes=int(memory.available),
+        torch_version=torch.__version__,
+        cuda_devices=cuda_devices,
+        mps_available=_mps_available(),
+        device=select_device().type,
+    )
+
+
+def _cpu_model() -> str:
+    # platform.processor() is empty or just "x86_64" on Linux; /proc/cpuinfo has the name.
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+# ---- how fast this machine trains ----
+
+def matmul_parameters(model_config: ModelConfig) -> int:
+    """Parameters used in matrix multiplications (LSTM + output layer): the embedding is a
+    table lookup and costs next to nothing."""
+    return model_config.num_parameters() - model_config.vocab_size * model_config.embedding_dim
+
+
+@dataclass(frozen=True)
+class MachineSpeed:
+    """A fitted cost model of one training step:
+    seconds = step_overhead_s + sequence_length * timestep_overhead_s
+              + 6 * matmul_parameters * batch_size * sequence_length / flops_per_second
+    (6 FLOPs per parameter per character: 2 forward, 4 backward)."""
+
+    device: str
+    step_overhead_s: float  # fixed cost per training step (Python, optimizer, kernel launches)
+    flops_per_second: float  # effective training FLOP/s of the LSTM math
+    timestep_overhead_s: float = 0.0  # the LSTM runs characters one after another: cost per one
+
+    def step_seconds(self, model_config: ModelConfig, batch_size: int,
+                     sequence_length: int) -> float:
+        flops = 6.0 * matmul_parameters(model_config) * batch_size * sequence_length
+        return (self.step_overhead_s + sequence_length * self.timestep_overhead_s
+                + flops / self.flops_per_second)
+
+    def chars_per_second(self, model_config: ModelConfig, batch_size: int,
+                         sequence_length: int) -> float:
+        """Training characters per second for this model and batch shape."""
+        return (batch_size * sequence_length
+                / self.step_seconds(model_config, batch_size, sequence_length))
+
+
+_CALIBRATIONS: dict[str, MachineSpeed] = {}
+
+
+def calibrate(seconds: float = 1.5, device: str | None = None) -> MachineSpeed:
+    """Measure this machine's training speed by timing real training steps.
+
+    Three shapes are timed (forward + backward + clipping + AdamW step, like
+    ModelTrainer._train_step): a small model on short and on long windows, which separates
+    the per-step from the per-character cost, and a larger model, which gives the FLOP rate.
+    The result is cached per device for the life of the process.
+    """
+    target = select_device(device)
+    key = str(target)
+    if key not in _CALIBRATIONS:
+        _CALIBRATIONS[key] = _measure_speed(seconds, target)
+    return _CALIBRATIONS[key]
+
+
+def _measure_speed(seconds: float, device: torch.device) -> MachineSpeed:
+    # A GPU needs a wide batch before the math, not the launches, dominates a step.
+    wide_batch = 16 if device.type == "cpu" else 128
+    shapes = [  # (model, batch_size, sequence_length)
+        (ModelConfig(96, 32, 64, 1, 0.0), 8, 16),
+        (ModelConfig(96, 32, 64, 1, 0.0), 8, 64),
+        (ModelConfig(96, 64, 256, 1, 0.0), wide_batch, 64),
+    ]
+    rows, times = [], []
+    for config, batch_size, sequence_length in shapes:
+        step = _median_step_seconds(config, batch_size, sequence_length, device,
+                                    seconds / len(shapes))
+        rows.append([1.0, float(sequence_length),
+                     6.0 * matmul_parameters(config) * batch_size * sequence_length])
+        times.append(step)
+    # Three shapes, three unknowns: (step overhead, per-character overhead, seconds per FLOP).
+    overhead, per_timestep, seconds_per_flop = _solve3(rows, times)
+    big_flops, big_time = rows[2][2], times[2]
+    if seconds_per_flop <= 0:  # noise swamped the difference: charge the big step to the math
+        seconds_per_flop = big_time / big_flops
+    overhead = max(0.0, overhead)
+    per_timestep = max(0.0, per_timestep)
+    return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep)
+
+
+def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: int,
+                         device: torch.device, seconds: float) -> float:
+    from .model import MicroLM
+    from .trainer import TrainingConfig, make_optimizer
+
+    generator = torch.Generator().manual_seed(0)
+    model = MicroLM(config=config).to(device)
+    optimizer = make_optimizer(model, TrainingConfig())
+    inputs = torch.randint(0, config.vocab_size, (batch_size, sequence_length),
+                           generator=generator).to(device)
+    targets = torch.randint(0, config.vocab_size, (batch_size, sequence_length),
+                            generator=generator).to(device)
+
+    def step() -> None:
+        logits = model(inputs)  # (B, T, vocab_size)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, config.vocab_size),
+                                                 targets.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        loss.item()  # host sync, as the trainer does every step
+
+    deadline = time.perf_counter() + seconds
+    model.train()
+    step()  # the first step allocates memory and optimizer state: not typical
+    durations: list[float] = []
+    while len(durations) < 2 or (time.perf_counter() < deadline and len(durations) < 200):
+        start = time.perf_counter()
+        step()
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations)
+
+
+def _solve3(rows: list[list[float]], values: list[float]) -> tuple[float, float, float]:
+    """Solve a 3 x 3 linear system (Cramer's rule; singular -> zeros)."""
+    def det(m: list[list[float]]) -> float:
+        return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+                - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+
+    base = det(rows)
+    if base == 0:
+        return 0.0, 0.0, 0.0
+    solution = []
+    for column in range(3):
+        replaced = [[values[r] if c == column else rows[r][c] for c in range(3)]
+                    for r in range(3)]
+        solution.append(det(replaced) / base)
+    return solution[0], solution[1], solution[2]
+
+
+# ---- presets ----
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str  # one sentence for a learner
+    embedding_dim: int
+    hidden_dim: int
+    num_layers: int
+    dropout: float
+    sequence_length: int
+    batch_size: int
+    learning_rate: float
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size, self.embedding_dim, self.hidden_dim, self.num_layers,
+                           self.dropout)
+
+    def training_config(self, **overrides) -> TrainingConfig:
+        from .trainer import TrainingConfig
+
+        values = {"sequence_length": self.sequence_length, "batch_size": self.batch_size,
+                  "learning_rate": self.learning_rate}
+        values.update(overrides)
+        return TrainingConfig(**values)
+
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in (
+    Preset("nano", "A toy that trains in seconds: it learns which letters are common and "
+           "little more.", 16, 32, 1, 0.1, 64, 32, 3e-3),
+    Preset("small", "Learns spelling and short words in a few minutes on any laptop.",
+           64, 128, 2, 0.2, 100, 32, 2e-3),
+    Preset("medium", "Learns words and some grammar; a good default for a novel-sized text.",
+           128, 256, 2, 0.2, 128, 32, 2e-3),
+    Preset("large", "Writes convincing sentences, but needs a large text and an hour or more "
+           "on a CPU.", 256, 512, 3, 0.3, 128, 32, 1e-3),
+    Preset("xlarge", "Research-sized: worth it only on a GPU with many megabytes of text.",
+           512, 1024, 3, 0.3, 128, 64, 1e-3),
+)}
+
+
+def preset_parameters(name: str, vocab_size: int) -> int:
+    """True parameter count of a preset for a vocabulary of `vocab_size` characters."""
+    if name not in PRESETS:
+        raise KeyError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    return PRESETS[name].model_config(vocab_size).num_parameters()
+
+
+# ---- estimates ----
+
+@dataclass(frozen=True)
+class Estimate:
+    parameters: int
+    chars_per_second: float  # training characters per second on the measured machine
+    seconds_per_epoch: float  # one pass over the training part of the corpus
+    memory_bytes: int  # peak training memory, see estimate()
+
+
+def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_length: int,
+                          corpus_chars: int) -> int:
+    """Weights + gradients + two AdamW moments (4 float32 copies of every parameter),
+    the activations kept for backward, and the encoded corpus."""
+    parameters = model_config.num_parameters()
+    per_char = (model_config.embedding_dim
+                + model_config.num_layers * model_config.hidden_dim * 10  # gates, states, grads
+                + model_config.vocab_size * 3)  # logits, softmax, their gradient
+    activations = batch_size * sequence_length * per_char * 4
+    corpus = corpus_chars * token_dtype(model_config.vocab_size).itemsize
+    return 4 * 4 * parameters + activations + corpus
+
+
+def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_chars: int,
+             speed: MachineSpeed | None = None) -> Estimate:
+    """Parameters, speed, time per epoch and peak memory of training this model on a corpus
+    of `corpus_chars` characters (speed None: calibrate this machine first)."""
+    speed = speed or calibrate()
+    batch_size, sequence_length = training_config.batch_size, training_config.sequence_length
+    chars_per_second = speed.chars_per_second(model_config, batch_size, sequence_length)
+    # The same split as split_text, and an epoch is len(TextDataLoader) steps.
+    train_chars = corpus_chars - int(corpus_chars * training_config.val_fraction)
+    steps_per_epoch = max(1, (train_chars - 1) // (batch_size * sequence_length))
+    seconds_per_epoch = steps_per_epoch * speed.step_seconds(model_config, batch_size,
+                                                              sequence_length)
+    return Estimate(model_config.num_parameters(), chars_per_second, seconds_per_epoch,
+                    training_memory_bytes(model_config, batch_size, sequence_length,
+                                          corpus_chars))
+
+
+# ---- recommendation ----
+
+@dataclass(frozen=True)
+class Recommendation:
+    model_config: ModelConfig
+    training_config: TrainingConfig
+    reasons: tuple[str, ...]  # one sentence per choice, with the numbers behind it
+    estimate: Estimate
+
+
+HIDDEN_SIZES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)  # tried largest first
+BATCH_SIZES = (8, 16, 32, 64, 128, 256)
+MIN_STEPS = 1_500  # fewer optimizer steps than this and even a small model is undertrained
+MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
+SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
+TRAINING_SHARE = 0.9  # of the budget; the rest goes to evaluation and set-up
+EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
+MIN_EVALUATIONS = 10  # enough validation points to draw a curve
+
+
+def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
+              speed: MachineSpeed | None = None,
+              memory_bytes: int | None = None) -> Recommendation:
+    """The model and training settings that should reach the lowest validation loss on a
+    corpus of `corpus_chars` characters in `time_budget_s` seconds on this machine.
+
+    Measured on a 2-core CPU with a 60-70 s budget, one wide LSTM layer with small batches,
+    long windows, learning rate 3e-3 and no dropout beat deeper models, so that is the
+    starting point. The hidden size is the largest that still gets MIN_STEPS optimizer steps
+    in the budget, fits in memory and is not far larger than the text. Two layers and
+    dropout are chosen only when the budget lets the model read the text many times.
+    speed None: calibrate this machine; memory_bytes None: the RAM available now.
+    """
+    from .trainer import TrainingConfig
+
+    if corpus_chars < 3:
+        raise ValueError("The corpus needs at least a few characters to train on.")
+    if time_budget_s <= 0:
+        raise ValueError("time_budget_s must be > 0")
+    speed = speed or calibrate()
+    if memory_bytes is None:
+        memory_bytes = probe().available_ram_bytes
+    val_fraction = 0.1
+    val_chars = int(corpus_chars * val_fraction)  # as split_text holds it out
+    train_chars = corpus_chars - val_chars
+    sequence_length = max(1, min(SEQUENCE_LENGTH, (train_chars - 1) // 4))
+    training_seconds = TRAINING_SHARE * time_budget_s
+    memory_limit = memory_bytes // 2  # leave room for the OS, the app and the corpus text
+    capacity = max(50_000, 2 * train_chars)  # parameters the text can support
+
+    def plan(hidden_dim: int, num_layers: int) -> dict:
+        embedding_dim = min(128, max(16, hidden_dim // 2))
+        config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
+        batch_size = _batch_for(speed, config, sequence_length)
+        chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
+        chars_seen = chars_per_second * training_seconds
+        return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
+                "steps": chars_seen / (batch_size * sequence_length),
+                "passes": chars_seen / train_chars,
+                "memory": training_memory_bytes(config, batch_size, sequence_length,
+                                                corpus_chars)}
+
+    def acceptable(candidate: dict) -> bool:
+        return (candidate["steps"] >= MIN_STEPS and candidate["memory"] <= memory_limit
+                and candidate["config"].num_parameters() <= capacity)
+
+    candidates = [plan(h, 1) for h in HIDDEN_SIZES]
+    chosen = next((c for c in candidates if acceptable(c)), candidates[-1])
+    if chosen["passes"] >= MANY_PASSES:
+        # Plenty of time for this text: a second layer can use it, if it still gets the
+        # steps and keeps at least half the parameters of the single wide layer.
+        deeper_candidates = [plan(h, 2) for h in HIDDEN_SIZES]
+        deeper = next((c for c in deeper_candidates
+                       if acceptable(c) and c["passes"] >= MANY_PASSES), None)
+        if deeper is not None and (2 * deeper["config"].num_parameters()
+                                   >= chosen["config"].num_parameters()):
+            chosen, candidates = deeper, deeper_candidates
+    config, batch_size = chosen["config"], chosen["batch_size"]
+    parameters = config.num_parameters()
+    dropout = _dropout_for(chosen["passes"], parameters, train_chars)
+    config = ModelConfig(vocab_size, config.embedding_dim, config.hidden_dim,
+                         config.num_layers, dropout)
+    learning_rate = 3e-3 if config.hidden_dim <= 512 and config.num_layers == 1 else 2e-3
+    steps = chosen["steps"]
+    # Enough epochs that the clock, not the epoch count, ends the run even if this
+    # machine turns out three times faster than measured.
+    epochs = max(1, math.ceil(3 * chosen["passes"]) + 1)
+    eval_chars, eval_interval, evaluations = _evaluation_plan(
+        speed, config, sequence_length, val_chars, time_budget_s, steps)
+    training = TrainingConfig(
+        epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+        sequence_length=sequence_length, grad_clip=1.0, eval_interval=eval_interval,
+        eval_chars=eval_chars, time_budget_s=time_budget_s, val_fraction=val_fraction)
+    result = estimate(config, training, corpus_chars, speed)
+
+    chars_seen = chosen["chars_per_second"] * training_seconds
+    reasons = [
+        f"Hidden size {config.hidden_dim}: at ~{_count(chosen['chars_per_second'])} chars/s "
+        f"this machine processes ~{_count(chars_seen)} characters in {time_budget_s:g} s "
+        f"(~{steps:,.0f} steps), enough to train ~{_count(parameters)} parameters; "
+        + _size_limit(chosen, candidates, memory_limit, capacity),
+        _layers_reason(config.num_layers, chosen["passes"]),
+        f"Embedding size {config.embedding_dim}: each character becomes a vector of "
+        f"{config.embedding_dim} numbers, plenty for a vocabulary of {vocab_size} characters.",
+        f"Batch size {batch_size}: " + (
+            "small batches mean more, quicker weight updates, which beats fewer, bigger "
+            "updates in a fixed time." if batch_size == BATCH_SIZES[0] else
+            "on this device a smaller batch would leave it mostly waiting between steps, so "
+            "larger batches come almost for free."),
+        f"Sequence length {sequence_length}: the model learns from windows of "
+        f"{sequence_length} characters, so it can pick up patterns that span words and lines.",
+        f"Learning rate {learning_rate:g}: " + (
+            "a fast rate suits a single layer in a fixed time" if learning_rate == 3e-3 else
+            "a little slower than for one layer, as deeper or wider models are less stable")
+        + "; it warms up, then decays, and gradient clipping at 1.0 keeps it stable.",
+        _dropout_reason(dropout, chosen["passes"], parameters, train_chars),
+        f"Validation every {eval_interval:,} steps on {_count(eval_chars)} held-out "
+        f"characters (~{evaluations} checks), so measuring progress takes under "
+        f"{EVAL_SHARE:.0%} of the time.",
+        f"Training stops after {time_budget_s:g} s; it needs about "
+        f"{_memory(result.memory_bytes)} of memory ({_memory(memory_bytes)} available).",
+    ]
+    return Recommendation(config, training, tuple(reasons), result)
+
+
+def _batch_for(speed: MachineSpeed, config: ModelConfig, sequence_length: int) -> int:
+    """The smallest batch whose math costs at least as much as the fixed cost of a step:
+    below that, a step is mostly waiting and doubling the batch is nearly free."""
+    fixed = speed.step_overhead_s + sequence_length * speed.timestep_overhead_s
+    for batch_size in BATCH_SIZES:
+        math_seconds = (speed.step_seconds(config, batch_size, sequence_length) - fixed)
+        if math_seconds >= fixed:
+            return batch_size
+    return BATCH_SIZES[-1]
+
+
+def _dropout_for(passes: float, parameters: int, train_chars: int) -> float:
+    """No dropout unless the model reads the text many times; then more for models that
+    are large next to the text (they can memorise it)."""
+    if passes < MANY_PASSES:
+        return 0.0
+    if parameters < train_chars:
+        return 0.1
+    if parameters < 4 * train_chars:
+        return 0.2
+    return 0.3
+
+
+def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: int,
+                     val_chars: int, time_budget_s: float, steps: float) -> tuple[int, int, int]:
+    """(eval_chars, eval_interval, number of evaluations) keeping evaluation under
+    EVAL_SHARE of the budget. Scoring a character costs about a third of training on it
+    (forward only), in batches of 64 windows."""
+    def seconds_for(chars: int) -> float:
+        batches = max(1, math.ceil(chars / (64 * sequence_length)))
+        per_batch = speed.step_seconds(config, 64, sequence_length) / 3
+        return batches * per_batch
+
+    eval_seconds_allowed = EVAL_SHARE * time_budget_s
+    eval_chars = max(1, min(100_000, val_chars))
+    while eval_chars > 2_000 and MIN_EVALUATIONS * seconds_for(eval_chars) > eval_seconds_allowed:
+        eval_chars //= 2
+    evaluations = max(1, int(eval_seconds_allowed / seconds_for(eval_chars)))
+    evaluations = min(evaluations, 50)  # a curve needs no more points than this
+    eval_interval = max(1, math.ceil(steps / evaluations))
+    return eval_chars, eval_interval, max(1, round(steps / eval_interval))
+
+
+def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int, capacity: int) -> str:
+    """Why the next hidden size up was not chosen."""
+    larger = [c for c in candidates if c["config"].hidden_dim > chosen["config"].hidden_dim]
+    if not larger:
+        return "it is the largest size considered."
+    bigger = larger[-1]  # the next size up
+    if bigger["memory"] > memory_limit:
+        return f"hidden size {bigger['config'].hidden_dim} would need more memory than is free."
+    if bigger["config"].num_parameters() > capacity:
+        return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
+                f"the text can teach (~{_count(capacity)}).")
+    if chosen["steps"] < MIN_STEPS:
+        return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
+                f"budget would help.")
+    return (f"hidden size {bigger['config'].hidden_dim} would get only "
+            f"~{bigger['steps']:,.0f} steps, too few to learn well (want {MIN_STEPS:,}+).")
+
+
+def _layers_reason(num_layers: int, passes: float) -> str:
+    if num_layers == 1:
+        return (f"One LSTM layer: in this budget the model reads the text ~{passes:.1f} "
+                f"times, and one wide layer learns faster than a deeper, narrower stack.")
+    return (f"{num_layers} LSTM layers: the budget lets the model read the text ~{passes:.0f} "
+            f"times, enough time for a deeper model to pay off.")
+
+
+def _dropout_reason(dropout: float, passes: float, parameters: int, train_chars: int) -> str:
+    if dropout == 0:
+        return (f"No dropout: the model reads the text only ~{passes:.1f} times, too few to "
+                f"memorise it, so dropout would only slow learning.")
+    return (f"Dropout {dropout:g}: the model reads the text ~{passes:.0f} times with "
+            f"{_count(parameters)} parameters for {_count(train_chars)} training characters, "
+            f"so it could memorise the text; dropout makes it generalise.")
+
+
+def _count(value: float) -> str:
+    """1234567 -> '1.2 M', 34567 -> '35,000' style: numbers a person reads at a glance."""
+    if value >= 1e6:
+        return f"{value / 1e6:.1f} M"
+    if value >= 10_000:
+        return f"{round(value, -3):,.0f}"
+    return f"{value:,.0f}"
+
+
+def _memory(num_bytes: float) -> str:
+    if num_bytes >= GIB:
+        return f"{num_bytes / GIB:.1f} GiB"
+    return f"{num_bytes / 2**20:.0f} MiB"

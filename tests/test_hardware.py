@@ -1,0 +1,278 @@
+"""Tests for microlm.hardware: probe, calibration, presets, estimates, recommendations."""
+
+import math
+
+import pytest
+import torch
+
+from microlm import MicroLM, ModelConfig, TrainingConfig
+from microlm.hardware import (
+    PRESETS,
+    Estimate,
+    HardwareInfo,
+    MachineSpeed,
+    Recommendation,
+    calibrate,
+    estimate,
+    matmul_parameters,
+    preset_parameters,
+    probe,
+    recommend,
+    select_device,
+    training_memory_bytes,
+)
+
+# A made-up 2-core CPU (no timing): 2 ms per step, 10 us per character position, 150 GFLOP/s.
+CPU_LIKE = MachineSpeed("cpu", step_overhead_s=0.002, flops_per_second=150e9,
+                        timestep_overhead_s=1e-5)
+# A GPU-like machine: launching a step is slow, the math is nearly free.
+GPU_LIKE = MachineSpeed("cuda", step_overhead_s=0.004, flops_per_second=20e12,
+                        timestep_overhead_s=5e-5)
+PLENTY_OF_MEMORY = 16 * 2**30
+SHAKESPEARE_CHARS = 1_115_394
+
+
+def test_probe_reports_sane_values():
+    info = probe()
+    assert isinstance(info, HardwareInfo)
+    assert info.logical_cores >= 1
+    assert info.physical_cores is None or 1 <= info.physical_cores <= info.logical_cores
+    assert info.total_ram_bytes > 0
+    assert 0 < info.available_ram_bytes <= info.total_ram_bytes
+    assert info.torch_version == torch.__version__
+    assert info.device == select_device().type
+    assert info.cpu_model.strip()
+    assert len(info.cuda_devices) == (torch.cuda.device_count() if torch.cuda.is_available()
+                                      else 0)
+
+
+def test_summary_names_each_part_of_the_machine():
+    info = HardwareInfo("Test CPU 3000", 4, 8, 16 * 2**30, 8 * 2**30, "2.9.0", (), False, "cpu")
+    lines = info.summary().splitlines()
+    assert lines[0] == "CPU: Test CPU 3000"
+    assert "4 physical, 8 logical" in lines[1]
+    assert "16.0 GiB total" in lines[2] and "8.0 GiB available" in lines[2]
+    assert lines[3] == "GPU: none"
+    assert "2.9.0" in lines[4] and "cpu" in lines[4]
+
+
+def test_summary_lists_cuda_devices_with_memory():
+    from microlm.hardware import CudaDevice
+
+    info = HardwareInfo("x", None, 2, 2**30, 2**29, "2.9.0",
+                        (CudaDevice("Fake GPU", 24 * 2**30),), False, "cuda")
+    assert "GPU: Fake GPU (24.0 GiB)" in info.summary()
+    assert "? physical" in info.summary()
+
+
+def test_presets_are_ordered_and_match_the_seed_sizes():
+    assert list(PRESETS) == ["nano", "small", "medium", "large", "xlarge"]
+    shapes = {name: (p.embedding_dim, p.hidden_dim, p.num_layers) for name, p in PRESETS.items()}
+    assert shapes == {"nano": (16, 32, 1), "small": (64, 128, 2), "medium": (128, 256, 2),
+                      "large": (256, 512, 3), "xlarge": (512, 1024, 3)}
+    assert all(p.description.endswith(".") for p in PRESETS.values())
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_parameter_counts_are_true_counts(name):
+    config = PRESETS[name].model_config(65)
+    model = MicroLM(config=config)
+    assert preset_parameters(name, 65) == sum(p.numel() for p in model.parameters())
+
+
+def test_nano_parameter_count_by_hand():
+    # embedding 65*16 + LSTM 4*32*(16+32+2) + head 32*65+65
+    assert preset_parameters("nano", 65) == 1040 + 6400 + 2145
+
+
+def test_unknown_preset_names_the_valid_ones():
+    with pytest.raises(KeyError, match="nano, small, medium, large, xlarge"):
+        preset_parameters("huge", 65)
+
+
+def test_preset_training_config_takes_overrides():
+    config = PRESETS["small"].training_config(epochs=3, batch_size=4)
+    assert isinstance(config, TrainingConfig)
+    assert (config.epochs, config.batch_size) == (3, 4)
+    assert config.sequence_length == PRESETS["small"].sequence_length
+    assert config.learning_rate == PRESETS["small"].learning_rate
+
+
+def test_chars_per_second_follows_the_cost_model():
+    speed = MachineSpeed("cpu", step_overhead_s=0.01, flops_per_second=1e9)
+    config = ModelConfig(10, 4, 8, 1, 0.0)
+    # matmul parameters: LSTM 4*8*(4+8+2) = 448, head 8*10+10 = 90 -> 538
+    assert matmul_parameters(config) == 538
+    step = 0.01 + 6 * 538 * 2 * 5 / 1e9
+    assert speed.chars_per_second(config, 2, 5) == pytest.approx(10 / step)
+
+
+def test_per_character_overhead_slows_long_windows():
+    config = ModelConfig(10, 4, 8, 1, 0.0)
+    with_overhead = MachineSpeed("cpu", 0.0, 1e9, timestep_overhead_s=1e-3)
+    assert with_overhead.step_seconds(config, 1, 100) == pytest.approx(
+        0.1 + 6 * 538 * 100 / 1e9)
+
+
+def test_estimate_memory_grows_with_batch_and_matches_formula():
+    config = ModelConfig(65, 16, 32, 1, 0.0)
+    small = estimate(config, TrainingConfig(batch_size=8, sequence_length=50), 10_000, CPU_LIKE)
+    large = estimate(config, TrainingConfig(batch_size=64, sequence_length=50), 10_000, CPU_LIKE)
+    assert isinstance(small, Estimate)
+    assert large.memory_bytes > small.memory_bytes
+    params = config.num_parameters()
+    activations = 8 * 50 * (16 + 1 * 32 * 10 + 65 * 3) * 4
+    assert small.memory_bytes == 16 * params + activations + 10_000  # uint8 tokens
+    assert small.parameters == params
+
+
+def test_estimate_time_per_epoch():
+    config = ModelConfig(65, 16, 32, 1, 0.0)
+    training = TrainingConfig(batch_size=10, sequence_length=100, val_fraction=0.1)
+    result = estimate(config, training, 100_001, CPU_LIKE)
+    steps_per_epoch = 90_000 // 1000  # (90,001 train chars - 1) // 1000 chars per step
+    assert result.seconds_per_epoch == pytest.approx(
+        steps_per_epoch * CPU_LIKE.step_seconds(config, 10, 100))
+    assert result.chars_per_second == pytest.approx(1000 / CPU_LIKE.step_seconds(config, 10, 100))
+
+
+def test_training_memory_uses_int16_tokens_for_large_vocabularies():
+    config = ModelConfig(300, 8, 8, 1, 0.0)
+    with_tokens = training_memory_bytes(config, 1, 1, 1000)
+    without = training_memory_bytes(config, 1, 1, 0)
+    assert with_tokens - without == 2000
+
+
+def test_short_budget_on_a_cpu_prefers_one_wide_layer_without_dropout():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert isinstance(result, Recommendation)
+    model, training = result.model_config, result.training_config
+    assert model.num_layers == 1
+    assert model.dropout == 0.0
+    assert model.hidden_dim >= 256
+    assert training.batch_size == 8
+    assert training.sequence_length == 128
+    assert training.learning_rate == pytest.approx(3e-3)
+    assert training.grad_clip == 1.0
+    assert training.val_fraction == 0.1
+    assert training.time_budget_s == 60
+    assert result.estimate.parameters == model.num_parameters()
+
+
+def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    training = result.training_config
+    chars_per_step = training.batch_size * training.sequence_length
+
+    def steps(hidden_dim: int) -> float:
+        config = ModelConfig(65, result.model_config.embedding_dim, hidden_dim, 1, 0.0)
+        return 0.9 * 60 * CPU_LIKE.chars_per_second(config, 8, 128) / chars_per_step
+
+    assert steps(result.model_config.hidden_dim) >= 1500
+    from microlm.hardware import HIDDEN_SIZES
+
+    next_up = HIDDEN_SIZES[HIDDEN_SIZES.index(result.model_config.hidden_dim) - 1]
+    assert steps(next_up) < 1500
+
+
+def test_time_not_epochs_ends_the_run():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    training = result.training_config
+    expected_chars = result.estimate.chars_per_second * 60
+    train_chars = SHAKESPEARE_CHARS * 0.9
+    assert training.epochs * train_chars >= 2 * expected_chars
+
+
+def test_evaluation_costs_under_five_percent_of_the_budget():
+    for budget in (60, 600):
+        result = recommend(SHAKESPEARE_CHARS, budget, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+        training = result.training_config
+        steps = result.estimate.chars_per_second * 0.9 * budget / (
+            training.batch_size * training.sequence_length)
+        evaluations = steps / training.eval_interval + 1  # plus the final one
+        windows = math.ceil(training.eval_chars / (64 * training.sequence_length))
+        eval_seconds = windows * CPU_LIKE.step_seconds(result.model_config, 64,
+                                                       training.sequence_length) / 3
+        assert evaluations * eval_seconds <= 0.06 * budget
+        assert evaluations >= 5
+
+
+def test_longer_budget_gives_a_bigger_regularised_model():
+    short = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    long = recommend(SHAKESPEARE_CHARS, 600, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert long.model_config.num_parameters() > short.model_config.num_parameters()
+    assert long.model_config.dropout > 0  # it reads the text many times: could memorise it
+    assert long.training_config.time_budget_s == 600
+
+
+def test_small_corpus_caps_the_model_size():
+    result = recommend(20_000, 600, 40, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert result.model_config.num_parameters() <= 50_000
+    assert result.model_config.dropout >= 0.1
+
+
+def test_tiny_corpus_shortens_the_window():
+    result = recommend(200, 60, 20, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert result.training_config.sequence_length <= 180 // 4
+    assert result.training_config.eval_chars <= 20
+
+
+def test_recommendation_never_exceeds_memory():
+    tight = 40 * 2**20  # 40 MiB free
+    result = recommend(SHAKESPEARE_CHARS, 3600, 65, CPU_LIKE, tight)
+    assert result.estimate.memory_bytes <= tight // 2
+    roomy = recommend(SHAKESPEARE_CHARS, 3600, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert roomy.model_config.num_parameters() > result.model_config.num_parameters()
+
+
+def test_gpu_like_speed_gets_bigger_batches():
+    result = recommend(10_000_000, 600, 96, GPU_LIKE, PLENTY_OF_MEMORY)
+    assert result.training_config.batch_size > 8
+
+
+def test_reasons_explain_each_choice_with_numbers():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert len(result.reasons) >= 6
+    assert all(reason.strip().endswith(".") for reason in result.reasons)
+    text = " ".join(result.reasons)
+    assert f"Hidden size {result.model_config.hidden_dim}" in text
+    assert "chars/s" in text and "60 s" in text
+    assert "No dropout" in text
+    assert f"Batch size {result.training_config.batch_size}" in text
+
+
+def test_recommendation_is_deterministic_with_a_given_speed():
+    first = recommend(500_000, 120, 80, CPU_LIKE, PLENTY_OF_MEMORY)
+    second = recommend(500_000, 120, 80, CPU_LIKE, PLENTY_OF_MEMORY)
+    assert first == second
+
+
+def test_recommended_configuration_builds_a_model_that_runs():
+    result = recommend(5_000, 30, 30, CPU_LIKE, PLENTY_OF_MEMORY)
+    model = MicroLM(config=result.model_config)
+    inputs = torch.zeros(2, result.training_config.sequence_length, dtype=torch.long)
+    assert model(inputs).shape == (2, result.training_config.sequence_length, 30)
+
+
+def test_recommend_rejects_a_budget_of_zero():
+    with pytest.raises(ValueError, match="time_budget_s"):
+        recommend(10_000, 0, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+
+
+@pytest.fixture
+def one_thread():
+    # On a shared 2-core machine two torch threads fighting other processes can be 100x
+    # slower than one; this test checks structure only, so keep it quick.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_calibrate_returns_positive_numbers_and_is_cached(one_thread):
+    speed = calibrate(seconds=0.2, device="cpu")
+    assert speed.device == "cpu"
+    assert speed.flops_per_second > 0
+    assert speed.step_overhead_s >= 0 and speed.timestep_overhead_s >= 0
+    assert speed.chars_per_second(ModelConfig(65, 16, 32, 1, 0.0), 8, 64) > 0
+    assert calibrate(seconds=0.2, device="cpu") is speed
