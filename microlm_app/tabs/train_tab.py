@@ -1,18 +1,592 @@
-"""The Train tab (placeholder until built)."""
+"""The Train tab: start, pause and stop training, watch the loss fall and samples improve."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
+import numpy as np
+import torch
+from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microlm import (
+    Evaluated,
+    MicroLM,
+    ModelTrainer,
+    SampleGenerated,
+    StepCompleted,
+    TrainingConfig,
+    TrainingFinished,
+    TrainingStarted,
+    set_seed,
+)
+
+from ..loss_plot import LossPlot
 from ..session import Session
+from ..workers import TrainingWorker, start_worker, stop_and_wait
+
+OVERFITTING_HINT = ("The validation loss is rising while the training loss keeps falling: the "
+                    "model is starting to memorise the training text (overfitting): consider "
+                    "more dropout, a smaller model or stopping here.")
+# Settings of a new run that apply to a continued checkpoint; the others (window length,
+# validation split, batching, seed) fix the data split and stay as the checkpoint had them.
+CONTINUE_OVERRIDES = ("epochs", "learning_rate", "batch_size", "weight_decay", "warmup_steps",
+                      "min_lr_fraction", "grad_clip", "eval_interval", "eval_chars", "patience",
+                      "sample_interval", "sample_length", "time_budget_s", "grad_norm_interval")
+
+
+class _TrainingRun(TrainingWorker):
+    """A TrainingWorker that first builds its trainer (reading a checkpoint, encoding the
+    corpus) in the worker thread, so a large text never freezes the window."""
+
+    trainer_ready = Signal(object, int)  # ModelTrainer and its step count before this run
+
+    def __init__(self, make_trainer: Callable[[], tuple[ModelTrainer, dict]]) -> None:
+        super().__init__(trainer=None)
+        self._make_trainer = make_trainer
+
+    def work(self) -> None:
+        self.trainer, self._fit_options = self._make_trainer()
+        self.trainer_ready.emit(self.trainer, self.trainer.step)
+        super().work()
 
 
 class TrainTab(QWidget):
+    """Train, Pause/Resume and Stop; the live loss plot, progress, status and samples."""
+
+    run_started = Signal(object)  # TrainingStarted, once the data is prepared
+    run_finished = Signal(object)  # TrainingFinished, or None after a failure; tab is idle
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trainTab")
         self.session = session
-        QVBoxLayout(self).addWidget(QLabel("Train"))
+        self._worker: _TrainingRun | None = None
+        self._thread: QThread | None = None  # runs until just after the worker's last signal
+        self._trainer: ModelTrainer | None = None
+        self._paused = False
+        self._stopping = False
+        self._finished_event: TrainingFinished | None = None
+        self._failure: str | None = None
+        self._total_steps = 0
+        self._steps_before = 0  # the trainer's step count when this run was handed over
+        self._start_step = 0  # global step before this run's first step
+        self._continue_available = False
+        self._last_val_loss: float | None = None
+        self._best_val_loss: float | None = None
+        self._evaluations: list[Evaluated] = []
+        self.first_step: StepCompleted | None = None  # of the current run (for chars/s figures)
+        self.last_step: StepCompleted | None = None
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_controls())
+        layout.addWidget(self._build_blocked_label())
+        layout.addLayout(self._build_plot(), stretch=3)
+        layout.addWidget(self._build_progress())
+        layout.addWidget(self._build_status())
+        layout.addWidget(self._build_hint())
+        layout.addWidget(self._build_sample_preview(), stretch=1)
+        self._build_shortcuts()
+
+        session.corpus_changed.connect(self._on_corpus_changed)
+        session.config_changed.connect(self._on_config_changed)
+        session.model_changed.connect(self._on_model_changed)
+        self._update_continue_option()
+        self._update_controls()
+
+    # ---- building ----
+
+    def _build_controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.train_button = self._button(
+            "trainButton", "Train", "Train (Ctrl+Return)",
+            "Start training the model on the loaded text with the settings from the Configure "
+            "tab (Ctrl+Return). The plot below shows the loss falling as it learns.",
+            self.start_training)
+        self.pause_button = self._button(
+            "pauseButton", "Pause", "Pause or resume training (Ctrl+P)",
+            "Pause training to look at the plot and samples, then Resume where it left off "
+            "(Ctrl+P). Paused time does not count towards the time budget.",
+            self.pause_or_resume)
+        self.stop_button = self._button(
+            "stopButton", "Stop", "Stop training (Esc)",
+            "Stop training after the current step (Esc). The best model so far is kept and "
+            "is ready on the Generate and Inspect tabs and for File > Save Model.",
+            self.stop_training)
+        for button in (self.train_button, self.pause_button, self.stop_button):
+            row.addWidget(button)
+        self.continue_check = QCheckBox("Continue training the current model")
+        self.continue_check.setObjectName("continueTrainingCheck")
+        self.continue_check.setAccessibleName("Continue training the current model")
+        self.continue_check.toggled.connect(self._on_continue_changed)
+        row.addWidget(self.continue_check)
+        row.addStretch(1)
+        self.log_scale_check = QCheckBox("Log scale")
+        self.log_scale_check.setObjectName("logScaleCheck")
+        self.log_scale_check.setAccessibleName("Logarithmic loss axis")
+        self.log_scale_check.setToolTip(
+            "Show the loss axis on a logarithmic scale. Late in training the loss changes by "
+            "small amounts; a log scale makes those late improvements visible.")
+        self.log_scale_check.toggled.connect(self._on_log_scale_changed)
+        row.addWidget(self.log_scale_check)
+        return row
+
+    def _button(self, name: str, text: str, accessible: str, tip: str,
+                slot: Callable[[], Any]) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setAccessibleName(accessible)
+        button.setToolTip(tip)
+        button.clicked.connect(slot)
+        return button
+
+    def _build_blocked_label(self) -> QLabel:
+        # says why Train is disabled (no text, invalid settings) or what Train will do
+        self.blocked_label = QLabel()
+        self.blocked_label.setObjectName("trainBlockedReason")
+        self.blocked_label.setAccessibleName("Why training cannot start")
+        self.blocked_label.setWordWrap(True)
+        self.blocked_label.setStyleSheet("color: #a33;")
+        return self.blocked_label
+
+    def _build_plot(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        self.loss_plot = LossPlot()
+        self.loss_plot.setMinimumHeight(220)
+        column.addWidget(self.loss_plot)
+        return column
+
+    def _build_progress(self) -> QProgressBar:
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("trainProgress")
+        self.progress_bar.setAccessibleName("Training progress")
+        self.progress_bar.setToolTip(
+            "How much of the run is done, and an estimate of the time left (ETA) from the "
+            "speed of the last steps.")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("Not started")
+        return self.progress_bar
+
+    def _build_status(self) -> QLabel:
+        self.status_label = QLabel("Load a text and press Train.")
+        self.status_label.setObjectName("trainStatus")
+        self.status_label.setAccessibleName("Training status")
+        self.status_label.setToolTip(
+            "Epoch and step; loss = the last batch's training loss, val = loss on held-out "
+            "text, best = lowest validation loss so far (that model is kept); chars/s = "
+            "training speed; lr = the learning rate the schedule uses now.")
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setWordWrap(True)
+        return self.status_label
+
+    def _build_hint(self) -> QLabel:
+        self.overfitting_hint = QLabel(OVERFITTING_HINT)
+        self.overfitting_hint.setObjectName("overfittingHint")
+        self.overfitting_hint.setAccessibleName("Overfitting hint")
+        self.overfitting_hint.setWordWrap(True)
+        self.overfitting_hint.setStyleSheet(
+            "background: #fff4d6; border: 1px solid #e0b84c; padding: 4px;")
+        self.overfitting_hint.hide()
+        return self.overfitting_hint
+
+    def _build_sample_preview(self) -> QWidget:
+        box = QWidget()
+        column = QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(QLabel("Latest sample from the model:"))
+        self.sample_preview = QPlainTextEdit()
+        self.sample_preview.setObjectName("samplePreview")
+        self.sample_preview.setAccessibleName("Latest generated sample")
+        self.sample_preview.setToolTip(
+            "Every so often (the sample interval on the Configure tab) the model writes a "
+            "short text. Early samples are random characters; watch words and structure "
+            "appear as the loss falls.")
+        self.sample_preview.setReadOnly(True)
+        self.sample_preview.setPlaceholderText("Samples appear here while the model trains.")
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        self.sample_preview.setFont(font)
+        self.sample_preview.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                          QSizePolicy.Policy.Expanding)
+        self.sample_preview.setMinimumHeight(90)
+        column.addWidget(self.sample_preview)
+        return box
+
+    def _build_shortcuts(self) -> None:
+        # Window-wide, but Qt only fires a shortcut whose parent is visible: these act only
+        # while the Train tab is the one shown.
+        for keys, slot in (("Ctrl+Return", self.start_training),
+                           ("Ctrl+Enter", self.start_training),
+                           ("Ctrl+P", self.pause_or_resume),
+                           ("Esc", self.stop_training)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+
+    # ---- public API ----
+
+    @property
+    def is_training(self) -> bool:
+        return self._worker is not None
+
+    def start_training(self) -> None:
+        """Build the model and trainer and start a training run in a worker thread."""
+        if self.is_training or self.train_blocked_reason():
+            return
+        session = self.session
+        text = session.corpus.text
+        config = replace(session.training_config, val_fraction=session.val_fraction)
+        continuing = self._continue_available and self.continue_check.isChecked()
+        set_seed(config.seed)
+        if continuing:
+            make_trainer = self._continue_trainer_factory(text, config)
+        else:
+            # constructing the model is cheap; encoding the text happens in the worker
+            model = MicroLM(config=replace(session.model_config,
+                                           vocab_size=session.tokenizer.vocab_size()))
+            trainer = ModelTrainer(model, session.tokenizer, config=config)
+            make_trainer = _prepared(trainer, text)
+            self.loss_plot.clear_data()
+
+        self._reset_run_state()
+        self._worker = worker = _TrainingRun(make_trainer)
+        worker.trainer_ready.connect(self._on_trainer_ready)
+        worker.training_started.connect(self._on_training_started)
+        worker.steps_completed.connect(self._on_steps_completed)
+        worker.evaluated.connect(self._on_evaluated)
+        worker.sample_generated.connect(self._on_sample_generated)
+        worker.training_finished.connect(self._on_training_finished)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        session.set_training_active(True)
+        self.status_label.setText("Preparing the data…")
+        self.progress_bar.setFormat("Preparing…")
+        self._update_controls()
+        self._thread = start_worker(worker)
+
+    def pause_or_resume(self) -> None:
+        if self._worker is None or self._stopping:
+            return
+        if self._paused:
+            self._worker.resume()
+            self._paused = False
+            self.status_label.setText(self.status_label.text().removeprefix("Paused · "))
+        else:
+            self._worker.pause()
+            self._paused = True
+            self.status_label.setText("Paused · " + self.status_label.text())
+        self._update_controls()
+
+    def stop_training(self) -> None:
+        """Ask the run to stop; it ends after the current step and keeps the best model."""
+        if self._worker is None or self._stopping:
+            return
+        self._stopping = True
+        self._worker.stop()
+        self._paused = False
+        self.status_label.setText("Stopping after the current step…")
+        self._update_controls()
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
-        return True
+        """Stop a run and wait for its thread (which ends just after the run's last signal)."""
+        if self._worker is not None:
+            self._stopping = True
+            return stop_and_wait(self._worker, timeout_ms)
+        try:
+            return self._thread is None or self._thread.wait(timeout_ms)
+        except RuntimeError:  # the thread object is already deleted: it ended
+            return True
+
+    def train_blocked_reason(self) -> str:
+        """Why Train cannot start now, in words; empty when it can."""
+        session = self.session
+        if session.corpus is None or session.tokenizer is None:
+            return "Load a text on the Data tab first."
+        if not session.config_valid:
+            return ("Fix the settings on the Configure tab first: "
+                    + "; ".join(session.config_problems))
+        return ""
+
+    # ---- building the trainer ----
+
+    def _continue_trainer_factory(self, text: str, config: TrainingConfig
+                                  ) -> Callable[[], tuple[ModelTrainer, dict]]:
+        session = self.session
+        metadata = session.model_metadata or {}
+        if session.model_path and "training_state" in metadata:
+            path = session.model_path
+            overrides = {name: getattr(config, name) for name in CONTINUE_OVERRIDES}
+
+            def from_checkpoint() -> tuple[ModelTrainer, dict]:
+                # reads the file and encodes the text: worker-thread work
+                trainer = ModelTrainer.from_checkpoint(path, text)
+                unfinished_run = (metadata["training_state"] or {}).get("run")
+                # an unfinished run continues exactly as it was; a finished one starts a
+                # new run from these weights with the settings now on the Configure tab
+                return trainer, ({} if unfinished_run else overrides)
+
+            return from_checkpoint
+        # A copy: the Generate tab keeps using the current model while this one trains.
+        model = copy.deepcopy(session.model)
+        trainer = ModelTrainer(model, session.model_tokenizer, config=config)
+        history = metadata.get("history") or {}
+        if history:
+            trainer.history = {**trainer.history, **copy.deepcopy(history)}
+            trainer.step = int(metadata.get("step") or len(history.get("step_losses", [])))
+            trainer.best_val_loss = metadata.get("best_val_loss")
+        return _prepared(trainer, text)
+
+    # ---- worker signals ----
+
+    def _on_trainer_ready(self, trainer: ModelTrainer, step: int) -> None:
+        self._trainer, self._steps_before = trainer, step
+
+    def _on_training_started(self, event: TrainingStarted) -> None:
+        self._total_steps = event.total_steps
+        # a resumed run already did event.start_step of its steps before the checkpoint
+        self._start_step = self._steps_before - event.start_step
+        self.status_label.setText(
+            f"Training {event.num_parameters:,} parameters on {event.train_chars:,} characters "
+            f"({event.val_chars:,} held out for validation) on {event.device}…")
+        self.progress_bar.setFormat("%p%")
+        self.run_started.emit(event)
+
+    def _on_steps_completed(self, events: tuple[StepCompleted, ...]) -> None:
+        if not events:
+            return
+        self.loss_plot.append_losses(np.fromiter((e.step for e in events), float, len(events)),
+                                     np.fromiter((e.loss for e in events), float, len(events)))
+        if self.first_step is None:
+            self.first_step = events[0]
+        last = self.last_step = events[-1]
+        self.progress_bar.setValue(round(last.progress * 1000))
+        self.progress_bar.setFormat(f"%p% · ETA {format_duration(last.eta_s)}")
+        if not self._stopping:
+            self.status_label.setText(("Paused · " if self._paused else "")
+                                      + self._status_text(last))
+
+    def _on_evaluated(self, event: Evaluated) -> None:
+        self.loss_plot.add_validation(event.step, event.val_loss)
+        self._last_val_loss, self._best_val_loss = event.val_loss, event.best_val_loss
+        previous = self._evaluations[-1] if self._evaluations else None
+        self._evaluations.append(event)
+        if previous is not None and math.isfinite(event.train_loss):
+            overfitting = (event.val_loss > previous.val_loss
+                           and event.train_loss < previous.train_loss)
+            self.overfitting_hint.setVisible(overfitting)
+        if self.last_step is not None and not self._stopping:
+            self.status_label.setText(("Paused · " if self._paused else "")
+                                      + self._status_text(self.last_step))
+
+    def _on_sample_generated(self, event: SampleGenerated) -> None:
+        self.sample_preview.setPlainText(f"Step {event.step:,}: {event.text}")
+
+    def _on_training_finished(self, event: TrainingFinished) -> None:
+        self._finished_event = event
+        if event.reason == "diverged":
+            self.loss_plot.mark_diverged(event.step)
+
+    def _on_failed(self, message: str) -> None:
+        self._failure = message
+
+    def _on_finished(self) -> None:
+        """The worker is done (always last): hand the model over, go idle, then report."""
+        self.loss_plot.refresh()
+        finished, failure, trainer = self._finished_event, self._failure, self._trainer
+        self._worker = None
+        self._paused = self._stopping = False
+        kept_model = False
+        if finished is not None and trainer is not None and _weights_finite(trainer.model):
+            self.session.set_model(trainer.model, trainer.tokenizer,
+                                   {"history": trainer.history,
+                                    "best_val_loss": trainer.best_val_loss,
+                                    "training_config": trainer.config.to_dict()}, unsaved=True)
+            self.session.trainer = trainer
+            kept_model = True
+        self.session.set_training_active(False)
+        self._update_controls()
+        self._report_end(finished, failure, kept_model)
+        self.run_finished.emit(finished if failure is None else None)
+
+    def _report_end(self, finished: TrainingFinished | None, failure: str | None,
+                    kept_model: bool) -> None:
+        if failure is not None:
+            self.status_label.setText(f"Training failed: {failure}")
+            self.progress_bar.setFormat("Failed")
+            QMessageBox.warning(self, "Training failed", failure)
+            return
+        if finished is None:
+            return
+        if finished.reason == "completed":
+            self.progress_bar.setValue(1000)
+        summary = self._finished_summary(finished, kept_model)
+        if finished.reason == "diverged":
+            summary = "The loss became NaN (training diverged). " + summary
+        self.status_label.setText(summary)
+        self.progress_bar.setFormat(f"%p% · {finished.reason.replace('_', ' ')}")
+        if finished.reason == "diverged":
+            QMessageBox.warning(self, "Training diverged: the loss became NaN", finished.message)
+            return
+        self._show_status_message(summary)
+
+    # ---- session signals ----
+
+    def _on_corpus_changed(self) -> None:
+        self._update_continue_option()
+        self._update_controls()
+
+    def _on_config_changed(self) -> None:
+        self._update_controls()
+
+    def _on_model_changed(self) -> None:
+        session = self.session
+        history = (session.model_metadata or {}).get("history") or {}
+        loaded_from_file = bool(session.model_path) and not session.model_unsaved
+        if loaded_from_file and not self.is_training:
+            self.loss_plot.set_history(history.get("step_losses", []),
+                                       history.get("val_losses", []))
+            self.overfitting_hint.hide()
+            steps = len(history.get("step_losses", []))
+            self.status_label.setText(
+                f"Loaded a model trained for {steps:,} steps; its loss history is shown. "
+                f"Train continues from it when “Continue training” is checked.")
+        self._update_continue_option(default_on=True)
+        self._update_controls()
+
+    def _on_continue_changed(self, checked: bool) -> None:
+        self._update_controls()
+
+    def _on_log_scale_changed(self, checked: bool) -> None:
+        self.loss_plot.set_log_scale(checked)
+
+    # ---- helpers ----
+
+    def _update_continue_option(self, default_on: bool = False) -> None:
+        """Offer to continue the current model when its vocabulary covers the text."""
+        session = self.session
+        check = self.continue_check
+        was_available = self._continue_available
+        if session.model is None or session.model_tokenizer is None:
+            usable, why = False, "There is no trained or loaded model yet; Train starts a new one."
+        elif session.corpus_stats is None:
+            usable, why = True, "Continue training the current model on the text you load."
+        else:
+            known = set(session.model_tokenizer.chars)
+            missing = [c for c, _ in session.corpus_stats.frequencies if c not in known]
+            usable = not missing
+            if missing:
+                shown = "".join(missing[:10]).encode("unicode_escape").decode()
+                why = (f"The current model never saw {len(missing)} character(s) of this text "
+                       f"({shown}…), so it cannot continue on it; Train starts a new model "
+                       f"with the Configure tab's settings.")
+            else:
+                why = ("Checked: Train continues from the current model's weights (its size "
+                       "stays as it is; the Configure tab's training settings apply) and the "
+                       "step count and loss history carry on. Unchecked: Train starts a new "
+                       "model from the Configure tab's settings.")
+        self._continue_available = usable
+        check.setToolTip(why)
+        if not usable:
+            check.setChecked(False)
+        elif default_on or not was_available:
+            check.setChecked(True)
+
+    def _update_controls(self) -> None:
+        training = self.is_training
+        reason = self.train_blocked_reason()
+        self.train_button.setEnabled(not training and not reason)
+        self.pause_button.setEnabled(training and not self._stopping)
+        self.stop_button.setEnabled(training and not self._stopping)
+        self.pause_button.setText("Resume" if self._paused else "Pause")
+        self.continue_check.setEnabled(self._continue_available and not training)
+        if training or not reason:
+            self.blocked_label.hide()
+        else:
+            self.blocked_label.setText(reason)
+            self.blocked_label.show()
+
+    def _reset_run_state(self) -> None:
+        self._trainer = None
+        self._finished_event = None
+        self._failure = None
+        self._paused = self._stopping = False
+        self._total_steps = 0
+        self._last_val_loss = self._best_val_loss = None
+        self._evaluations = []
+        self.first_step = self.last_step = None
+        self.overfitting_hint.hide()
+        self.progress_bar.setValue(0)
+
+    def _status_text(self, step: StepCompleted) -> str:
+        epochs = self._trainer.config.epochs if self._trainer is not None else None
+        total = self._start_step + self._total_steps
+        parts = [f"Epoch {step.epoch}" + (f"/{epochs}" if epochs else ""),
+                 f"step {step.step:,}/{total:,}",
+                 f"loss {step.loss:.3f}"]
+        if self._last_val_loss is not None:
+            parts.append(f"val {self._last_val_loss:.3f}")
+        if self._best_val_loss is not None:
+            parts.append(f"best {self._best_val_loss:.3f}")
+        parts += [f"{step.chars_per_second:,.0f} chars/s", f"lr {step.learning_rate:.2e}"]
+        return " · ".join(parts)
+
+    def _finished_summary(self, finished: TrainingFinished, kept_model: bool) -> str:
+        best = (f"; best validation loss {finished.best_val_loss:.3f}"
+                if finished.best_val_loss is not None else "")
+        where = (" The model is ready on the Generate and Inspect tabs (File > Save Model "
+                 "keeps it)." if kept_model else " No usable model was produced.")
+        return (f"{finished.message} {finished.step:,} steps in "
+                f"{format_duration(finished.elapsed_s)}{best}.{where}")
+
+    def _show_status_message(self, text: str) -> None:
+        window = self.window()
+        if isinstance(window, QMainWindow) and window.statusBar() is not None:
+            window.statusBar().showMessage(text, 10_000)
+
+
+def _prepared(trainer: ModelTrainer, text: str) -> Callable[[], tuple[ModelTrainer, dict]]:
+    """A trainer factory that encodes `text` (run in the worker: it is O(corpus size))."""
+
+    def prepare() -> tuple[ModelTrainer, dict]:
+        trainer.prepare_data(text)
+        return trainer, {}
+
+    return prepare
+
+
+def _weights_finite(model: MicroLM) -> bool:
+    """False after a divergence that happened before any validation kept good weights."""
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def format_duration(seconds: float) -> str:
+    """1:05:09 / 4:07 / 12 s: short enough for a progress bar."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+

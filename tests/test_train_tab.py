@@ -1,0 +1,319 @@
+"""Tests for the Train tab: start/pause/stop, plot and status, errors, continuing a checkpoint."""
+
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from microlm import (
+    CharacterTokenizer,
+    Corpus,
+    Evaluated,
+    MicroLM,
+    ModelConfig,
+    ModelTrainer,
+    TrainingConfig,
+    corpus_stats,
+    load_model,
+)
+from microlm_app.session import Session
+from microlm_app.tabs.train_tab import OVERFITTING_HINT, TrainTab, format_duration
+
+pg.setConfigOption("background", "w")
+pg.setConfigOption("foreground", "k")
+
+TEXT = ("The quick brown fox jumps over the lazy dog. A wizard's job is to vex chumps "
+        "quickly in fog.\n") * 40  # ~3,700 characters
+TINY_MODEL = dict(embedding_dim=8, hidden_dim=16, num_layers=1, dropout=0.0)
+WAIT_MS = 30_000  # generous: the CPU is shared
+
+
+def tiny_training(**changes) -> TrainingConfig:
+    options = dict(epochs=1, batch_size=4, sequence_length=16, eval_interval=10,
+                   sample_interval=10, sample_length=20, eval_chars=500, device="cpu")
+    options.update(changes)
+    return TrainingConfig(**options)
+
+
+def make_session(text: str = TEXT, **training) -> Session:
+    session = Session()
+    tokenizer = CharacterTokenizer(text)
+    corpus = Corpus(text=text, source="test text", encoding="utf-8", size_bytes=len(text))
+    session.set_corpus(corpus, corpus_stats(text, tokenizer), tokenizer)
+    session.set_configs(ModelConfig(vocab_size=tokenizer.vocab_size(), **TINY_MODEL),
+                        tiny_training(**training), [])
+    return session
+
+
+@pytest.fixture
+def warnings_shown(monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda parent, title, text, *a, **k: shown.append(
+                            (title, text)) or QMessageBox.StandardButton.Ok))
+    return shown
+
+
+@pytest.fixture
+def make_tab(qtbot):
+    """A TrainTab factory; a failing test still stops its training thread."""
+    tabs = []
+
+    def make(session: Session) -> TrainTab:
+        tab = TrainTab(session)
+        qtbot.addWidget(tab)
+        tab.resize(1000, 700)
+        tabs.append(tab)
+        return tab
+
+    yield make
+    for tab in tabs:
+        assert tab.stop_workers(10_000)
+
+
+def click(qtbot, button) -> None:
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_training_to_completion_fills_plot_progress_and_session(qtbot, make_tab, warnings_shown):
+    session = make_session()
+    tab = make_tab(session)
+    assert tab.findChild(type(tab.loss_plot), "lossPlot") is tab.loss_plot
+    assert tab.train_button.isEnabled()
+    assert not tab.pause_button.isEnabled() and not tab.stop_button.isEnabled()
+
+    with qtbot.waitSignal(tab.run_started, timeout=WAIT_MS) as started:
+        click(qtbot, tab.train_button)
+        assert tab.is_training and session.training_active
+        assert not tab.train_button.isEnabled()
+        assert tab.pause_button.isEnabled() and tab.stop_button.isEnabled()
+    assert started.args[0].num_parameters == session.model_config.num_parameters()
+
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        pass
+    event = finished.args[0]
+    assert event.reason == "completed"
+    assert not tab.is_training and not session.training_active
+    assert tab.train_button.isEnabled() and not tab.stop_button.isEnabled()
+    # every step reached the plot, and validation points too
+    assert tab.loss_plot.steps.count == event.step == tab.last_step.step
+    assert tab.loss_plot.raw_curve.getOriginalDataset()[0][-1] == event.step
+    assert tab.loss_plot.validation.count >= 1
+    assert tab.progress_bar.value() == tab.progress_bar.maximum()
+    assert "Training finished." in tab.status_label.text()
+    assert tab.sample_preview.toPlainText().startswith(f"Step {event.step // 10 * 10}: ")
+    # the trained model is handed to the session, unsaved, with its history
+    assert session.model is not None and session.model_unsaved
+    assert session.trainer is not None and session.trainer.model is session.model
+    assert len(session.model_metadata["history"]["step_losses"]) == event.step
+    assert session.model_metadata["best_val_loss"] == event.best_val_loss
+    assert session.model_metadata["training_config"]["batch_size"] == 4
+    assert warnings_shown == []
+
+
+def test_status_line_reports_epoch_step_loss_speed_and_rate(qtbot, make_tab):
+    session = make_session(epochs=500)
+    tab = make_tab(session)
+    tab.start_training()
+    qtbot.waitUntil(lambda: "val " in tab.status_label.text(), timeout=WAIT_MS)
+    text = tab.status_label.text()
+    for part in ("Epoch ", "/500", "step ", "loss ", "val ", "best ", "chars/s", "lr "):
+        assert part in text
+    assert "ETA" in tab.progress_bar.format()
+    assert tab.progress_bar.value() < tab.progress_bar.maximum()
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
+        tab.stop_training()
+
+
+def test_pause_resume_and_stop_within_one_step(qtbot, make_tab, warnings_shown):
+    session = make_session(epochs=500)  # far more steps than the test waits for
+    tab = make_tab(session)
+    click(qtbot, tab.train_button)
+    qtbot.waitUntil(lambda: tab.last_step is not None, timeout=WAIT_MS)
+
+    click(qtbot, tab.pause_button)
+    assert tab.pause_button.text() == "Resume"
+    assert tab._worker.control.is_paused
+    assert tab.status_label.text().startswith("Paused")
+    paused_at = tab._trainer.step
+
+    click(qtbot, tab.pause_button)
+    assert tab.pause_button.text() == "Pause"
+    assert not tab._worker.control.is_paused
+    qtbot.waitUntil(lambda: tab.last_step.step > paused_at + 1, timeout=WAIT_MS)
+
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        step_when_stopped = tab._trainer.step
+        click(qtbot, tab.stop_button)
+        assert not tab.stop_button.isEnabled() and not tab.pause_button.isEnabled()
+    event = finished.args[0]
+    assert event.reason == "stopped"
+    assert step_when_stopped <= event.step <= step_when_stopped + 1
+    assert session.model is tab._trainer.model
+    assert session.model_unsaved and session.trainer.step == event.step
+    assert tab.train_button.isEnabled() and tab.pause_button.text() == "Pause"
+    assert warnings_shown == []
+
+
+def test_stop_while_paused_ends_the_run(qtbot, make_tab):
+    session = make_session(epochs=500)
+    tab = make_tab(session)
+    tab.start_training()
+    qtbot.waitUntil(lambda: tab.last_step is not None, timeout=WAIT_MS)
+    tab.pause_or_resume()
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        tab.stop_training()
+    assert finished.args[0].reason == "stopped"
+    assert not tab.is_training
+
+
+def test_train_is_disabled_without_text_or_with_invalid_settings(qtbot, make_tab):
+    session = Session()
+    tab = make_tab(session)
+    tab.show()
+    assert not tab.train_button.isEnabled()
+    assert tab.blocked_label.isVisible()
+    assert "Load a text" in tab.blocked_label.text()
+
+    ready = make_session()
+    session.set_corpus(ready.corpus, ready.corpus_stats, ready.tokenizer)
+    session.set_configs(ready.model_config, ready.training_config,
+                        ["hidden_dim must be a whole number >= 1"])
+    assert not tab.train_button.isEnabled()
+    assert "hidden_dim must be a whole number >= 1" in tab.blocked_label.text()
+    tab.start_training()  # ignored, not a crash
+    assert not tab.is_training
+
+    session.set_configs(problems=[])
+    assert tab.train_button.isEnabled()
+    assert not tab.blocked_label.isVisible()
+
+
+def test_a_diverging_run_warns_and_leaves_the_tab_idle(qtbot, make_tab, warnings_shown):
+    session = make_session(learning_rate=1e30, grad_clip=0.0, epochs=3)
+    tab = make_tab(session)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        click(qtbot, tab.train_button)
+    assert finished.args[0].reason == "diverged"
+    assert len(warnings_shown) == 1
+    title, text = warnings_shown[0]
+    assert "NaN" in title and "diverged" in text
+    assert "loss became NaN" in tab.status_label.text()
+    assert tab.loss_plot.diverged
+    assert session.model is None  # no finite weights were ever validated
+    assert not tab.is_training and tab.train_button.isEnabled()
+    # the app is usable again: a sane run now works
+    session.set_configs(training_config=tiny_training())
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as again:
+        tab.start_training()
+    assert again.args[0].reason == "completed"
+    assert not tab.loss_plot.diverged
+
+
+def test_an_error_in_the_worker_is_shown_and_the_tab_stays_usable(qtbot, make_tab, warnings_shown):
+    # sequential batching cannot cut ~3,300 characters into 1,000 streams of 17
+    session = make_session(batching="sequential", batch_size=1000)
+    tab = make_tab(session)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        tab.start_training()
+    assert finished.args[0] is None
+    assert len(warnings_shown) == 1 and "batch size" in warnings_shown[0][1]
+    assert "Training failed" in tab.status_label.text()
+    assert session.model is None
+    assert not tab.is_training and tab.train_button.isEnabled()
+    assert not session.training_active
+
+
+def test_continuing_a_loaded_checkpoint_keeps_history_and_step_numbers(qtbot, make_tab, tmp_path):
+    tokenizer = CharacterTokenizer(TEXT)
+    model = MicroLM(config=ModelConfig(vocab_size=tokenizer.vocab_size(), **TINY_MODEL))
+    trainer = ModelTrainer(model, tokenizer, config=tiny_training())
+    trainer.prepare_data(TEXT)
+    trainer.train()
+    saved_steps = trainer.step
+    path = tmp_path / "tiny.pt"
+    trainer.save_checkpoint(path)
+
+    session = make_session()
+    tab = make_tab(session)
+    loaded, loaded_tokenizer, metadata = load_model(path)
+    session.set_model(loaded, loaded_tokenizer, metadata, unsaved=False, path=str(path))
+    # the loaded history is on the plot and continuing is offered
+    assert tab.loss_plot.steps.count == saved_steps
+    assert tab.loss_plot.validation.count == len(metadata["history"]["val_losses"])
+    assert tab.continue_check.isEnabled() and tab.continue_check.isChecked()
+
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        click(qtbot, tab.train_button)
+    event = finished.args[0]
+    assert tab.first_step.step == saved_steps + 1
+    assert event.step == 2 * saved_steps  # one more epoch of the same length
+    assert tab.loss_plot.steps.count == event.step
+    assert tab.loss_plot.steps.data()[0][saved_steps] == saved_steps + 1
+    assert len(session.model_metadata["history"]["step_losses"]) == event.step
+    assert session.model_unsaved and session.model_path is None
+
+
+def test_continuing_the_session_model_carries_on_its_steps(qtbot, make_tab):
+    session = make_session()
+    tab = make_tab(session)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as first:
+        tab.start_training()
+    first_model = session.model
+    assert tab.continue_check.isChecked()
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as second:
+        tab.start_training()
+    assert second.args[0].step == 2 * first.args[0].step
+    assert session.model is not first_model  # trained a copy; Generate kept the old one
+    assert tab.loss_plot.steps.count == second.args[0].step
+
+    tab.continue_check.setChecked(False)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as fresh:
+        tab.start_training()
+    assert fresh.args[0].step == first.args[0].step  # a new model starts at step 1
+    assert tab.loss_plot.steps.count == fresh.args[0].step
+
+
+def test_continuing_is_refused_when_the_model_misses_characters(qtbot, make_tab):
+    session = make_session()
+    tab = make_tab(session)
+    other = CharacterTokenizer("abc ")
+    session.set_model(MicroLM(config=ModelConfig(vocab_size=4, **TINY_MODEL)), other,
+                      {}, unsaved=False, path=None)
+    assert not tab.continue_check.isEnabled() and not tab.continue_check.isChecked()
+    assert "never saw" in tab.continue_check.toolTip()
+
+
+def test_overfitting_hint_appears_when_validation_rises_as_training_falls(qtbot, make_tab):
+    tab = make_tab(make_session())
+    tab.show()
+    tab._on_evaluated(Evaluated(10, 1, val_loss=2.0, best_val_loss=2.0, improved=True,
+                                train_loss=2.1))
+    assert not tab.overfitting_hint.isVisible()
+    tab._on_evaluated(Evaluated(20, 1, val_loss=2.2, best_val_loss=2.0, improved=False,
+                                train_loss=1.7))
+    assert tab.overfitting_hint.isVisible()
+    assert tab.overfitting_hint.text() == OVERFITTING_HINT
+    tab._on_evaluated(Evaluated(30, 1, val_loss=1.9, best_val_loss=1.9, improved=True,
+                                train_loss=1.6))
+    assert not tab.overfitting_hint.isVisible()
+
+
+def test_widgets_are_named_and_tooltips_teach_the_shortcuts(qtbot, make_tab):
+    tab = make_tab(make_session())
+    for name in ("trainButton", "pauseButton", "stopButton", "lossPlot", "trainProgress",
+                 "trainStatus", "samplePreview"):
+        widget = tab.findChild(object, name)
+        assert widget is not None, name
+        assert widget.accessibleName() and widget.toolTip()
+    assert "Ctrl+Return" in tab.train_button.toolTip()
+    assert "Ctrl+P" in tab.pause_button.toolTip()
+    assert "Esc" in tab.stop_button.toolTip()
+    tab.log_scale_check.setChecked(True)
+    assert tab.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+@pytest.mark.parametrize("seconds, text", [(5, "5 s"), (65, "1:05"), (3725, "1:02:05"),
+                                           (float("inf"), "?")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
