@@ -13,7 +13,33 @@ from .data import (
     split_text,
 )
 from .generator import GeneratedChar, TextGenerator
-from .hardware import select_device
+from .hardware import (
+    PRESETS,
+    Estimate,
+    HardwareInfo,
+    MachineSpeed,
+    Preset,
+    Recommendation,
+    calibrate,
+    estimate,
+    preset_parameters,
+    probe,
+    recommend,
+    select_device,
+)
+from .inspection import (
+    ActivationTrace,
+    EmbeddingProjection,
+    LayerActivations,
+    activations,
+    analyze_parameters,
+    embedding_projection,
+    gate_saturation,
+    inspect_model,
+    next_char_distribution,
+    parameter_values,
+    top_neurons,
+)
 from .model import MicroLM, ModelConfig
 from .tokenizer import CharacterTokenizer, UnknownCharacterError
 from .trainer import (
@@ -39,4 +65,9 @@ __all__ = [
     "TrainingConfig", "TrainingControl", "TrainingEvent", "TrainingFinished", "TrainingStarted",
     "UnknownCharacterError", "corpus_stats", "load_model", "read_corpus", "sample_corpus",
     "save_model", "select_device", "set_seed", "split_text",
+    "PRESETS", "Estimate", "HardwareInfo", "MachineSpeed", "Preset", "Recommendation",
+    "calibrate", "estimate", "preset_parameters", "probe", "recommend",
+    "ActivationTrace", "EmbeddingProjection", "LayerActivations", "activations",
+    "analyze_parameters", "embedding_projection", "gate_saturation", "inspect_model",
+    "next_char_distribution", "parameter_values", "top_neurons",
 ]
