@@ -130,19 +130,21 @@ def matmul_parameters(model_config: ModelConfig) -> int:
 @dataclass(frozen=True)
 class MachineSpeed:
     """A fitted cost model of one training step:
-    seconds = step_overhead_s + sequence_length * timestep_overhead_s
+    seconds = step_overhead_s + num_layers * sequence_length * timestep_overhead_s
               + 6 * matmul_parameters * batch_size * sequence_length / flops_per_second
-    (6 FLOPs per parameter per character: 2 forward, 4 backward)."""
+    (6 FLOPs per parameter per character: 2 forward, 4 backward). Each LSTM layer walks
+    the window one character at a time, so the per-character cost is paid per layer."""
 
     device: str
     step_overhead_s: float  # fixed cost per training step (Python, optimizer, kernel launches)
     flops_per_second: float  # effective training FLOP/s of the LSTM math
-    timestep_overhead_s: float = 0.0  # the LSTM runs characters one after another: cost per one
+    timestep_overhead_s: float = 0.0  # fixed cost per character position and LSTM layer
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
         flops = 6.0 * matmul_parameters(model_config) * batch_size * sequence_length
-        return (self.step_overhead_s + sequence_length * self.timestep_overhead_s
+        return (self.step_overhead_s
+                + model_config.num_layers * sequence_length * self.timestep_overhead_s
                 + flops / self.flops_per_second)
 
     def chars_per_second(self, model_config: ModelConfig, batch_size: int,
@@ -201,7 +203,11 @@ def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: 
     from .trainer import TrainingConfig, make_optimizer
 
     generator = torch.Generator().manual_seed(0)
+    # Building a model draws from the global RNG; calibrating must not change which
+    # weights a seeded model built afterwards gets.
+    rng_state = torch.get_rng_state()
     model = MicroLM(config=config).to(device)
+    torch.set_rng_state(rng_state)
     optimizer = make_optimizer(model, TrainingConfig())
     inputs = torch.randint(0, config.vocab_size, (batch_size, sequence_length),
                            generator=generator).to(device)
@@ -463,7 +469,8 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
 def _batch_for(speed: MachineSpeed, config: ModelConfig, sequence_length: int) -> int:
     """The smallest batch whose math costs at least as much as the fixed cost of a step:
     below that, a step is mostly waiting and doubling the batch is nearly free."""
-    fixed = speed.step_overhead_s + sequence_length * speed.timestep_overhead_s
+    fixed = (speed.step_overhead_s
+             + config.num_layers * sequence_length * speed.timestep_overhead_s)
     for batch_size in BATCH_SIZES:
         math_seconds = (speed.step_seconds(config, batch_size, sequence_length) - fixed)
         if math_seconds >= fixed:

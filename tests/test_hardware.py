@@ -107,11 +107,14 @@ def test_chars_per_second_follows_the_cost_model():
     assert speed.chars_per_second(config, 2, 5) == pytest.approx(10 / step)
 
 
-def test_per_character_overhead_slows_long_windows():
+def test_per_character_overhead_is_paid_per_layer():
     config = ModelConfig(10, 4, 8, 1, 0.0)
     with_overhead = MachineSpeed("cpu", 0.0, 1e9, timestep_overhead_s=1e-3)
     assert with_overhead.step_seconds(config, 1, 100) == pytest.approx(
         0.1 + 6 * 538 * 100 / 1e9)
+    two_layers = ModelConfig(10, 4, 8, 2, 0.0)  # + LSTM layer 2: 4*8*(8+8+2) = 576
+    assert with_overhead.step_seconds(two_layers, 1, 100) == pytest.approx(
+        0.2 + 6 * (538 + 576) * 100 / 1e9)
 
 
 def test_estimate_memory_grows_with_batch_and_matches_formula():
@@ -276,3 +279,13 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_thread):
     assert speed.step_overhead_s >= 0 and speed.timestep_overhead_s >= 0
     assert speed.chars_per_second(ModelConfig(65, 16, 32, 1, 0.0), 8, 64) > 0
     assert calibrate(seconds=0.2, device="cpu") is speed
+
+
+def test_calibration_leaves_the_random_state_alone(one_thread):
+    from microlm.hardware import _median_step_seconds
+
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    _median_step_seconds(ModelConfig(20, 4, 8, 1, 0.0), 2, 4, torch.device("cpu"), 0.0)
+    assert torch.equal(torch.rand(3), expected)
