@@ -208,6 +208,7 @@ class ModelTrainer:
         self._carried_state = None  # (h, c) carried across batches in sequential batching
         self._resume_rng: torch.Tensor | None = None
         self._run: dict | None = None  # the run in progress: start step, seconds used
+        self._interrupted_run: dict | None = None  # the last run, if stopped before its end
 
     # ---- data ----
 
@@ -292,6 +293,7 @@ class ModelTrainer:
             set_seed(cfg.seed)
         if self.optimizer is None:
             self.optimizer = make_optimizer(self.model, cfg)
+        self._interrupted_run = None
         if self._run is None:
             self._run = {"start_step": self.step, "time_used": 0.0}
         run_start = self._run["start_step"]
@@ -345,8 +347,11 @@ class ModelTrainer:
                 reason = "diverged"
                 message = (f"The loss became {last_loss} at step {self.step}: training "
                            f"diverged. Lower the learning rate (it was {lr:.2g}), keep "
-                           f"gradient clipping on, or use a smaller model. The best model "
-                           f"before this point is kept.")
+                           f"gradient clipping on, or use a smaller model. "
+                           + ("The best model before this point is kept."
+                              if self._best_state is not None else
+                              "No model was validated before this point, so the weights "
+                              "are unusable: start again from a fresh model."))
                 break
             losses_since_eval.append(last_loss)
             epoch_losses.append(last_loss)
@@ -397,12 +402,14 @@ class ModelTrainer:
         self.history["training_time"] = (history_time_at_start + clock.elapsed()
                                          - time_used_at_start)
         self._run["time_used"] = clock.elapsed()
-        if reason not in ("stopped", "time_budget"):
-            self._run = None  # finished: the next fit() is a new run
+        # A stopped run can be continued from a checkpoint saved now or later; a finished
+        # one cannot. This trainer's own next fit() is a new run either way.
+        self._interrupted_run = (dict(self._run) if reason in ("stopped", "time_budget")
+                                 else None)
+        self._run = None
         self._keep_best_weights()
         if cfg.checkpoint_path:
             yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
-        self._run = None
         yield TrainingFinished(reason, self.step, self.best_val_loss, last_loss,
                                float(self.history["training_time"]), message)
 
@@ -477,8 +484,11 @@ class ModelTrainer:
         if self._best_state is None:
             self._last_state = None
             return
-        last_val = self.history["val_losses"][-1][1] if self.history["val_losses"] else None
-        if last_val == self.best_val_loss:
+        last_step, last_val = (self.history["val_losses"][-1] if self.history["val_losses"]
+                               else (None, None))
+        # The model is the best one only if it was validated as it is now (not, say, after a
+        # step that diverged since that evaluation).
+        if last_val == self.best_val_loss and last_step == self.step:
             self._last_state = None
             return
         self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -508,7 +518,8 @@ class ModelTrainer:
             "carried_state": list(self._carried_state) if self._carried_state else None,
             "evals_without_improvement": self._evals_without_improvement,
             "best_state_is_model": self._best_state is not None,
-            "run": dict(self._run) if self._run else None,  # set: a run to continue
+            # set: a run to continue (in progress, or stopped before its end)
+            "run": dict(self._run or self._interrupted_run or {}) or None,
         }
         return save_model(path, self.model, self.tokenizer, history=self.history,
                           training_config=self.config.to_dict(), step=self.step,

@@ -1,0 +1,361 @@
+"""Tests for ModelTrainer: learning, determinism, exact resume, control, divergence, schedule."""
+
+import math
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from microlm import (
+    CharacterTokenizer,
+    CheckpointSaved,
+    Evaluated,
+    MicroLM,
+    ModelTrainer,
+    StepCompleted,
+    TrainingConfig,
+    TrainingControl,
+    TrainingFinished,
+    TrainingStarted,
+    load_model,
+)
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 30  # 1,350 characters
+WAIT = 60  # seconds an event may take before the test gives up (a guard, not a timing)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, above all on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_trainer(text: str = TEXT, seed: int = 0, **config) -> ModelTrainer:
+    tokenizer = CharacterTokenizer(text)
+    torch.manual_seed(seed)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16, num_layers=2,
+                    dropout=0.1)
+    settings = dict(epochs=1, batch_size=4, sequence_length=16, warmup_steps=3,
+                    eval_chars=300, learning_rate=1e-2)
+    settings.update(config)
+    trainer = ModelTrainer(model, tokenizer, device="cpu", config=TrainingConfig(**settings))
+    trainer.prepare_data(text)
+    return trainer
+
+
+def weights(trainer: ModelTrainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loss_falls_on_a_repetitive_text():
+    trainer = make_trainer(epochs=4)
+    stats = trainer.train()
+    losses = stats["step_losses"]
+    assert len(losses) == stats["steps"] == 4 * len(trainer.train_loader)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3  # nats per character
+    assert stats["losses"][-1] < stats["losses"][0]  # per-epoch means fall too
+    assert stats["best_val_loss"] < math.log(trainer.tokenizer.vocab_size())  # beats uniform
+
+
+def test_learning_rate_warms_up_then_decays():
+    # 1-character batches of 8: over 80 cheap steps, so the 5 % cap leaves 4 warm-up steps
+    trainer = make_trainer(batch_size=1, sequence_length=8, warmup_steps=4,
+                           min_lr_fraction=0.1)
+    rates = trainer.train()["learning_rates"]
+    assert len(rates) > 80
+    assert rates[:4] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2])
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:], strict=False))
+    assert rates[-1] == pytest.approx(1e-3, rel=0.05)
+
+
+def test_same_seed_same_losses():
+    first = make_trainer(epochs=2).train()["step_losses"]
+    second = make_trainer(epochs=2).train()["step_losses"]
+    assert first == second
+    assert make_trainer(epochs=2, seed=0, batching="random").train(seed=99)[
+        "step_losses"] != first
+
+
+def test_train_returns_the_seed_statistics():
+    stats = make_trainer().train()
+    for key in ("losses", "step_losses", "val_losses", "learning_rates", "best_val_loss",
+                "training_time", "steps", "stopped_reason", "message"):
+        assert key in stats
+    assert stats["stopped_reason"] == "completed"
+    assert stats["training_time"] > 0
+    assert len(stats["losses"]) == 1
+
+
+@pytest.mark.parametrize("batching", ["random", "sequential"])
+def test_resume_continues_exactly(tmp_path, batching):
+    straight = make_trainer(epochs=2, batching=batching, eval_interval=5)
+    straight_stats = straight.train()
+    total = straight_stats["steps"]
+    half = total // 2
+    assert half >= 5
+
+    first = make_trainer(epochs=2, batching=batching, eval_interval=5)
+    control = TrainingControl()
+
+    def stop_at_half(event):
+        if isinstance(event, StepCompleted) and event.step == half:
+            control.stop()
+
+    stopped = first.train(callback=stop_at_half, control=control)
+    assert stopped["stopped_reason"] == "stopped" and stopped["steps"] == half
+    path = first.save_checkpoint(tmp_path / "half.pt")
+
+    resumed = ModelTrainer.from_checkpoint(path, TEXT, device="cpu")
+    resumed_stats = resumed.train()
+    assert resumed_stats["steps"] == total
+    assert resumed_stats["step_losses"] == straight_stats["step_losses"]
+    assert resumed_stats["learning_rates"] == straight_stats["learning_rates"]
+    assert resumed_stats["best_val_loss"] == straight_stats["best_val_loss"]
+    assert same_weights(weights(resumed), weights(straight))
+
+
+def test_pause_resume_and_stop_from_another_thread():
+    class ObservedControl(TrainingControl):
+        """Tells the test when the loop actually sits in its pause."""
+
+        def __init__(self):
+            super().__init__()
+            self.loop_paused = threading.Event()
+
+        def wait_while_paused(self):
+            self.loop_paused.set()
+            super().wait_while_paused()
+
+    control = ObservedControl()
+    at_step_3, at_step_6 = threading.Event(), threading.Event()
+    pause_sent, stop_sent = threading.Event(), threading.Event()
+    steps: list[int] = []
+    problems: list[str] = []
+
+    def controller():
+        if not at_step_3.wait(WAIT):
+            problems.append("step 3 never came")
+            return
+        control.pause()
+        pause_sent.set()
+        if not control.loop_paused.wait(WAIT):
+            problems.append("the loop never paused")
+        if steps != [1, 2, 3]:
+            problems.append(f"steps ran while paused: {steps}")
+        control.resume()
+        if not at_step_6.wait(WAIT):
+            problems.append("step 6 never came")
+        control.stop()
+        stop_sent.set()
+
+    def on_event(event):
+        if isinstance(event, StepCompleted):
+            steps.append(event.step)
+            if event.step == 3:
+                at_step_3.set()
+                pause_sent.wait(WAIT)  # hold the loop until the pause has been sent
+            if event.step == 6:
+                at_step_6.set()
+                stop_sent.wait(WAIT)  # hold the loop until the stop has been sent
+
+    trainer = make_trainer(epochs=50)
+    thread = threading.Thread(target=controller)
+    thread.start()
+    stats = trainer.train(callback=on_event, control=control)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert problems == []
+    assert stats["stopped_reason"] == "stopped"
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert "best model" in stats["message"]
+
+
+def test_stop_keeps_the_best_model():
+    trainer = make_trainer(epochs=50, eval_interval=4)
+    control = TrainingControl()
+
+    def stop_at_10(event):
+        if isinstance(event, StepCompleted) and event.step == 10:
+            control.stop()
+
+    stats = trainer.train(callback=stop_at_10, control=control)
+    assert stats["steps"] == 10
+    assert [s for s, _ in stats["val_losses"]] == [4, 8, 10]  # a last evaluation at the stop
+    assert trainer.evaluate() == stats["best_val_loss"]
+
+
+def test_nan_loss_ends_as_diverged_with_the_best_weights_kept():
+    trainer = make_trainer(epochs=50, eval_interval=3)
+    best = {}
+
+    def poison_after_first_evaluation(event):
+        if isinstance(event, Evaluated) and not best:
+            best.update(weights(trainer))
+            with torch.no_grad():
+                trainer.model.head.weight[0, 0] = float("nan")
+
+    stats = trainer.train(callback=poison_after_first_evaluation)
+    assert stats["stopped_reason"] == "diverged"
+    assert stats["steps"] == 4  # the first step after the poisoned weight
+    assert "nan" in stats["message"].lower() and "learning rate" in stats["message"]
+    assert "best model before this point is kept" in stats["message"]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert same_weights(weights(trainer), best)
+    assert all(math.isfinite(loss) for loss in stats["step_losses"])
+
+
+def test_huge_learning_rate_diverges_with_advice():
+    trainer = make_trainer(epochs=20, learning_rate=1e6, warmup_steps=1)
+    stats = trainer.train()
+    assert stats["stopped_reason"] == "diverged"
+    assert "Lower the learning rate (it was 1e+06)" in stats["message"]
+    # No validation happened before it diverged: the message must not promise a kept model.
+    assert stats["val_losses"] == []
+    assert "fresh model" in stats["message"] and "is kept" not in stats["message"]
+
+
+def test_early_stopping_with_patience_restores_the_best_weights(monkeypatch):
+    trainer = make_trainer(epochs=50, eval_interval=2, patience=2)
+    scripted = iter([3.0, 2.5, 2.6, 2.7, 2.0, 1.0])
+    monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: next(scripted))
+    snapshots = {}
+    events = []
+
+    def record(event):
+        events.append(event)
+        if isinstance(event, Evaluated) and event.improved:
+            snapshots["best"] = weights(trainer)
+
+    stats = trainer.train(callback=record)
+    evaluations = [e for e in events if isinstance(e, Evaluated)]
+    assert stats["stopped_reason"] == "early_stopping"
+    assert [e.val_loss for e in evaluations] == [3.0, 2.5, 2.6, 2.7]
+    assert [e.improved for e in evaluations] == [True, True, False, False]
+    assert stats["steps"] == 8 and stats["best_val_loss"] == 2.5
+    assert same_weights(weights(trainer), snapshots["best"])
+    assert isinstance(events[-1], TrainingFinished)
+
+
+def test_time_budget_ends_the_run():
+    trainer = make_trainer(epochs=10_000, time_budget_s=0.5)
+    events = list(trainer.fit())
+    finished = events[-1]
+    assert isinstance(finished, TrainingFinished)
+    assert finished.reason == "time_budget"
+    assert 0 < trainer.step < 10_000 * len(trainer.train_loader)
+    assert finished.elapsed_s <= 0.5 + 2.0  # one step and one evaluation past the budget
+    assert any(isinstance(e, Evaluated) for e in events)  # the final model was validated
+
+
+def test_checkpoint_every_writes_files(tmp_path):
+    path = tmp_path / "run.pt"
+    trainer = make_trainer(epochs=3, checkpoint_every=1, checkpoint_path=str(path))
+    events = list(trainer.fit())
+    per_epoch = len(trainer.train_loader)
+    saved = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert [e.step for e in saved] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+    assert all(e.path == str(path) for e in saved)
+    _, tokenizer, metadata = load_model(path)
+    assert tokenizer == trainer.tokenizer
+    assert metadata["step"] == 3 * per_epoch
+    assert len(metadata["history"]["step_losses"]) == 3 * per_epoch
+
+
+def test_seed_save_every_and_model_path(tmp_path):
+    path = tmp_path / "models" / "my_model.pt"
+    make_trainer().train(epochs=2, save_every=1, model_path=str(path))
+    assert path.is_file()
+    assert load_model(path)[2]["step"] > 0
+
+
+def test_train_with_batch_size_rebatches():
+    trainer = make_trainer(batch_size=4)
+    steps_with_4 = len(trainer.train_loader)
+    shapes = []
+    original = trainer.model.forward
+
+    def recording_forward(x, *args, **kwargs):
+        if trainer.model.training:
+            shapes.append(tuple(x.shape))
+        return original(x, *args, **kwargs)
+
+    trainer.model.forward = recording_forward
+    events = []
+    trainer.train(batch_size=16, callback=events.append)
+    started = events[0]
+    assert isinstance(started, TrainingStarted)
+    assert trainer.train_loader.batch_size == trainer.config.batch_size == 16
+    assert started.steps_per_epoch == len(trainer.train_loader) < steps_with_4
+    assert set(shapes) == {(16, 16)}
+
+
+def test_evaluate_equals_hand_computed_cross_entropy():
+    tokenizer = CharacterTokenizer("abcab")
+    torch.manual_seed(0)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=4, hidden_dim=8, num_layers=1,
+                    dropout=0.5)
+    trainer = ModelTrainer(model, tokenizer, device="cpu")
+    tokens = torch.tensor([0, 1, 2, 0, 1, 1, 2, 0, 0, 2, 1], dtype=torch.uint8)
+    # windows of 4 from a fresh state: inputs[0:4], [4:8], then the short rest [8:10]
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start, end in ((0, 4), (4, 8), (8, 10)):
+            inputs = tokens[start:end].long().unsqueeze(0)
+            targets = tokens[start + 1:end + 1].long()
+            logits = model(inputs)[0]
+            total += float(F.cross_entropy(logits, targets, reduction="sum"))
+            count += len(targets)
+    model.train()
+    assert trainer.evaluate(tokens, window=4) == pytest.approx(total / count, abs=1e-6)
+    assert model.training  # evaluate leaves the mode as it found it
+
+
+def test_evaluate_without_validation_text_is_explained():
+    trainer = make_trainer(val_fraction=0.0)
+    with pytest.raises(ValueError, match="validation"):
+        trainer.evaluate()
+
+
+@pytest.mark.parametrize("batching", ["random", "sequential"])
+def test_sequential_batching_carries_state_within_an_epoch(batching):
+    trainer = make_trainer(epochs=2, batching=batching)
+    per_epoch = len(trainer.train_loader)
+    assert per_epoch >= 3
+    given_state = []
+    original = trainer.model.lstm.forward
+
+    def recording_forward(inputs, hx=None):
+        if trainer.model.training:
+            given_state.append(hx is not None)
+        return original(inputs, hx)
+
+    trainer.model.lstm.forward = recording_forward
+    trainer.train()
+    assert len(given_state) == 2 * per_epoch
+    if batching == "sequential":
+        first_of_epoch = [False] + [True] * (per_epoch - 1)
+        assert given_state == first_of_epoch * 2  # reset at each epoch start
+    else:
+        assert not any(given_state)
+
+
+def test_mismatched_model_and_bad_settings_are_refused():
+    tokenizer = CharacterTokenizer(TEXT)
+    small = MicroLM(vocab_size=3, embedding_dim=4, hidden_dim=4, num_layers=1)
+    with pytest.raises(ValueError, match="vocab_size=tokenizer.vocab_size()"):
+        ModelTrainer(small, tokenizer)
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        TrainingConfig(learning_rate=0)
+    with pytest.raises(ValueError, match="batching"):
+        TrainingConfig(batching="shuffled")
+    with pytest.raises(ValueError, match="prepare_data"):
+        ModelTrainer(MicroLM(tokenizer.vocab_size(), 4, 4, 1), tokenizer, device="cpu").train()
