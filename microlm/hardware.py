@@ -426,8 +426,9 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     learning_rate = 3e-3 if config.hidden_dim <= 512 and config.num_layers == 1 else 2e-3
     steps = chosen["steps"]
     # Enough epochs that the clock, not the epoch count, ends the run even if this
-    # machine turns out three times faster than measured.
-    epochs = max(1, math.ceil(3 * chosen["passes"]) + 1)
+    # machine turns out three times faster than measured (an epoch is at least one step).
+    steps_per_epoch = max(1, (train_chars - 1) // (batch_size * sequence_length))
+    epochs = math.ceil(3 * steps / steps_per_epoch) + 1
     eval_chars, eval_interval, evaluations = _evaluation_plan(
         speed, config, sequence_length, val_chars, time_budget_s, steps)
     training = TrainingConfig(
@@ -530,17 +531,17 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int, capacit
 
 def _layers_reason(num_layers: int, passes: float) -> str:
     if num_layers == 1:
-        return (f"One LSTM layer: in this budget the model reads the text ~{passes:.1f} "
+        return (f"One LSTM layer: in this budget the model reads the text ~{_times(passes)} "
                 f"times, and one wide layer learns faster than a deeper, narrower stack.")
-    return (f"{num_layers} LSTM layers: the budget lets the model read the text ~{passes:.0f} "
-            f"times, enough time for a deeper model to pay off.")
+    return (f"{num_layers} LSTM layers: the budget lets the model read the text "
+            f"~{_times(passes)} times, enough time for a deeper model to pay off.")
 
 
 def _dropout_reason(dropout: float, passes: float, parameters: int, train_chars: int) -> str:
     if dropout == 0:
-        return (f"No dropout: the model reads the text only ~{passes:.1f} times, too few to "
-                f"memorise it, so dropout would only slow learning.")
-    return (f"Dropout {dropout:g}: the model reads the text ~{passes:.0f} times with "
+        return (f"No dropout: the model reads the text only ~{_times(passes)} times, too few "
+                f"to memorise it, so dropout would only slow learning.")
+    return (f"Dropout {dropout:g}: the model reads the text ~{_times(passes)} times with "
             f"{_count(parameters)} parameters for {_count(train_chars)} training characters, "
             f"so it could memorise the text; dropout makes it generalise.")
 
@@ -552,6 +553,10 @@ def _count(value: float) -> str:
     if value >= 10_000:
         return f"{round(value, -3):,.0f}"
     return f"{value:,.0f}"
+
+
+def _times(passes: float) -> str:
+    return f"{passes:.1f}" if passes < 10 else f"{passes:,.0f}"
 
 
 def _memory(num_bytes: float) -> str:

@@ -186,6 +186,15 @@ def test_time_not_epochs_ends_the_run():
     assert training.epochs * train_chars >= 2 * expected_chars
 
 
+def test_tiny_corpus_epochs_cover_the_budget():
+    # An epoch is at least one step, so a 200-character text needs many epochs to fill 60 s.
+    result = recommend(200, 60, 20, CPU_LIKE, PLENTY_OF_MEMORY)
+    training = result.training_config
+    steps = 0.9 * 60 * result.estimate.chars_per_second / (
+        training.batch_size * training.sequence_length)
+    assert training.epochs >= 2 * steps
+
+
 def test_evaluation_costs_under_five_percent_of_the_budget():
     for budget in (60, 600):
         result = recommend(SHAKESPEARE_CHARS, budget, 65, CPU_LIKE, PLENTY_OF_MEMORY)
