@@ -525,6 +525,9 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int, capacit
     if chosen["steps"] < MIN_STEPS:
         return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
                 f"budget would help.")
+    if bigger["steps"] >= MIN_STEPS:  # only the two-layer search also asks for passes
+        return (f"hidden size {bigger['config'].hidden_dim} would read the text fewer than "
+                f"{MANY_PASSES:g} times, too few for a deeper model to pay off.")
     return (f"hidden size {bigger['config'].hidden_dim} would get only "
             f"~{bigger['steps']:,.0f} steps, too few to learn well (want {MIN_STEPS:,}+).")
 
