@@ -272,21 +272,20 @@ def next_char_distribution(model: MicroLM, tokenizer: CharacterTokenizer, prompt
     """The model's probability for each possible next character after `prompt`, highest
     first (the top_k most likely only, if given). An empty prompt starts from the same
     character as TextGenerator; characters the model never saw raise
-    UnknownCharacterError."""
+    UnknownCharacterError.
+
+    The LSTM is run through activations(), as at generation time (no dropout), without
+    switching the model to eval mode: a model that is training in another thread keeps
+    its mode."""
     from .generator import TextGenerator
 
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    ids = tokenizer.encode(prompt or TextGenerator(model, tokenizer).start_char())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            inputs = torch.tensor([ids], dtype=torch.long, device=model.head.weight.device)
-            logits = model(inputs)[0, -1]  # (vocab_size,)
-            probabilities = F.softmax(logits.float(), dim=-1).cpu().numpy()
-    finally:
-        model.train(was_training)
+    trace = activations(model, tokenizer, prompt or TextGenerator(model, tokenizer).start_char())
+    with torch.no_grad():
+        last_hidden = torch.from_numpy(trace.layers[-1].hidden[-1]).to(model.head.weight.device)
+        logits = model.head(last_hidden.to(model.head.weight.dtype))  # (vocab_size,)
+        probabilities = F.softmax(logits.float(), dim=-1).cpu().numpy()
     vocab = tokenizer.vocab_size()
     # Rows beyond the tokenizer's characters (a model built larger) cannot be shown as text.
     order = np.argsort(-probabilities[:vocab], kind="stable")

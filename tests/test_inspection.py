@@ -212,6 +212,20 @@ def test_gates_are_in_range_and_rebuild_the_cell(model, tokenizer):
                                atol=1e-6)
 
 
+def test_inspection_never_switches_the_mode(model, tokenizer, monkeypatch):
+    # A model may be training in another thread: flipping it to eval mode, even briefly,
+    # would turn its dropout off mid-step. eval() calls train(False), so this sees both.
+    switches = []
+    monkeypatch.setattr(model, "train", lambda mode=True: switches.append(mode))
+    activations(model, tokenizer, "hello")
+    next_char_distribution(model, tokenizer, "hello")
+    next_char_distribution(model, tokenizer, "")
+    embedding_projection(model, tokenizer)
+    analyze_parameters(model)
+    inspect_model(model)
+    assert switches == []
+
+
 def test_activations_leave_the_mode_alone(model, tokenizer):
     model.train()
     activations(model, tokenizer, "hello")
@@ -297,7 +311,7 @@ def test_planted_model_gates_are_saturated(tokenizer):
 def test_next_char_distribution_matches_the_model(model, tokenizer):
     model.train()
     distribution = next_char_distribution(model, tokenizer, "the c")
-    assert model.training  # mode restored
+    assert model.training  # never switched, so training in another thread is unaffected
     assert len(distribution) == tokenizer.vocab_size()
     assert sum(p for _, p in distribution) == pytest.approx(1.0, abs=1e-5)
     probabilities = [p for _, p in distribution]
