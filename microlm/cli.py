@@ -1,0 +1,666 @@
+"""The `microlm` command: probe the machine, train, generate, inspect a checkpoint, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from . import hardware
+from .checkpoint import CheckpointError, load_model
+from .data import SAMPLE_CORPORA, Corpus, CorpusError, read_corpus, sample_corpus
+from .generator import TextGenerator
+from .model import MicroLM, ModelConfig
+from .tokenizer import CharacterTokenizer, UnknownCharacterError
+from .trainer import (
+    CheckpointSaved,
+    Evaluated,
+    ModelTrainer,
+    SampleGenerated,
+    StepCompleted,
+    TrainingConfig,
+    TrainingControl,
+    TrainingFinished,
+    TrainingStarted,
+    set_seed,
+)
+
+TYPICAL_VOCAB = 96  # distinct characters of a typical English text: sizes the preset table
+DEFAULT_PRESET = "small"  # used when neither --preset nor --time-budget is given
+INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C
+
+MODEL_FLAGS = ("embedding_dim", "hidden_dim", "num_layers", "dropout")
+TRAINING_FLAGS = ("sequence_length", "batch_size", "learning_rate", "epochs", "val_fraction",
+                  "eval_interval", "patience")
+# What a resumed run may still change: how long it goes on and how it is watched.
+RESUME_FLAGS = ("epochs", "eval_interval", "patience")
+
+
+class UserError(Exception):
+    """A mistake the person running the command can fix; shown as one 'error:' line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one 'error:' line instead of usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+# ---- argument types: each rejects a bad value with a sentence, not a traceback ----
+
+def _number(kind: type, check: Callable[[float], bool], wanted: str) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+        return value
+    parse.__name__ = wanted  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
+count_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+non_negative_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+dropout_float = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+top_p_float = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def sample_name(text: str) -> str:
+    """Accept a sample corpus by its name in any case, or as a slug like python-documentation."""
+    for name in SAMPLE_CORPORA:
+        if _slug(text) in (_slug(name), _slug(name).removeprefix("python-")):
+            return name
+    choices = ", ".join(f"'{_slug(n)}'" for n in SAMPLE_CORPORA)
+    raise argparse.ArgumentTypeError(f"no sample corpus named {text!r}; choose {choices}")
+
+
+# ---- the command line ----
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="microlm", description="Train and explore character-level LSTM "
+                     "language models from the command line.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    probe = commands.add_parser(
+        "probe", help="describe this machine and how fast it trains each preset",
+        description="Print this machine's CPU, memory and GPUs, measure its training speed "
+                    "in a short calibration, and list the presets with their true size and "
+                    "estimated speed here.")
+    probe.add_argument("--device", help="measure on this device (cpu, cuda, cuda:1, mps); "
+                       "default: the best available")
+    probe.add_argument("--seconds", type=positive_float, default=1.5,
+                       help="how long the speed calibration runs (default 1.5)")
+    probe.set_defaults(handler=run_probe)
+
+    train = commands.add_parser(
+        "train", help="train a model on a text file or a built-in sample corpus",
+        description="Train a model and save it as one checkpoint file. Settings come from, "
+                    "in order of precedence: the explicit flags, then --preset, then the "
+                    "recommendation for --time-budget, then the 'small' preset. Ctrl-C stops "
+                    "training and still saves the checkpoint.")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", type=Path, help="the text file to learn from")
+    source.add_argument("--sample", type=sample_name, metavar="NAME",
+                        help="learn from a built-in corpus made from your Python installation: "
+                             + ", ".join(_slug(n) for n in SAMPLE_CORPORA))
+    train.add_argument("--preset", choices=list(hardware.PRESETS),
+                       help="a ready-made model size and training setup, from tiny and fast "
+                            "(nano) to large and slow (xlarge); see 'microlm probe'")
+    model = train.add_argument_group("model shape (override the preset or recommendation)")
+    model.add_argument("--embedding-dim", type=positive_int,
+                       help="length of the vector each character is turned into")
+    model.add_argument("--hidden-dim", type=positive_int,
+                       help="size of the LSTM memory per layer; bigger learns more, trains slower")
+    model.add_argument("--num-layers", type=positive_int, help="number of stacked LSTM layers")
+    model.add_argument("--dropout", type=dropout_float,
+                       help="fraction of activations zeroed during training against "
+                            "memorising (0 = off)")
+    run = train.add_argument_group("training (override the preset or recommendation)")
+    run.add_argument("--sequence-length", type=positive_int,
+                     help="characters per training window: how far back the model learns to look")
+    run.add_argument("--batch-size", type=positive_int, help="windows trained on per step")
+    run.add_argument("--learning-rate", type=positive_float, help="peak step size of AdamW")
+    run.add_argument("--epochs", type=positive_int,
+                     help="passes over the training text (with --time-budget: at most this many)")
+    run.add_argument("--val-fraction", type=_number(float, lambda v: 0 <= v < 1,
+                                                   "a number in [0, 1)"),
+                     help="share of the text held out to measure the validation loss "
+                          "(default 0.1)")
+    run.add_argument("--eval-interval", type=count_int,
+                     help="training steps between validation runs (0 = once per epoch)")
+    run.add_argument("--patience", type=count_int,
+                     help="stop early after this many validations without improvement "
+                          "(0 = never)")
+    train.add_argument("--time-budget", type=positive_float, metavar="SECONDS",
+                       help="finish within this many seconds, everything included; alone, it "
+                            "also picks the model that fits the time on this machine")
+    train.add_argument("--output", "-o", type=Path, metavar="PATH",
+                       help="where to save the checkpoint (default: <text name>.pt in the "
+                            "current folder; with --resume: the resumed file)")
+    train.add_argument("--resume", type=Path, metavar="PATH",
+                       help="continue the run saved in this checkpoint exactly where it "
+                            "stopped (give the same text)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="random seed: the same seed, text and settings give the same model "
+                            "(default 1337)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    train.set_defaults(handler=run_train)
+
+    generate = commands.add_parser(
+        "generate", help="write text with a trained model",
+        description="Continue a prompt with a trained model; the text is printed as it is "
+                    "produced.")
+    generate.add_argument("checkpoint", type=Path, help="a .pt file saved by 'microlm train'")
+    generate.add_argument("--prompt", default="",
+                          help="text to continue (default: start from a new line)")
+    generate.add_argument("--length", type=count_int, default=500,
+                          help="how many new characters to write (default 500)")
+    generate.add_argument("--temperature", type=non_negative_float, default=0.8,
+                          help="randomness: 0 always picks the most likely character, 1 samples "
+                               "the model as is, above 1 is wilder (default 0.8)")
+    generate.add_argument("--top-k", type=positive_int,
+                          help="pick only among the k most likely next characters")
+    generate.add_argument("--top-p", type=top_p_float,
+                          help="pick only among the most likely characters whose probabilities "
+                               "add up to p (nucleus sampling)")
+    generate.add_argument("--seed", type=int,
+                          help="random seed: the same seed and settings give the same text")
+    generate.set_defaults(handler=run_generate)
+
+    inspect = commands.add_parser(
+        "inspect", help="show what is inside a checkpoint",
+        description="Print a checkpoint's architecture, its parameters layer by layer, its "
+                    "memory, a health check of its weights and how it was trained.")
+    inspect.add_argument("checkpoint", type=Path, help="a .pt file saved by 'microlm train'")
+    inspect.set_defaults(handler=run_inspect)
+
+    bench = commands.add_parser(
+        "bench", help="measure training speed, generation speed and memory on this machine",
+        description="Measure, on this machine: ModelTrainer's speed against a plain PyTorch "
+                    "loop, generation speed at several lengths, and peak memory when "
+                    "preparing a 100 MB corpus. Takes a few minutes.")
+    bench.add_argument("--quick", action="store_true",
+                       help="a much shorter run with a small corpus (checks that it works; "
+                            "the figures are rough)")
+    bench.set_defaults(handler=run_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failed, 2 bad input)."""
+    # From a real command line, the time budget counts from the moment the process started
+    # (interpreter and torch start-up included), not from when this function runs.
+    started = time.monotonic() - (_seconds_since_process_start() if argv is None else 0.0)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.started = started
+        return args.handler(args)
+    except SystemExit as exit_request:  # --help, or a command line argparse rejected
+        return exit_request.code if isinstance(exit_request.code, int) else 0
+    except (UserError, CorpusError, CheckpointError, UnknownCharacterError, ValueError) as err:
+        return _fail(str(err), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted.", INTERRUPTED)
+    except BrokenPipeError:  # e.g. `microlm generate ... | head`: the reader has gone
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    except MemoryError:
+        return _fail("out of memory; use a smaller model, batch or text.", 1)
+    except (OSError, RuntimeError) as err:
+        return _fail(_first_line(err), 1)
+    except Exception as err:  # a bug: still one line, with a way to get the traceback
+        if os.environ.get("MICROLM_DEBUG"):
+            raise
+        return _fail(f"internal error ({type(err).__name__}: {_first_line(err)}); run again "
+                     f"with MICROLM_DEBUG=1 to see the traceback and please report it.", 1)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _seconds_since_process_start() -> float:
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # no psutil or no permission: count from now
+        return 0.0
+
+
+# ---- probe ----
+
+def run_probe(args: argparse.Namespace) -> int:
+    device = str(hardware.select_device(args.device))
+    print(hardware.probe().summary())
+    print(f"\nMeasuring training speed on {device} for about {args.seconds:g} s ...",
+          file=sys.stderr, flush=True)
+    speed = hardware.calibrate(seconds=args.seconds, device=device)
+    print(f"\nMeasured training speed on {speed.device}: "
+          f"{speed.flops_per_second / 1e9:.1f} GFLOP/s of LSTM math, "
+          f"{speed.step_overhead_s * 1000:.1f} ms fixed cost per step.")
+    print(f"\nPresets (parameters for a text of {TYPICAL_VOCAB} distinct characters):")
+    rows = [("preset", "embedding", "hidden", "layers", "parameters", "est. chars/s")]
+    for name, preset in hardware.PRESETS.items():
+        config = preset.model_config(TYPICAL_VOCAB)
+        rate = speed.chars_per_second(config, preset.batch_size, preset.sequence_length)
+        rows.append((name, str(preset.embedding_dim), str(preset.hidden_dim),
+                     str(preset.num_layers),
+                     f"{hardware.preset_parameters(name, TYPICAL_VOCAB):,}", f"{rate:,.0f}"))
+    print(format_table(rows))
+    return 0
+
+
+def format_table(rows: Sequence[Sequence[str]], indent: str = "  ",
+                 left_columns: int = 1) -> str:
+    """Words left-aligned (the first `left_columns`), numbers right-aligned, a rule under
+    the header row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [cell.ljust(width) if i < left_columns else cell.rjust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
+        return indent + "  ".join(cells).rstrip()
+
+    rule = indent + "  ".join("-" * w for w in widths)
+    return "\n".join([line(rows[0]), rule] + [line(row) for row in rows[1:]])
+
+
+# ---- train ----
+
+def run_train(args: argparse.Namespace) -> int:
+    budget = args.time_budget
+    device = str(hardware.select_device(args.device))  # fail now if e.g. CUDA is absent
+    given = {name: getattr(args, name) for name in MODEL_FLAGS + TRAINING_FLAGS
+             if getattr(args, name) is not None}
+    if args.resume is not None:
+        not_allowed = [n for n in given if n not in RESUME_FLAGS]
+        if args.preset or args.seed is not None:
+            not_allowed += ["preset"] * bool(args.preset) + ["seed"] * (args.seed is not None)
+        if not_allowed:
+            flags = ", ".join("--" + n.replace("_", "-") for n in not_allowed)
+            raise UserError(f"--resume continues the saved run with its own settings; leave out "
+                            f"{flags} (only --epochs, --eval-interval, --patience, "
+                            f"--time-budget may change).")
+
+    corpus = _load_corpus(args)
+    text = corpus.text
+    output = _output_path(args, corpus)
+
+    if args.resume is not None:
+        trainer = ModelTrainer.from_checkpoint(args.resume, text, device=device)
+        overrides = {n: v for n, v in given.items() if n in RESUME_FLAGS}
+        print(f"Resuming {args.resume} at step {trainer.step:,}.", file=sys.stderr)
+    else:
+        tokenizer = CharacterTokenizer(text)
+        model_config, training_config = _choose_config(args, len(text), tokenizer.vocab_size(),
+                                                       device, given)
+        set_seed(training_config.seed)  # the model's initial weights come from the seed too
+        model = MicroLM(config=model_config)
+        trainer = ModelTrainer(model, tokenizer, device=device, config=training_config)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.prepare_data(text)
+        for warning in caught:
+            print(f"warning: {warning.message}", file=sys.stderr)
+        overrides = {}
+        print(_describe(trainer, len(text)), file=sys.stderr)
+    del text  # the trainer keeps the encoded tokens; the string may be large
+
+    if budget is not None:
+        reserve = _finishing_reserve(trainer, budget, device)
+        remaining = budget - (time.monotonic() - args.started) - reserve
+        if remaining <= 0:
+            raise UserError(f"the time budget of {budget:g} s was used up before training "
+                            f"could start (reading and preparing took "
+                            f"{time.monotonic() - args.started:.1f} s); give more time.")
+        overrides["time_budget_s"] = remaining
+        print(f"Training for {remaining:.1f} s of the {budget:g} s budget ({reserve:.1f} s kept "
+              f"for the last validation and saving).", file=sys.stderr)
+    overrides["checkpoint_path"] = str(output)
+    return _train_with_progress(trainer, overrides, output, args)
+
+
+def _load_corpus(args: argparse.Namespace) -> Corpus:
+    if args.sample is not None:
+        corpus = sample_corpus(args.sample)
+    else:
+        corpus = read_corpus(args.file)
+    for note in corpus.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    return corpus
+
+
+def _output_path(args: argparse.Namespace, corpus: Corpus) -> Path:
+    stem = _slug(args.sample) if args.sample is not None else Path(args.file).stem
+    if args.output is None:
+        return args.resume if args.resume is not None else Path.cwd() / f"{stem}.pt"
+    if args.output.is_dir():
+        return args.output / f"{stem}.pt"
+    return args.output
+
+
+def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int, device: str,
+                   given: dict) -> tuple[ModelConfig, TrainingConfig]:
+    """Explicit flags > --preset > recommendation for --time-budget > the default preset."""
+    budget = args.time_budget
+    if args.preset is None and budget is not None:
+        # The calibration is part of the budget, so keep it short for short budgets.
+        speed = _calibrate_for(budget, device)
+        # What is left once reading and calibrating are paid for, less a rough reserve
+        # for finishing (the exact one is known once the model is chosen).
+        remaining = budget - (time.monotonic() - args.started) - (0.1 + 0.03 * budget)
+        recommendation = hardware.recommend(corpus_chars, max(round(remaining, 1), 1.0),
+                                            vocab_size, speed)
+        print(f"Recommended for {budget:g} s on this machine:", file=sys.stderr)
+        for reason in recommendation.reasons:
+            print(f"  - {reason}", file=sys.stderr)
+        model_config = recommendation.model_config
+        training_config = recommendation.training_config
+    else:
+        preset = hardware.PRESETS[args.preset or DEFAULT_PRESET]
+        if args.preset is None:
+            print(f"Using the '{preset.name}' preset (choose with --preset, or let "
+                  f"--time-budget pick).", file=sys.stderr)
+        model_config = preset.model_config(vocab_size)
+        training_config = preset.training_config()
+        if budget is not None and "epochs" not in given:
+            # With a budget, time ends the run; the schedule then follows the clock.
+            training_config = replace(training_config, epochs=1_000_000)
+    model_config = replace(model_config, vocab_size=vocab_size,
+                           **{n: given[n] for n in MODEL_FLAGS if n in given})
+    settings = {n: given[n] for n in TRAINING_FLAGS if n in given}
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    training_config = replace(training_config, device=device, **settings)
+    return model_config, training_config
+
+
+def _calibrate_for(budget: float, device: str) -> hardware.MachineSpeed:
+    """This machine's speed; the calibration is paid from the budget, so keep it short."""
+    return hardware.calibrate(seconds=min(1.5, max(0.2, 0.03 * budget)), device=device)
+
+
+def _finishing_reserve(trainer: ModelTrainer, budget: float, device: str) -> float:
+    """Seconds kept back from the training clock so the whole command ends within budget.
+
+    The trainer stops before a step once its clock is spent, so the last step can run
+    over by up to one step; then come a last validation (when none just happened), the
+    checkpoint and exiting. Step and validation times are estimated from the calibration.
+    """
+    speed = _calibrate_for(budget, device)
+    cfg = trainer.config
+    chars_per_second = speed.chars_per_second(trainer.model.config, cfg.batch_size,
+                                              cfg.sequence_length)
+    step_s = cfg.batch_size * cfg.sequence_length / chars_per_second
+    val_chars = 0 if trainer.val_tokens is None else len(trainer.val_tokens)
+    # Validation is a forward pass only: about a third of a training step per character.
+    validation_s = min(cfg.eval_chars, val_chars) / (3 * chars_per_second)
+    reserve = 0.1 + 0.01 * budget + 1.5 * step_s + validation_s
+    return min(reserve, 0.3 * budget)
+
+
+def _describe(trainer: ModelTrainer, corpus_chars: int) -> str:
+    m, t = trainer.model.config, trainer.config
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    return (f"Model: {parameters:,} parameters (embedding {m.embedding_dim}, hidden "
+            f"{m.hidden_dim} x {m.num_layers} layer(s), dropout {m.dropout:g}), vocabulary "
+            f"{m.vocab_size}. Training on {corpus_chars:,} characters with batches of "
+            f"{t.batch_size} x {t.sequence_length}, learning rate {t.learning_rate:g}, "
+            f"on {trainer.device}.")
+
+
+def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
+                         args: argparse.Namespace) -> int:
+    control = TrainingControl()
+    progress = ProgressLine(sys.stderr, run_epochs=None if "time_budget_s" in overrides
+                            else overrides.get("epochs", trainer.config.epochs))
+    interrupted = False
+    first_step = trainer.step
+
+    def on_interrupt(signum, frame) -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        interrupted = True
+        progress.message("Stopping after this step and saving (Ctrl-C again to abort) ...")
+        control.stop()
+
+    previous_handler = _install_interrupt_handler(on_interrupt)
+    finished: TrainingFinished | None = None
+    try:
+        for event in trainer.fit(control=control, **overrides):
+            if isinstance(event, TrainingStarted):
+                progress.started(event, first_step)
+            elif isinstance(event, StepCompleted):
+                progress.step(event)
+            elif isinstance(event, Evaluated):
+                progress.evaluated(event)
+            elif isinstance(event, SampleGenerated):
+                progress.message(f"sample at step {event.step}: {event.text!r}")
+            elif isinstance(event, CheckpointSaved):
+                pass  # reported once at the end
+            elif isinstance(event, TrainingFinished):
+                finished = event
+    finally:
+        progress.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+
+    if finished.best_val_loss is not None:
+        print(f"Best validation loss: {finished.best_val_loss:.4f} nats/char "
+              f"({finished.best_val_loss / math.log(2):.3f} bits/char).")
+    if finished.reason == "time_budget":
+        message = f"Time budget of {args.time_budget:g} s reached (everything included)."
+    else:
+        message = finished.message
+    print(f"{message} {finished.step - first_step:,} steps in {finished.elapsed_s:.1f} s of "
+          f"training, {time.monotonic() - args.started:.1f} s in all.")
+    print(f"Checkpoint saved to {output}")
+    if finished.reason == "diverged":
+        return 1
+    return INTERRUPTED if interrupted else 0
+
+
+def _install_interrupt_handler(handler: Callable) -> Callable | int | None:
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. called from a worker): keep the default
+        return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class ProgressLine:
+    """One line on a terminal, rewritten in place, plus a line per validation.
+
+    Redrawn at most ten times a second so a fast tiny model is not slowed by printing.
+    When the stream is not a terminal (a log file), a plain line is written every
+    ten seconds instead.
+    """
+
+    def __init__(self, stream: TextIO, run_epochs: int | None, width: int = 24):
+        self.stream = stream
+        self.run_epochs = run_epochs  # None: the run ends on time, not on epochs
+        self.width = width
+        self.is_terminal = hasattr(stream, "isatty") and stream.isatty()
+        self.redraw_every = 0.1 if self.is_terminal else 10.0
+        self.total_steps = 0
+        self.run_start_step = 0
+        self.val_loss: float | None = None
+        self.best_val_loss: float | None = None
+        self.last: StepCompleted | None = None
+        self._drawn_at = 0.0
+        self._line_length = 0
+
+    def started(self, event: TrainingStarted, trainer_step: int) -> None:
+        self.run_start_step = trainer_step - event.start_step
+        self.total_steps = event.total_steps
+
+    def step(self, event: StepCompleted) -> None:
+        self.last = event
+        now = time.monotonic()
+        if now - self._drawn_at >= self.redraw_every:
+            self._drawn_at = now
+            self._draw()
+
+    def evaluated(self, event: Evaluated) -> None:
+        self.val_loss, self.best_val_loss = event.val_loss, event.best_val_loss
+        mark = "  (new best)" if event.improved else ""
+        self.message(f"step {event.step:,}  epoch {event.epoch}  train loss "
+                     f"{event.train_loss:.4f}  val loss {event.val_loss:.4f}  best "
+                     f"{event.best_val_loss:.4f}{mark}")
+
+    def message(self, text: str) -> None:
+        self._clear()
+        print(text, file=self.stream, flush=True)
+        if self.last is not None and self.is_terminal:
+            self._draw()
+
+    def close(self) -> None:
+        if self.last is not None and self.is_terminal:
+            self._draw()
+            print(file=self.stream, flush=True)
+            self._line_length = 0
+
+    def _draw(self) -> None:
+        self.stream.write(("\r" if self.is_terminal else "") + self._line()
+                          + ("" if self.is_terminal else "\n"))
+        self.stream.flush()
+
+    def _clear(self) -> None:
+        if self.is_terminal and self._line_length:
+            self.stream.write("\r" + " " * self._line_length + "\r")
+            self._line_length = 0
+
+    def _line(self) -> str:
+        e = self.last
+        done = int(self.width * e.progress)
+        bar = "#" * done + "-" * (self.width - done)
+        run_step = e.step - self.run_start_step
+        # With a time budget the step count is whatever fits in the time: estimate it.
+        expected = self.total_steps
+        if e.progress > 0:
+            expected = min(expected, max(run_step, round(run_step / e.progress)))
+        epoch = f"epoch {e.epoch}" + (f"/{self.run_epochs}" if self.run_epochs else "")
+        val = f"{self.val_loss:.3f}" if self.val_loss is not None else "-"
+        best = f"{self.best_val_loss:.3f}" if self.best_val_loss is not None else "-"
+        line = (f"[{bar}] {e.progress:4.0%}  step {run_step:,}/{expected:,}  {epoch}  "
+                f"loss {e.loss:.3f}  val {val}  best {best}  "
+                f"{e.chars_per_second:,.0f} chars/s  ETA {_duration(e.eta_s)}")
+        padding = " " * max(0, self._line_length - len(line))
+        self._line_length = len(line)
+        return line + padding
+
+
+# ---- generate ----
+
+def run_generate(args: argparse.Namespace) -> int:
+    model, tokenizer, _ = load_model(args.checkpoint)
+    unknown = tokenizer.unknown_characters(args.prompt)
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10])
+        raise UserError(f"the prompt contains {len(unknown)} character(s) this model never saw "
+                        f"in training: {shown}. Remove them from --prompt.")
+    generator = TextGenerator(model, tokenizer)
+    out = sys.stdout
+    out.write(args.prompt)
+    out.flush()
+    last = args.prompt[-1:]
+    for generated in generator.stream(args.prompt, args.length, args.temperature, args.top_k,
+                                      args.top_p, args.seed):
+        out.write(generated.char)
+        out.flush()  # show each character as it is produced
+        last = generated.char
+    if last != "\n":
+        out.write("\n")
+    out.flush()
+    return 0
+
+
+# ---- inspect ----
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .inspection import analyze_parameters, inspect_model
+
+    model, tokenizer, metadata = load_model(args.checkpoint)
+    info = inspect_model(model)
+    health = analyze_parameters(model)
+    print(f"Checkpoint: {args.checkpoint}")
+    print(f"\nArchitecture:\n{info['architecture']}")
+    print(f"\nParameters: {info['parameter_count']:,}   weights in memory: "
+          f"{info['memory_mb']:.2f} MB   vocabulary: {tokenizer.vocab_size()} characters\n")
+    rows = [("tensor", "type", "shape", "parameters")]
+    rows += [(layer["name"], str(layer["type"]), str(layer["shape"]),
+              f"{layer['parameters']:,}") for layer in info["layers"]]
+    print(format_table(rows, left_columns=3))
+    print(f"\nHealth score: {health['health_score']:.2f} (1 = no sign of dead, exploding or "
+          f"saturated weights)")
+    for note in health.get("health_notes", []):
+        print(f"  - {note}")
+    print("\nTraining:")
+    print(_training_summary(metadata))
+    return 0
+
+
+def _training_summary(metadata: dict) -> str:
+    history = metadata.get("history") or {}
+    steps = int(metadata.get("step") or len(history.get("step_losses", [])))
+    if not steps:
+        return "  not trained (no training history in this checkpoint)"
+    lines = [f"  steps: {steps:,}   training time: "
+             f"{_duration(float(history.get('training_time', 0.0)))} "
+             f"({float(history.get('training_time', 0.0)):.1f} s)"]
+    best = metadata.get("best_val_loss")
+    if best is not None:
+        lines.append(f"  best validation loss: {best:.4f} nats/char "
+                     f"({best / math.log(2):.3f} bits/char)")
+    step_losses = history.get("step_losses") or []
+    if step_losses:
+        lines.append(f"  training loss: first {step_losses[0]:.4f}, last {step_losses[-1]:.4f}")
+    config = metadata.get("training_config") or {}
+    if config:
+        lines.append(f"  settings: batch {config.get('batch_size')} x "
+                     f"{config.get('sequence_length')} characters, learning rate "
+                     f"{config.get('learning_rate'):g}, seed {config.get('seed')}")
+    return "\n".join(lines)
+
+
+# ---- bench ----
+
+def run_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(["--quick"] if args.quick else [])

@@ -1,0 +1,228 @@
+"""The `microlm` command line: train, resume, generate, inspect, probe and its error messages."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from microlm import cli, load_model
+
+TINY = ["--embedding-dim", "8", "--hidden-dim", "16", "--num-layers", "1", "--dropout", "0",
+        "--sequence-length", "16", "--batch-size", "8"]
+SENTENCES = ("the quick brown fox jumps over the lazy dog. ", "a stitch in time saves nine. ",
+             "all that glitters is not gold. ", "where there is smoke there is fire. ")
+TEXT = "".join(SENTENCES[i % 4] for i in range(100))  # 3,525 characters
+TRAIN_CHARS = len(TEXT) - int(0.1 * len(TEXT))  # the default 10 % is held out
+STEPS_PER_EPOCH = (TRAIN_CHARS - 1) // (8 * 16)  # batches of 8 windows of 16 characters
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run on one thread: on a busy 2-core machine, two threads waiting on each
+    other at every small matrix product made these runs up to 50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "proverbs.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(text_file, tmp_path_factory):
+    output = tmp_path_factory.mktemp("model") / "proverbs.pt"
+    status = cli.main(["train", str(text_file), *TINY, "--epochs", "1", "--seed", "3",
+                       "--output", str(output)])
+    assert status == 0
+    return output
+
+
+def run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_help_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "microlm", "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0
+    for command in ("probe", "train", "generate", "inspect", "bench"):
+        assert command in result.stdout
+
+
+def test_every_train_option_is_explained(capsys):
+    status, out, _ = run(capsys, "train", "--help")
+    assert status == 0
+    for option in ("--preset", "--time-budget", "--resume", "--patience", "--val-fraction"):
+        assert option in out
+    assert "passes over the training text" in out
+
+
+def test_train_saves_a_checkpoint_with_one_epoch(checkpoint, text_file, capsys):
+    model, tokenizer, metadata = load_model(checkpoint)
+    assert metadata["step"] == STEPS_PER_EPOCH == 24
+    assert model.config.hidden_dim == 16 and model.config.num_layers == 1
+    assert tokenizer.vocab_size() == len(set(text_file.read_text()))
+    assert metadata["best_val_loss"] is not None
+
+
+def test_train_reports_best_loss_and_checkpoint(text_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1")
+    assert status == 0
+    assert "Best validation loss:" in out
+    assert f"Checkpoint saved to {tmp_path / 'proverbs.pt'}" in out  # default: <stem>.pt here
+    assert (tmp_path / "proverbs.pt").exists()
+    assert "warning: Only 3,525 characters" in err  # the corpus's own warning is shown
+    assert "val loss" in err  # the periodic validation line
+
+
+def test_same_seed_trains_the_same_model(text_file, checkpoint, tmp_path, capsys):
+    again = tmp_path / "again.pt"
+    assert run(capsys, "train", text_file, *TINY, "--epochs", "1", "--seed", "3", "-o",
+               again)[0] == 0
+    first, _, _ = load_model(checkpoint)
+    second, _, _ = load_model(again)
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, second.state_dict()[name]), name
+
+
+def test_ctrl_c_saves_and_resume_finishes_the_same_run(text_file, tmp_path, capsys, monkeypatch):
+    straight = tmp_path / "straight.pt"
+    assert run(capsys, "train", text_file, *TINY, "--epochs", "2", "-o", straight)[0] == 0
+
+    interrupted = tmp_path / "interrupted.pt"
+    original_step = cli.ProgressLine.step
+
+    def press_ctrl_c_at_step_10(self, event):
+        original_step(self, event)
+        if event.step == 10:
+            signal.raise_signal(signal.SIGINT)  # handled by the CLI as a clean stop
+
+    monkeypatch.setattr(cli.ProgressLine, "step", press_ctrl_c_at_step_10)
+    status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "2", "-o",
+                           interrupted)
+    monkeypatch.undo()
+    assert status == cli.INTERRUPTED
+    assert "Stopping after this step" in err
+    assert f"Checkpoint saved to {interrupted}" in out
+    assert load_model(interrupted)[2]["step"] == 10
+
+    status, out, err = run(capsys, "train", text_file, "--resume", interrupted)
+    assert status == 0, err
+    assert "Resuming" in err
+    _, _, resumed = load_model(interrupted)  # default output: the resumed file
+    _, _, reference = load_model(straight)
+    assert resumed["step"] == reference["step"] == 2 * STEPS_PER_EPOCH
+    assert resumed["history"]["step_losses"] == reference["history"]["step_losses"]
+
+
+def test_generate_with_a_seed_repeats_exactly(checkpoint, capsys):
+    args = ("generate", checkpoint, "--prompt", "the ", "--length", "40", "--seed", "7",
+            "--temperature", "1.0", "--top-k", "5")
+    status, first, err = run(capsys, *args)
+    assert status == 0, err
+    status, second, _ = run(capsys, *args)
+    assert first == second
+    assert first.startswith("the ")
+    assert len(first.rstrip("\n")) >= 44 - first.count("\n")  # prompt + 40 new characters
+
+
+def test_inspect_shows_layers_health_and_history(checkpoint, capsys):
+    pytest.importorskip("microlm.inspection")
+    status, out, err = run(capsys, "inspect", checkpoint)
+    assert status == 0, err
+    model, _, _ = load_model(checkpoint)
+    total = sum(p.numel() for p in model.parameters())
+    assert f"Parameters: {total:,}" in out
+    assert "embedding.weight" in out
+    assert "Health score:" in out
+    assert f"steps: {STEPS_PER_EPOCH}" in out
+    assert "best validation loss:" in out
+
+
+def test_probe_lists_every_preset(capsys):
+    status, out, _ = run(capsys, "probe", "--seconds", "0.2")
+    assert status == 0
+    for name in ("nano", "small", "medium", "large", "xlarge"):
+        assert f"\n  {name} " in out
+    assert "chars/s" in out
+
+
+def test_time_budget_alone_picks_a_model_and_stops_on_time(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    budget = 4.0
+    status, out, err = run(capsys, "train", "--sample", "python-documentation",
+                           "--time-budget", budget)
+    assert status == 0, err
+    assert "Recommended for 4 s" in err and "Hidden size" in err  # the reasons are printed
+    assert "Time budget of 4 s reached" in out  # the run was ended by the clock
+    _, _, metadata = load_model(tmp_path / "python-documentation.pt")
+    assert 0 < metadata["history"]["training_time"] <= budget
+
+
+def test_sample_names_are_forgiving():
+    assert cli.sample_name("documentation") == cli.sample_name("Python documentation")
+    assert cli.sample_name("python-source-code") == "Python source code"
+
+
+def _bad_inputs(text_file, checkpoint, tmp_path):
+    binary = tmp_path / "image.bin"
+    binary.write_bytes(bytes(range(256)) * 20)
+    short = tmp_path / "short.txt"
+    short.write_text("a")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    cases = {
+        "missing file": ["train", tmp_path / "missing.txt"],
+        "binary file": ["train", binary],
+        "bad checkpoint (generate)": ["generate", garbage],
+        "bad checkpoint (inspect)": ["inspect", text_file],
+        "missing checkpoint": ["generate", tmp_path / "missing.pt"],
+        "unknown preset": ["train", text_file, "--preset", "huge"],
+        "bad number": ["train", text_file, "--epochs", "ten"],
+        "negative number": ["train", text_file, "--learning-rate", "-1"],
+        "bad temperature": ["generate", checkpoint, "--temperature", "hot"],
+        "unknown sample": ["train", "--sample", "poetry"],
+        "no corpus": ["train"],
+        "unknown prompt characters": ["generate", checkpoint, "--prompt", "Zürich €"],
+        "resume with a new shape": ["train", text_file, "--resume", checkpoint,
+                                    "--hidden-dim", "64"],
+        "unknown option": ["train", text_file, "--batching-typo"],
+        "text too short": ["train", short],
+    }
+    if not torch.cuda.is_available():
+        cases["CUDA absent"] = ["train", text_file, "--device", "cuda"]
+    return cases
+
+
+@pytest.mark.parametrize("case", [
+    "missing file", "binary file", "bad checkpoint (generate)", "bad checkpoint (inspect)",
+    "missing checkpoint", "unknown preset", "bad number", "negative number", "bad temperature",
+    "unknown sample", "no corpus", "unknown prompt characters", "resume with a new shape",
+    "unknown option", "text too short", "CUDA absent"])
+def test_user_errors_are_one_clear_line(case, text_file, checkpoint, tmp_path, capsys):
+    cases = _bad_inputs(text_file, checkpoint, tmp_path)
+    if case not in cases:
+        pytest.skip("CUDA is available here")
+    status, out, err = run(capsys, *cases[case])
+    assert status != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    assert out == ""
+
+
+def test_unknown_prompt_characters_are_named(checkpoint, capsys):
+    status, _, err = run(capsys, "generate", checkpoint, "--prompt", "the €")
+    assert status == 2
+    assert "'€'" in err
