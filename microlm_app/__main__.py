@@ -1,17 +1,46 @@
-"""Start MicroLM Studio: `microlm-app` or `python -m microlm_app`."""
+"""Start MicroLM Studio: `microlm-app [FILE]` or `python -m microlm_app [FILE]`."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+from microlm import SAMPLE_CORPORA
+
+DEFAULT_SAMPLE = "Python documentation"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microlm-app",
+        description="MicroLM Studio: learn how language models work by training one.")
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="a text file to load at start")
+    parser.add_argument("--sample", choices=SAMPLE_CORPORA, metavar="NAME", default=None,
+                        help=f"a built-in sample text to load at start: "
+                             f"{' or '.join(repr(name) for name in SAMPLE_CORPORA)} "
+                             f"(default when no FILE is given: {DEFAULT_SAMPLE!r})")
+    # The lead adds `--screenshots DIR` here (save a picture of every tab, then quit).
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
+    from .main_window import APPLICATION, ORGANIZATION, MainWindow, app_icon
 
-    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APPLICATION)
+    app.setOrganizationName(ORGANIZATION)
+    app.setWindowIcon(app_icon())
     window = MainWindow()
+    if args.file:
+        window.data_tab.load_path(args.file)
+    else:
+        # Something to train on straight away, so the app is useful at first launch.
+        window.data_tab.load_sample(args.sample or DEFAULT_SAMPLE)
     window.show()
     return app.exec()
 

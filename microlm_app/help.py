@@ -1,0 +1,104 @@
+"""The Help texts of MicroLM Studio: the About box and the "How it works" page."""
+
+from __future__ import annotations
+
+import platform
+
+
+def about_html() -> str:
+    """Version, purpose and the versions of the libraries the app runs on."""
+    import pyqtgraph
+    import PySide6
+    import torch
+    from PySide6.QtCore import qVersion
+
+    import microlm
+
+    return (
+        f"<h2>MicroLM Studio {microlm.__version__}</h2>"
+        "<p>Learn how neural language models work by building one: load a text, pick a "
+        "model that fits your machine, train a character-level LSTM while watching the "
+        "loss fall, generate text with a temperature slider, and look inside the trained "
+        "network.</p>"
+        "<p>Everything the app does is also available from Python through the "
+        "<code>microlm</code> library and from the <code>microlm</code> command.</p>"
+        "<table>"
+        f"<tr><td>PyTorch</td><td>{torch.__version__}</td></tr>"
+        f"<tr><td>Qt / PySide6</td><td>{qVersion()} / {PySide6.__version__}</td></tr>"
+        f"<tr><td>pyqtgraph</td><td>{pyqtgraph.__version__}</td></tr>"
+        f"<tr><td>Python</td><td>{platform.python_version()}</td></tr>"
+        "</table><p>MIT licence.</p>"
+    )
+
+
+HOW_IT_WORKS_HTML = """
+<h2>How it works</h2>
+
+<h3>A language model guesses the next character</h3>
+<p>A language model reads some text and gives, for every possible next character, a
+probability: after <i>"the ca"</i> it may say <i>t</i> 40&nbsp;%, <i>r</i> 25&nbsp;%,
+<i>n</i> 10&nbsp;%, and so on. Written as a formula it estimates
+P(next character | all the characters before it). Generating text is nothing more
+than asking this question again and again, each time appending the character it picked.</p>
+
+<h3>Why characters and not words</h3>
+<p>MicroLM works one character at a time. Its vocabulary is just the distinct characters
+of your text, often 60 to 100 of them, so the model stays small and it can spell any
+word, even one it invented. The price: it needs many steps per word, generation is
+slower, and connecting ideas that are far apart in the text is harder than for a
+model that sees whole words.</p>
+
+<h3>Inside the model: embedding, LSTM, output layer</h3>
+<p>Each character first becomes a short vector of numbers (its <b>embedding</b>), learned
+during training, so that characters used alike end up close together. The vectors
+then flow through an <b>LSTM</b> (long short-term memory), a recurrent network that reads
+the text left to right and keeps a memory, the <b>cell state</b>, from one character to
+the next. Three gates, each a set of numbers between 0 and 1, decide what happens to
+that memory at every character:</p>
+<ul>
+<li>the <b>forget gate</b> decides what to erase from the memory,</li>
+<li>the <b>input gate</b> decides what new information to write into it,</li>
+<li>the <b>output gate</b> decides which part of the memory to show to the next layer.</li>
+</ul>
+<p>Because the memory is updated by adding and scaling rather than by squeezing it through
+a new matrix each step, the learning signal survives across many characters. That is
+what lets an LSTM remember that a quote or a bracket is still open, where a plain
+recurrent network soon forgets. Finally an <b>output layer</b> turns the LSTM's state
+into one score per character, and a softmax turns the scores into probabilities.</p>
+
+<h3>Training, one step at a time</h3>
+<ol>
+<li><b>Forward pass</b>: a batch of text windows goes through the model, which predicts
+the next character at every position.</li>
+<li><b>Loss</b>: the predictions are compared with the characters that really came next.
+The loss (cross-entropy, in nats per character) is low when the model gave the right
+character a high probability.</li>
+<li><b>Backward pass</b>: back-propagation computes, for every weight, how the loss would
+change if the weight moved a little (the gradient).</li>
+<li><b>Update</b>: the optimizer (AdamW) moves every weight a small step downhill; the
+learning rate sets the size of the step.</li>
+<li><b>Repeat</b> for many batches. One <b>epoch</b> is about one pass over the text.</li>
+</ol>
+<p>Part of the text is held back for <b>validation</b>. If the training loss keeps falling
+while the validation loss rises, the model is memorising your text instead of learning
+its patterns: stop, add text, shrink the model or raise dropout.</p>
+
+<h3>Generating: greedy or with a temperature</h3>
+<p>To write, the model is given a prompt and picks one character at a time. <b>Greedy</b>
+decoding always takes the most likely character; it is predictable and soon repeats
+itself. <b>Sampling</b> draws the character at random according to the probabilities.
+The <b>temperature</b> reshapes them before the draw: below 1 it sharpens them
+(safer, more repetitive text), above 1 it flattens them (more surprising, more
+mistakes), and 0 is the same as greedy. <b>Top-k</b> and <b>top-p</b> cut off the unlikely
+tail before sampling, so that a rare bad choice cannot derail the text.</p>
+
+<h3>Where to see each idea in the app</h3>
+<ul>
+<li><b>Data</b>: the characters of your text become the vocabulary.</li>
+<li><b>Configure</b>: embedding size, LSTM size and depth decide the number of weights.</li>
+<li><b>Train</b>: the loss curve is the training loop above, step by step.</li>
+<li><b>Generate</b>: try the same prompt at temperature 0.2, 0.8 and 1.5.</li>
+<li><b>Inspect</b>: watch single cell-state neurons respond to quotes, line ends or
+brackets, and see which characters the embedding placed close together.</li>
+</ul>
+"""
