@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import threading
@@ -509,10 +510,20 @@ class ModelTrainer:
 
     def save_checkpoint(self, path: str | Path, **metadata: Any) -> Path:
         """Save the best model for generation plus everything needed to resume exactly."""
+        model, latest = self.model, self._last_state  # None: the model's are the latest
+        if latest is None and self._best_state is not None and not _same_weights(
+                self.model.state_dict(), self._best_state):
+            # During a run the model holds the latest weights, which need not be the best:
+            # save the best for generation (in a copy: the model itself is left alone, it
+            # may be training; deepcopy, unlike a new MicroLM, draws no random numbers) and
+            # the latest to resume from.
+            latest = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(self._best_state)
         training_state = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
-            "model_state": self._last_state,  # None: the saved weights are the latest
+            "model_state": latest,
             "torch_rng": torch.get_rng_state(),
             "loader": self.train_loader.state_dict() if self.train_loader else None,
             "carried_state": list(self._carried_state) if self._carried_state else None,
@@ -521,7 +532,7 @@ class ModelTrainer:
             # set: a run to continue (in progress, or stopped before its end)
             "run": dict(self._run or self._interrupted_run or {}) or None,
         }
-        return save_model(path, self.model, self.tokenizer, history=self.history,
+        return save_model(path, model, self.tokenizer, history=self.history,
                           training_config=self.config.to_dict(), step=self.step,
                           best_val_loss=self.best_val_loss, training_state=training_state,
                           **metadata)
@@ -575,6 +586,10 @@ class _RunClock:
             yield
         finally:
             self._start += time.perf_counter() - paused_at
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def new_history() -> dict:

@@ -2,6 +2,7 @@
 
 import math
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -359,3 +360,43 @@ def test_mismatched_model_and_bad_settings_are_refused():
         TrainingConfig(batching="shuffled")
     with pytest.raises(ValueError, match="prepare_data"):
         ModelTrainer(MicroLM(tokenizer.vocab_size(), 4, 4, 1), tokenizer, device="cpu").train()
+
+
+def test_resume_from_a_checkpoint_saved_during_the_run(tmp_path, monkeypatch):
+    # The validation loss is best at step 12, before the epoch-1 checkpoint (step 18):
+    # the file must carry the best weights as well as the current ones.
+    def scripted_evaluate(trainer):
+        return lambda *args, **kwargs: 1.0 if trainer.step == 12 else 5.0 - trainer.step / 100
+
+    straight = make_trainer(epochs=3, eval_interval=4)
+    monkeypatch.setattr(straight, "evaluate", scripted_evaluate(straight))
+    straight_stats = straight.train()
+    per_epoch = len(straight.train_loader)
+    assert per_epoch == 18
+
+    path = tmp_path / "run.pt"
+    first = make_trainer(epochs=3, eval_interval=4, checkpoint_every=1,
+                         checkpoint_path=str(path))
+    monkeypatch.setattr(first, "evaluate", scripted_evaluate(first))
+    kept = {}
+
+    def copy_first_checkpoint(event):
+        if isinstance(event, CheckpointSaved) and event.step == per_epoch:
+            kept["weights"] = weights(first)  # the weights training continues from
+            kept["file"] = Path(event.path).read_bytes()
+
+    first_stats = first.train(callback=copy_first_checkpoint)
+    # Saving checkpoints along the way does not change the run (no random numbers drawn).
+    assert first_stats["step_losses"] == straight_stats["step_losses"]
+    path.write_bytes(kept["file"])
+    model, _, _ = load_model(path)
+    best_at_12 = weights(straight)
+    assert same_weights(model.state_dict(), best_at_12)  # the file's model is the best one
+
+    resumed = ModelTrainer.from_checkpoint(path, TEXT, device="cpu")
+    assert same_weights(weights(resumed), kept["weights"])
+    monkeypatch.setattr(resumed, "evaluate", scripted_evaluate(resumed))
+    resumed_stats = resumed.train()
+    assert resumed_stats["step_losses"] == straight_stats["step_losses"]
+    assert resumed_stats["best_val_loss"] == straight_stats["best_val_loss"] == 1.0
+    assert same_weights(weights(resumed), best_at_12)
