@@ -72,6 +72,15 @@ def test_cp1252_file_is_read_with_a_stated_fallback(tmp_path):
     assert "not valid UTF-8" in note and "offset 3" in note and "cp1252" in note
 
 
+def test_bytes_undefined_in_cp1252_fall_back_to_latin1(tmp_path):
+    path = tmp_path / "odd.txt"
+    path.write_bytes(b"caf\xe9 \x81 ok")  # 0x81 has no cp1252 character
+    corpus = read_corpus(path)
+    assert corpus.encoding == "latin-1"
+    assert corpus.text == "caf\u00e9 \x81 ok"
+    assert "latin-1" in corpus.warnings[0]
+
+
 @pytest.mark.parametrize("data", [
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00",  # a PNG header
     b"text with a NUL\x00 inside",

@@ -121,6 +121,12 @@ def test_each_new_character_costs_one_lstm_step(generator, model):
         del model.lstm.forward
 
 
+def test_zero_length_returns_the_prompt(generator):
+    assert generator.generate("the cat", length=0) == "the cat"
+    assert list(generator.stream("the", length=0)) == []
+    assert generator.generate_batch(["a", ""], length=0) == ["a", ""]
+
+
 def test_unknown_prompt_characters(generator):
     with pytest.raises(UnknownCharacterError) as info:
         generator.generate("the zebra", length=5)

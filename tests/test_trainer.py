@@ -64,6 +64,7 @@ def test_loss_falls_on_a_repetitive_text():
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3  # nats per character
     assert stats["losses"][-1] < stats["losses"][0]  # per-epoch means fall too
     assert stats["best_val_loss"] < math.log(trainer.tokenizer.vocab_size())  # beats uniform
+    assert trainer.evaluate() == stats["best_val_loss"]  # the model left is the best one
 
 
 def test_learning_rate_warms_up_then_decays():
@@ -191,6 +192,17 @@ def test_stop_keeps_the_best_model():
     assert stats["steps"] == 10
     assert [s for s, _ in stats["val_losses"]] == [4, 8, 10]  # a last evaluation at the stop
     assert trainer.evaluate() == stats["best_val_loss"]
+
+
+def test_stop_before_the_first_step():
+    trainer = make_trainer(epochs=5)
+    control = TrainingControl()
+    control.stop()
+    events = list(trainer.fit(control=control))
+    finished = events[-1]
+    assert isinstance(finished, TrainingFinished)
+    assert (finished.reason, finished.step, finished.final_loss) == ("stopped", 0, None)
+    assert not any(isinstance(e, StepCompleted) for e in events)
 
 
 def test_nan_loss_ends_as_diverged_with_the_best_weights_kept():
