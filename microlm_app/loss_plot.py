@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
 REDRAW_INTERVAL_MS = 50  # at most one setData per curve this often: paint cost never paces training
-SMOOTHING = 0.98  # EMA weight of the past: the smoothed curve averages roughly the last 50 steps
+SMOOTHING = 0.9  # EMA weight of the past: averages ~the last 10 steps, so it lags little
 INITIAL_CAPACITY = 4096  # points; buffers double when full
 
 
@@ -79,9 +79,9 @@ class LossPlot(pg.PlotWidget):
         item.showGrid(x=True, y=True, alpha=0.15)
         item.addLegend(offset=(-10, 10))
         self.raw_curve = self.plot(name="training loss (each step)",
-                                   pen=pg.mkPen((100, 149, 237, 90), width=1))
+                                   pen=pg.mkPen((70, 130, 220, 120), width=1))
         self.smooth_curve = self.plot(name="smoothed training loss",
-                                      pen=pg.mkPen((25, 70, 160), width=1))
+                                      pen=pg.mkPen((15, 40, 120), width=1))
         self.val_curve = self.plot(name="validation loss", pen=None, symbol="o", symbolSize=7,
                                    symbolBrush=(220, 110, 20), symbolPen=pg.mkPen("k", width=1))
         for curve in (self.raw_curve, self.smooth_curve):

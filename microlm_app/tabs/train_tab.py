@@ -104,6 +104,7 @@ class TrainTab(QWidget):
         layout.addWidget(self._build_hint())
         layout.addWidget(self._build_sample_preview(), stretch=1)
         self._build_shortcuts()
+        warm_up_optimizer()
 
         session.corpus_changed.connect(self._on_corpus_changed)
         session.config_changed.connect(self._on_config_changed)
@@ -281,6 +282,10 @@ class TrainTab(QWidget):
         self.progress_bar.setFormat("Preparing…")
         self._update_controls()
         self._thread = start_worker(worker)
+        # start_worker's finished -> thread.quit is queued to this (GUI) thread, so a GUI
+        # thread blocked in stop_workers() would never let the thread end; quitting directly
+        # from the worker thread (quit is thread-safe) lets the wait return at once.
+        worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
 
     def pause_or_resume(self) -> None:
         if self._worker is None or self._stopping:
@@ -570,6 +575,23 @@ def _prepared(trainer: ModelTrainer, text: str) -> Callable[[], tuple[ModelTrain
         return trainer, {}
 
     return prepare
+
+
+def warm_up_optimizer() -> None:
+    """Build one throwaway AdamW, once per process, before the window is shown.
+
+    PyTorch imports torch._dynamo (about 2 s of Python) the first time an optimizer is
+    built. Done by the training thread, that import holds the GIL in slices of up to
+    ~250 ms and the window stutters for the first seconds of the first run; done here
+    it only lengthens start-up a little (measured with python -m microlm_app.bench).
+    """
+    global _optimizer_warm
+    if not _optimizer_warm:
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+        _optimizer_warm = True
+
+
+_optimizer_warm = False
 
 
 def _weights_finite(model: MicroLM) -> bool:

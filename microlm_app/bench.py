@@ -1,0 +1,200 @@
+"""Benchmark: training speed headless vs. in the app, and how responsive the window stays.
+
+    python -m microlm_app.bench [--seconds 20] [--device cpu]
+
+1. Headless: ModelTrainer.fit on the "small" preset and the "Python documentation" sample
+   for N seconds; characters per second from its StepCompleted events.
+2. In the app: a real MainWindow (offscreen unless QT_QPA_PLATFORM says otherwise) with
+   the same corpus and settings, training through the Train tab for N seconds while a
+   10 ms QTimer records the gaps between its ticks; characters per second from the
+   StepCompleted events the tab received.
+
+Targets (issue 3): app/headless >= 0.90 and the longest event-loop gap < 100 ms.
+The exit status is 0 when both are met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from microlm import (
+    CharacterTokenizer,
+    MicroLM,
+    ModelConfig,
+    ModelTrainer,
+    StepCompleted,
+    TrainingConfig,
+    corpus_stats,
+    sample_corpus,
+    set_seed,
+)
+
+CORPUS = "Python documentation"
+TIMER_MS = 10
+RATIO_TARGET = 0.90
+GAP_TARGET_MS = 100.0
+IDLE_SECONDS = 3
+
+
+@dataclass
+class Speed:
+    chars_per_second: float
+    steps: int
+
+
+def small_preset(vocab_size: int, seconds: float, device: str | None
+                 ) -> tuple[ModelConfig, TrainingConfig]:
+    """The "small" preset: a model a learner trains first on a laptop."""
+    from microlm.hardware import PRESETS
+
+    preset = PRESETS["small"]
+    # many epochs: the time budget, not the epoch count, ends both runs
+    training = preset.training_config(epochs=1000, time_budget_s=seconds, sample_interval=100,
+                                      device=device)
+    return preset.model_config(vocab_size), training
+
+
+def speed_from_steps(first: StepCompleted, last: StepCompleted, chars_per_step: int) -> Speed:
+    """Characters per second between two step events (the first step's warm-up excluded)."""
+    seconds = last.elapsed_s - first.elapsed_s
+    steps = last.step - first.step
+    return Speed(steps * chars_per_step / seconds if seconds > 0 else 0.0, last.step)
+
+
+def run_headless(text: str, tokenizer: CharacterTokenizer, model_config: ModelConfig,
+                 training_config: TrainingConfig) -> Speed:
+    set_seed(training_config.seed)
+    trainer = ModelTrainer(MicroLM(config=model_config), tokenizer, config=training_config)
+    trainer.prepare_data(text)
+    first = last = None
+    for event in trainer.fit():
+        if isinstance(event, StepCompleted):
+            first = first or event
+            last = event
+    if first is None or last is None or last.step == first.step:
+        raise RuntimeError("The headless run took fewer than two steps; give it more seconds.")
+    return speed_from_steps(first, last, training_config.batch_size
+                            * training_config.sequence_length)
+
+
+def run_in_app(corpus, tokenizer: CharacterTokenizer, model_config: ModelConfig,
+               training_config: TrainingConfig) -> tuple[Speed, np.ndarray, np.ndarray]:
+    """Train through the Train tab of a real window: the speed, then the gaps (s) between
+    timer ticks while training and while the window was idle beforehand."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    # keep the benchmark's window geometry and settings out of the user's own
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      tempfile.mkdtemp(prefix="microlm-bench-"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from microlm_app.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1200, 800)
+    window.show()
+    session, tab = window.session, window.train_tab
+    session.set_corpus(corpus, corpus_stats(corpus.text, tokenizer), tokenizer)
+    app.processEvents()
+    window.tabs.setCurrentWidget(tab)  # the plot is on screen and repaints as it would
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(TIMER_MS)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    loop = QEventLoop()
+    tab.run_finished.connect(loop.quit)
+
+    # Through the Configure tab's fields, as a person would: it rewrites the session's
+    # configs from its fields whenever they change.
+    window.configure_tab.apply_configs(model_config, training_config)
+    app.processEvents()
+    if (session.model_config != model_config
+            or replace(session.training_config, val_fraction=training_config.val_fraction)
+            != training_config):
+        raise RuntimeError(f"The app did not take the benchmark's settings: "
+                           f"{session.model_config}, {session.training_config}")
+    tab.continue_check.setChecked(False)
+
+    # the noise floor: the same timer while the window is idle
+    idle_ticks: list[float] = []
+    idle_timer = QTimer()
+    idle_timer.setTimerType(Qt.TimerType.PreciseTimer)
+    idle_timer.setInterval(TIMER_MS)
+    idle_timer.timeout.connect(lambda: idle_ticks.append(time.perf_counter()))
+    idle_timer.start()
+    QTimer.singleShot(IDLE_SECONDS * 1000, loop.quit)
+    loop.exec()
+    idle_timer.stop()
+
+    timer.start()
+    ticks.append(time.perf_counter())
+    tab.start_training()
+    if not tab.is_training:
+        raise RuntimeError(f"The Train tab did not start: {tab.train_blocked_reason()}")
+    loop.exec()
+    timer.stop()
+    first, last = tab.first_step, tab.last_step
+    for child in (window.data_tab, window.configure_tab, tab, window.generate_tab,
+                  window.inspect_tab):
+        child.stop_workers()
+    window.hide()  # not close(): that would ask whether to save the trained model
+    if first is None or last is None or last.step == first.step:
+        raise RuntimeError("The app run took fewer than two steps; give it more seconds.")
+    speed = speed_from_steps(first, last, training_config.batch_size
+                             * training_config.sequence_length)
+    return speed, np.diff(np.array(ticks)), np.diff(np.array(idle_ticks))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m microlm_app.bench", description=__doc__
+                                     .splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="training time of each run (default 20)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, mps (default: the best available)")
+    args = parser.parse_args(argv)
+
+    corpus = sample_corpus(CORPUS)
+    tokenizer = CharacterTokenizer(corpus.text)
+    model_config, training_config = small_preset(tokenizer.vocab_size(), args.seconds,
+                                                 args.device)
+    import torch
+
+    print(f"MicroLM Studio benchmark: 'small' preset ({model_config.num_parameters():,} "
+          f"parameters, batch {training_config.batch_size} x {training_config.sequence_length} "
+          f"characters) on '{CORPUS}' ({len(corpus.text):,} characters), {args.seconds:g} s "
+          f"per run, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs",
+          flush=True)
+    headless = run_headless(corpus.text, tokenizer, model_config, training_config)
+    print(f"headless training       {headless.chars_per_second:>10,.0f} chars/s "
+          f"({headless.steps} steps)", flush=True)
+    in_app, gaps, idle_gaps = run_in_app(corpus, tokenizer, model_config, training_config)
+    print(f"training in the app     {in_app.chars_per_second:>10,.0f} chars/s "
+          f"({in_app.steps} steps)")
+    ratio = in_app.chars_per_second / headless.chars_per_second
+    longest, p99 = 1000 * gaps.max(), 1000 * np.percentile(gaps, 99)
+    ratio_ok, gap_ok = ratio >= RATIO_TARGET, longest < GAP_TARGET_MS
+    print(f"ratio app / headless    {ratio:>10.2f}   (target >= {RATIO_TARGET:.2f}: "
+          f"{'met' if ratio_ok else 'MISSED'})")
+    print(f"event-loop gaps ({TIMER_MS} ms timer, {len(gaps)} ticks): longest {longest:.1f} ms, "
+          f"99th percentile {p99:.1f} ms, median {1000 * np.median(gaps):.1f} ms "
+          f"(target longest < {GAP_TARGET_MS:.0f} ms: {'met' if gap_ok else 'MISSED'})")
+    print(f"  the same timer with the window idle for {IDLE_SECONDS} s (machine noise): longest "
+          f"{1000 * idle_gaps.max():.1f} ms, 99th percentile "
+          f"{1000 * np.percentile(idle_gaps, 99):.1f} ms")
+    return 0 if ratio_ok and gap_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
