@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -14,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
+
+import torch
 
 from . import hardware
 from .checkpoint import CheckpointError, load_model
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "default: the best available")
     probe.add_argument("--seconds", type=positive_float, default=1.5,
                        help="how long the speed calibration runs (default 1.5)")
+    _add_threads_option(probe)
     probe.set_defaults(handler=run_probe)
 
     train = commands.add_parser(
@@ -162,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="random seed: the same seed, text and settings give the same model "
                             "(default 1337)")
     train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    _add_threads_option(train)
     train.set_defaults(handler=run_train)
 
     generate = commands.add_parser(
@@ -183,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "add up to p (nucleus sampling)")
     generate.add_argument("--seed", type=int,
                           help="random seed: the same seed and settings give the same text")
+    _add_threads_option(generate)
     generate.set_defaults(handler=run_generate)
 
     inspect = commands.add_parser(
@@ -204,15 +210,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive_int,
+                        help="CPU threads torch may use (default: torch's choice, usually one "
+                             "per core); small models on a busy machine often run much faster "
+                             "with 1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed, 2 bad input)."""
     # From a real command line, the time budget counts from the moment the process started
     # (interpreter and torch start-up included), not from when this function runs.
     started = time.monotonic() - (_seconds_since_process_start() if argv is None else 0.0)
     parser = build_parser()
+    threads = torch.get_num_threads()
     try:
         args = parser.parse_args(argv)
         args.started = started
+        if getattr(args, "threads", None):
+            torch.set_num_threads(args.threads)
         return args.handler(args)
     except SystemExit as exit_request:  # --help, or a command line argparse rejected
         return exit_request.code if isinstance(exit_request.code, int) else 0
@@ -232,9 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _fail(f"internal error ({type(err).__name__}: {_first_line(err)}); run again "
                      f"with MICROLM_DEBUG=1 to see the traceback and please report it.", 1)
+    finally:
+        torch.set_num_threads(threads)  # called in-process (a notebook, a test): leave it as it was
 
 
 def _fail(message: str, status: int) -> int:
+    message = " ".join(message.split())  # one line, whatever the message was built from
     print(f"error: {message}", file=sys.stderr)
     return status
 
@@ -300,8 +319,10 @@ def run_train(args: argparse.Namespace) -> int:
              if getattr(args, name) is not None}
     if args.resume is not None:
         not_allowed = [n for n in given if n not in RESUME_FLAGS]
-        if args.preset or args.seed is not None:
-            not_allowed += ["preset"] * bool(args.preset) + ["seed"] * (args.seed is not None)
+        if args.preset:
+            not_allowed.append("preset")
+        if args.seed is not None:
+            not_allowed.append("seed")
         if not_allowed:
             flags = ", ".join("--" + n.replace("_", "-") for n in not_allowed)
             raise UserError(f"--resume continues the saved run with its own settings; leave out "
@@ -309,11 +330,18 @@ def run_train(args: argparse.Namespace) -> int:
                             f"--time-budget may change).")
 
     corpus = _load_corpus(args)
-    text = corpus.text
-    output = _output_path(args, corpus)
+    text, notes = corpus.text, corpus.warnings
+    del corpus  # the trainer keeps the text encoded, a quarter or less of the string's size
+    output = _output_path(args)
 
     if args.resume is not None:
-        trainer = ModelTrainer.from_checkpoint(args.resume, text, device=device)
+        try:
+            trainer = ModelTrainer.from_checkpoint(args.resume, text, device=device)
+        except UnknownCharacterError as err:
+            shown = ", ".join(repr(c) for c in err.characters[:10])
+            raise UserError(f"this text has {len(err.characters)} character(s) the saved model "
+                            f"never saw ({shown}); resume with the text it was trained on."
+                            ) from None
         overrides = {n: v for n, v in given.items() if n in RESUME_FLAGS}
         print(f"Resuming {args.resume} at step {trainer.step:,}.", file=sys.stderr)
     else:
@@ -330,7 +358,10 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
         overrides = {}
         print(_describe(trainer, len(text)), file=sys.stderr)
-    del text  # the trainer keeps the encoded tokens; the string may be large
+    del text
+    # Shown once the text is known to be usable, so that an error stays the only line.
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
 
     if budget is not None:
         reserve = _finishing_reserve(trainer, budget, device)
@@ -351,12 +382,10 @@ def _load_corpus(args: argparse.Namespace) -> Corpus:
         corpus = sample_corpus(args.sample)
     else:
         corpus = read_corpus(args.file)
-    for note in corpus.warnings:
-        print(f"warning: {note}", file=sys.stderr)
     return corpus
 
 
-def _output_path(args: argparse.Namespace, corpus: Corpus) -> Path:
+def _output_path(args: argparse.Namespace) -> Path:
     stem = _slug(args.sample) if args.sample is not None else Path(args.file).stem
     if args.output is None:
         return args.resume if args.resume is not None else Path.cwd() / f"{stem}.pt"
@@ -580,6 +609,9 @@ class ProgressLine:
         line = (f"[{bar}] {e.progress:4.0%}  step {run_step:,}/{expected:,}  {epoch}  "
                 f"loss {e.loss:.3f}  val {val}  best {best}  "
                 f"{e.chars_per_second:,.0f} chars/s  ETA {_duration(e.eta_s)}")
+        # A line wider than the terminal would wrap, and "\r" only returns to its last row.
+        if self.is_terminal:
+            line = line[:shutil.get_terminal_size().columns - 1]
         padding = " " * max(0, self._line_length - len(line))
         self._line_length = len(line)
         return line + padding

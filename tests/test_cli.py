@@ -177,6 +177,8 @@ def test_sample_names_are_forgiving():
 def _bad_inputs(text_file, checkpoint, tmp_path):
     binary = tmp_path / "image.bin"
     binary.write_bytes(bytes(range(256)) * 20)
+    other_text = tmp_path / "other.txt"
+    other_text.write_text("Zebras! Quartz? " * 300)
     short = tmp_path / "short.txt"
     short.write_text("a")
     garbage = tmp_path / "garbage.pt"
@@ -197,6 +199,8 @@ def _bad_inputs(text_file, checkpoint, tmp_path):
         "resume with a new shape": ["train", text_file, "--resume", checkpoint,
                                     "--hidden-dim", "64"],
         "unknown option": ["train", text_file, "--batching-typo"],
+        "resume with another text": ["train", other_text, "--resume", checkpoint],
+        "threads of zero": ["generate", checkpoint, "--threads", "0"],
         "text too short": ["train", short],
     }
     if not torch.cuda.is_available():
@@ -208,7 +212,8 @@ def _bad_inputs(text_file, checkpoint, tmp_path):
     "missing file", "binary file", "bad checkpoint (generate)", "bad checkpoint (inspect)",
     "missing checkpoint", "unknown preset", "bad number", "negative number", "bad temperature",
     "unknown sample", "no corpus", "unknown prompt characters", "resume with a new shape",
-    "unknown option", "text too short", "CUDA absent"])
+    "unknown option", "text too short", "resume with another text", "threads of zero",
+    "CUDA absent"])
 def test_user_errors_are_one_clear_line(case, text_file, checkpoint, tmp_path, capsys):
     cases = _bad_inputs(text_file, checkpoint, tmp_path)
     if case not in cases:
