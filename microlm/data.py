@@ -199,6 +199,8 @@ class TextDataLoader:
         self.generator = torch.Generator().manual_seed(seed)
         self.position = 0  # sequential mode: next batch index within the epoch
         self._offsets = torch.arange(sequence_length)
+        if mode == "sequential":
+            self._check_streams()  # here, not at the first batch in the middle of training
 
     @property
     def num_chars(self) -> int:
@@ -226,10 +228,16 @@ class TextDataLoader:
         index = starts[:, None] + self._offsets  # (B, T)
         return self.tokens[index].long(), self.tokens[index + 1].long()
 
-    def _sequential_starts(self) -> torch.Tensor:
+    def _check_streams(self) -> None:
         if self.stream_length() < self.sequence_length + 1:
-            raise CorpusError("The text is too short to cut into batch_size streams of one "
-                              "window each; use a smaller batch size.")
+            largest = max(1, len(self.tokens) // (self.sequence_length + 1))
+            raise CorpusError(f"The training text has {len(self.tokens)} characters: cut into "
+                              f"{self.batch_size} streams (one per batch row), each is shorter "
+                              f"than one window of {self.sequence_length + 1}. Use a batch "
+                              f"size of at most {largest}, or a shorter sequence length.")
+
+    def _sequential_starts(self) -> torch.Tensor:
+        self._check_streams()  # the batch size may have changed since construction
         if self.position >= len(self):
             self.position = 0
         starts = (torch.arange(self.batch_size) * self.stream_length()

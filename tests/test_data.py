@@ -241,6 +241,18 @@ def test_loader_never_copies_the_token_tensor():
     assert not any(isinstance(value, list) for value in vars(loader).values())
 
 
+def test_sequential_loader_refuses_streams_shorter_than_one_window():
+    text = random_text(900)
+    tokens = encode_tokens(text, CharacterTokenizer(text))
+    with pytest.raises(CorpusError, match="batch size of at most 8"):
+        TextDataLoader(tokens, 100, 32, "sequential")
+    loader = TextDataLoader(tokens, 100, 8, "sequential")  # 8 streams of 112: fits
+    assert next(iter(loader))[0].shape == (8, 100)
+    loader.batch_size = 32  # as train(batch_size=32) does
+    with pytest.raises(CorpusError, match="batch size of at most 8"):
+        loader.next_batch()
+
+
 def test_loader_refuses_text_shorter_than_one_window():
     tokenizer = CharacterTokenizer("abcdef")
     with pytest.raises(CorpusError, match="sequence_length=10"):
