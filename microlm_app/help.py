@@ -22,7 +22,7 @@ def about_html() -> str:
         "network.</p>"
         "<p>Everything the app does is also available from Python through the "
         "<code>microlm</code> library and from the <code>microlm</code> command.</p>"
-        "<table>"
+        "<table cellpadding='2'>"
         f"<tr><td>PyTorch</td><td>{torch.__version__}</td></tr>"
         f"<tr><td>Qt / PySide6</td><td>{qVersion()} / {PySide6.__version__}</td></tr>"
         f"<tr><td>pyqtgraph</td><td>{pyqtgraph.__version__}</td></tr>"

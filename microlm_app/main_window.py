@@ -125,19 +125,19 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.open_text_action = self._action(
-            "Open &Text…", "openTextAction", self._on_open_text, QKeySequence.Open,
+            "Open &Text…", "openTextAction", self._on_open_text, "Ctrl+O",
             "Load a text file for the model to learn from (you can also drop it here).")
         self.open_model_action = self._action(
             "Open &Model…", "openModelAction", self._on_open_model, None,
             "Load a model saved earlier, to generate with it, inspect it or train it further.")
         self.save_model_action = self._action(
-            "&Save Model…", "saveModelAction", self._on_save_model, QKeySequence.Save,
+            "&Save Model…", "saveModelAction", self._on_save_model, "Ctrl+S",
             "Save the trained model with its vocabulary and training history in one file.")
         self.save_model_action.setEnabled(False)
         self.export_text_action = self._action(
             "&Export Generated Text…", "exportTextAction", self._on_export_text, None,
             "Save the text on the Generate tab to a file.")
-        self.quit_action = self._action("&Quit", "quitAction", self.close, QKeySequence.Quit,
+        self.quit_action = self._action("&Quit", "quitAction", self.close, "Ctrl+Q",
                                         "Close MicroLM Studio.")
         for action in (self.open_text_action, self.open_model_action, self.save_model_action,
                        self.export_text_action):
@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         help_menu = self.menuBar().addMenu("&Help")
         self.how_it_works_action = self._action(
-            "&How It Works", "howItWorksAction", self._on_how_it_works, QKeySequence.HelpContents,
+            "&How It Works", "howItWorksAction", self._on_how_it_works, "F1",
             "A short, readable explanation of language models, LSTMs, training and temperature.")
         self.about_action = self._action("&About MicroLM Studio", "aboutAction", self._on_about,
                                          None, "Version and the libraries this app runs on.")
@@ -268,9 +268,10 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_about(self) -> None:
-        self.show_text_dialog("About MicroLM Studio", about_html(), "aboutDialog")
+        self.show_text_dialog("About MicroLM Studio", about_html(), "aboutDialog", (520, 360))
 
-    def show_text_dialog(self, title: str, html: str, name: str) -> QDialog:
+    def show_text_dialog(self, title: str, html: str, name: str,
+                         size: tuple[int, int] = (640, 560)) -> QDialog:
         """A non-modal window with a readable rich-text page."""
         dialog = QDialog(self)
         dialog.setObjectName(name)
@@ -284,7 +285,7 @@ class MainWindow(QMainWindow):
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         buttons.rejected.connect(dialog.close)
         layout.addWidget(buttons)
-        dialog.resize(640, 560)
+        dialog.resize(*size)
         dialog.show()
         return dialog
 

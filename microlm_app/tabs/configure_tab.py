@@ -110,7 +110,7 @@ class ConfigureTab(QWidget):
         grid.addWidget(self._build_summary(), 3, 0, 1, 2)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
-        grid.setRowStretch(4, 1)
+        grid.setRowStretch(2, 1)  # the reasons list takes the spare height
         scroll.setWidget(content)
         QVBoxLayout(self).addWidget(scroll)
 
@@ -209,6 +209,8 @@ class ConfigureTab(QWidget):
         self.reasons_list.setAccessibleName("Why these settings")
         self.reasons_list.setToolTip("Why each recommended value was chosen.")
         self.reasons_list.setWordWrap(True)
+        self.reasons_list.setAlternatingRowColors(True)  # tells one reason from the next
+        self.reasons_list.setSpacing(2)
         self.reasons_list.setMinimumHeight(140)
         layout.addWidget(self.reasons_list, 1)
         return box
@@ -576,6 +578,9 @@ class ConfigureTab(QWidget):
                      f"≈ {format_seconds(estimate.seconds_per_epoch)} per epoch · "
                      f"≈ {format_seconds(estimate.seconds_per_epoch * training_config.epochs)}"
                      f" for {training_config.epochs} epoch(s)")
+            if training_config.time_budget_s is not None:
+                text += (f", but training stops after the "
+                         f"{format_seconds(training_config.time_budget_s)} budget")
         self.estimate_label.setText(text)
 
     def _update_preset_labels(self) -> None:

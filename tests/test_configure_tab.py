@@ -1,0 +1,176 @@
+"""Tests of the Configure tab: presets, live parameter count, validation, probe, recommend."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMessageBox, QPushButton, QSpinBox
+
+from microlm import CharacterTokenizer, ModelConfig, corpus_stats, hardware, sample_corpus
+from microlm.data import Corpus
+from microlm_app.session import Session
+from microlm_app.tabs.configure_tab import ConfigureTab
+
+FIXED_SPEED = hardware.MachineSpeed(device="cpu", step_overhead_s=0.002,
+                                    flops_per_second=2e9)
+SPIN_NAMES = ("embeddingDimSpin", "hiddenDimSpin", "numLayersSpin", "sequenceLengthSpin",
+              "batchSizeSpin", "epochsSpin")
+
+
+@pytest.fixture(autouse=True)
+def fixed_speed(monkeypatch):
+    """Nothing is timed in tests: calibration returns a fixed, plausible machine."""
+    monkeypatch.setattr(hardware, "calibrate", lambda *args, **kwargs: FIXED_SPEED)
+
+
+def set_text(session: Session, text: str) -> None:
+    tokenizer = CharacterTokenizer(text)
+    corpus = Corpus(text=text, source="test.txt", encoding="utf-8", size_bytes=len(text))
+    session.set_corpus(corpus, corpus_stats(text, tokenizer), tokenizer)
+
+
+@pytest.fixture
+def tab(qtbot):
+    session = Session()
+    set_text(session, "the quick brown fox jumps over the lazy dog.\n" * 400)
+    tab = ConfigureTab(session)
+    qtbot.addWidget(tab)
+    return tab
+
+
+def test_widgets_carry_the_design_object_names(tab):
+    for name in SPIN_NAMES:
+        spin = tab.findChild(QSpinBox, name)
+        assert spin is not None and spin.toolTip() and spin.accessibleName(), name
+    for name in ("dropoutSpin", "learningRateSpin"):
+        spin = tab.findChild(QDoubleSpinBox, name)
+        assert spin is not None and spin.toolTip() and spin.accessibleName(), name
+    for name in ("probeButton", "applyRecommendedButton"):
+        assert tab.findChild(QPushButton, name).toolTip()
+    assert tab.findChild(QLabel, "hardwareSummary") is not None
+    assert tab.preset_combo.objectName() == "presetCombo"
+    assert tab.lr_spin.decimals() >= 4 and tab.lr_spin.singleStep() == pytest.approx(0.0001)
+
+
+def test_preset_fills_the_fields_and_the_session(tab):
+    tab.preset_combo.activated.emit(tab.preset_combo.findData("medium"))
+    preset = hardware.PRESETS["medium"]
+    assert tab.spins["embedding_dim"].value() == preset.embedding_dim
+    assert tab.spins["hidden_dim"].value() == preset.hidden_dim
+    assert tab.spins["num_layers"].value() == preset.num_layers
+    assert tab.spins["dropout"].value() == pytest.approx(preset.dropout)
+    assert tab.spins["sequence_length"].value() == preset.sequence_length
+    assert tab.spins["batch_size"].value() == preset.batch_size
+    assert tab.spins["learning_rate"].value() == pytest.approx(preset.learning_rate)
+    config = tab.session.model_config
+    assert (config.hidden_dim, config.num_layers) == (preset.hidden_dim, preset.num_layers)
+    assert config.vocab_size == tab.session.tokenizer.vocab_size()
+    assert tab.session.training_config.sequence_length == preset.sequence_length
+
+
+def test_preset_entries_show_true_parameter_counts(tab):
+    vocab = tab.session.tokenizer.vocab_size()
+    for name in hardware.PRESETS:
+        text = tab.preset_combo.itemText(tab.preset_combo.findData(name))
+        assert f"{hardware.preset_parameters(name, vocab):,} parameters" in text
+        assert "probe to estimate" in text
+
+
+def test_parameter_count_updates_live_and_equals_the_model_config(tab):
+    tab.spins["hidden_dim"].setValue(96)
+    tab.spins["num_layers"].setValue(2)
+    expected = ModelConfig(tab.session.tokenizer.vocab_size(), tab.spins["embedding_dim"].value(),
+                           96, 2, tab.spins["dropout"].value()).num_parameters()
+    assert f"Parameters: {expected:,}" in tab.parameter_label.text()
+    assert tab.session.model_config.num_parameters() == expected
+    assert tab.preset_combo.currentText() == "Custom"
+
+
+def test_sequence_longer_than_the_text_is_a_problem_shown_inline(tab):
+    assert tab.session.config_valid
+    tab.spins["sequence_length"].setValue(50_000)
+    assert tab.problems and not tab.session.config_valid
+    assert "longer than the training text" in tab.session.config_problems[0]
+    assert not tab.problems_label.isHidden()
+    assert "longer than the training text" in tab.problems_label.text()
+    tab.spins["sequence_length"].setValue(64)
+    assert tab.session.config_valid and tab.problems_label.isHidden()
+
+
+def test_a_model_too_large_for_memory_is_a_problem(tab, monkeypatch):
+    monkeypatch.setattr(tab, "_available_memory", lambda: (10_000_000, "memory"))
+    tab.spins["hidden_dim"].setValue(2048)
+    assert any("more than the" in problem for problem in tab.session.config_problems)
+
+
+def test_dropout_with_one_layer_is_explained_but_valid(tab):
+    tab.spins["num_layers"].setValue(1)
+    tab.spins["dropout"].setValue(0.3)
+    assert tab.session.config_valid
+    assert "only before the output layer" in tab.notes_label.text()
+    assert not tab.notes_label.isHidden()
+
+
+def test_validation_share_from_the_data_tab_reaches_the_training_config(tab):
+    tab.session.val_fraction = 0.25
+    tab.session.set_configs()  # what the Data tab does after changing the split
+    assert tab.session.training_config.val_fraction == pytest.approx(0.25)
+
+
+def test_probe_shows_the_summary_and_turns_on_estimates(qtbot, tab):
+    tab.probe_button.click()
+    qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
+    summary = tab.hardware_label.text()
+    assert "CPU:" in summary and "Memory:" in summary and "GPU:" in summary
+    assert tab.speed == FIXED_SPEED
+    assert "per epoch" in tab.estimate_label.text()
+    assert "probe to estimate" not in tab.preset_combo.itemText(1)
+
+
+def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
+    tab.budget_unit.setCurrentText("seconds")
+    tab.budget_spin.setValue(90)
+    tab.recommend_button.click()
+    qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
+    chars = tab.session.corpus_stats.characters
+    expected = hardware.recommend(chars, 90, tab.session.tokenizer.vocab_size(), FIXED_SPEED,
+                                  tab.hardware_info.available_ram_bytes)
+    assert tab.session.model_config == expected.model_config
+    training = tab.session.training_config
+    for name in ("sequence_length", "batch_size", "learning_rate", "epochs", "eval_interval",
+                 "grad_clip"):
+        assert getattr(training, name) == pytest.approx(getattr(expected.training_config, name))
+    assert training.time_budget_s == 90
+    assert tab.reasons_list.count() == len(expected.reasons) > 0
+    assert tab.reasons_list.item(0).text() == expected.reasons[0]
+
+
+def test_apply_recommended_without_text_explains_instead(qtbot, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda parent, title, text, *a: shown.append(text)))
+    tab = ConfigureTab(Session())
+    qtbot.addWidget(tab)
+    tab.apply_recommended()
+    assert shown and "Load a text" in shown[0] and not tab.is_busy
+
+
+def test_apply_configs_restores_saved_dicts(tab):
+    model = {"vocab_size": 3, "embedding_dim": 24, "hidden_dim": 40, "num_layers": 2,
+             "dropout": 0.15}
+    training = {"epochs": 7, "learning_rate": 0.0007, "batch_size": 12, "sequence_length": 33,
+                "patience": 4, "eval_interval": 250, "time_budget_s": 120.0}
+    tab.apply_configs(model, training)
+    assert tab.session.model_config.hidden_dim == 40
+    assert tab.session.model_config.vocab_size == tab.session.tokenizer.vocab_size()
+    assert tab.session.training_config.learning_rate == pytest.approx(0.0007)
+    assert tab.session.training_config.patience == 4
+    assert tab.session.training_config.time_budget_s == 120
+    assert tab.budget_unit.currentText() == "minutes" and tab.budget_spin.value() == 2
+
+
+def test_sample_corpus_vocabulary_changes_the_parameter_count(qtbot, tab):
+    corpus = sample_corpus("Python documentation")
+    tokenizer = CharacterTokenizer(corpus.text)
+    tab.session.set_corpus(corpus, corpus_stats(corpus.text, tokenizer), tokenizer)
+    assert tab.session.model_config.vocab_size == tokenizer.vocab_size()
+    assert f"{tab.session.model_config.num_parameters():,}" in tab.parameter_label.text()
