@@ -403,14 +403,16 @@ class ModelTrainer:
         self.history["training_time"] = (history_time_at_start + clock.elapsed()
                                          - time_used_at_start)
         self._run["time_used"] = clock.elapsed()
-        # A stopped run can be continued from a checkpoint saved now or later; a finished
-        # one cannot. This trainer's own next fit() is a new run either way.
-        self._interrupted_run = (dict(self._run) if reason in ("stopped", "time_budget")
-                                 else None)
-        self._run = None
+        if reason not in ("stopped", "time_budget"):
+            self._run = None  # finished: the next fit() is a new run
         self._keep_best_weights()
         if cfg.checkpoint_path:
             yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
+        # A stopped run also continues from a checkpoint saved after fit() returned (a spent
+        # time budget does not: continued as it was, it would end at once). This trainer's
+        # own next fit() is a new run either way.
+        self._interrupted_run = dict(self._run) if reason == "stopped" else None
+        self._run = None
         yield TrainingFinished(reason, self.step, self.best_val_loss, last_loss,
                                float(self.history["training_time"]), message)
 

@@ -114,6 +114,7 @@ def test_resume_continues_exactly(tmp_path, batching):
     stopped = first.train(callback=stop_at_half, control=control)
     assert stopped["stopped_reason"] == "stopped" and stopped["steps"] == half
     path = first.save_checkpoint(tmp_path / "half.pt")
+    assert load_model(path)[2]["training_state"]["run"]["start_step"] == 0  # a run to go on
 
     resumed = ModelTrainer.from_checkpoint(path, TEXT, device="cpu")
     resumed_stats = resumed.train()
@@ -257,7 +258,7 @@ def test_early_stopping_with_patience_restores_the_best_weights(monkeypatch):
     assert isinstance(events[-1], TrainingFinished)
 
 
-def test_time_budget_ends_the_run():
+def test_time_budget_ends_the_run(tmp_path):
     trainer = make_trainer(epochs=10_000, time_budget_s=0.5)
     events = list(trainer.fit())
     finished = events[-1]
@@ -266,6 +267,9 @@ def test_time_budget_ends_the_run():
     assert 0 < trainer.step < 10_000 * len(trainer.train_loader)
     assert finished.elapsed_s <= 0.5 + 2.0  # one step and one evaluation past the budget
     assert any(isinstance(e, Evaluated) for e in events)  # the final model was validated
+    # A spent budget is the end of that run: a checkpoint saved now starts a new one.
+    path = trainer.save_checkpoint(tmp_path / "budget.pt")
+    assert load_model(path)[2]["training_state"]["run"] is None
 
 
 def test_checkpoint_every_writes_files(tmp_path):
