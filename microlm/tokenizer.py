@@ -94,7 +94,9 @@ class CharacterTokenizer:
         out = np.empty(len(text), dtype=dtype)
         for start in range(0, len(text), chunk_chars):
             piece = text[start:start + chunk_chars]
-            code_points = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
+            # surrogatepass: a lone surrogate (e.g. from pasted text) is a character too
+            code_points = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"),
+                                        dtype=np.uint32)
             ids = lookup[np.minimum(code_points, len(lookup) - 1)]
             if (ids < 0).any():
                 raise UnknownCharacterError(self.unknown_characters(piece))

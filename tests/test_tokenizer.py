@@ -104,6 +104,12 @@ def test_encode_array_equals_encode_and_uses_a_compact_type():
     assert wide_array.tolist() == wide.encode(wide_text[::-1])
 
 
+def test_encode_array_takes_a_lone_surrogate_like_encode():
+    text = "a\ud800b"  # not valid Unicode text, but a Python string a user can paste
+    tokenizer = CharacterTokenizer(text)
+    assert tokenizer.encode_array(text).tolist() == tokenizer.encode(text) == [0, 2, 1]
+
+
 def test_encode_array_names_unknown_characters():
     tokenizer = CharacterTokenizer("abc")
     with pytest.raises(UnknownCharacterError) as info:

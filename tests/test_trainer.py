@@ -86,6 +86,15 @@ def test_same_seed_same_losses():
         "step_losses"] != first
 
 
+def test_samples_and_evaluations_do_not_change_the_losses():
+    # Generating samples and validating draw no numbers from the training's random stream.
+    plain = make_trainer(epochs=2).train()["step_losses"]
+    watched = make_trainer(epochs=2, sample_interval=5, sample_length=20, eval_interval=3)
+    events = []
+    assert watched.train(callback=events.append)["step_losses"] == plain
+    assert any(type(e).__name__ == "SampleGenerated" and len(e.text) == 20 for e in events)
+
+
 def test_train_returns_the_seed_statistics():
     stats = make_trainer().train()
     for key in ("losses", "step_losses", "val_losses", "learning_rates", "best_val_loss",
