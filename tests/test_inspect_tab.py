@@ -1,0 +1,235 @@
+"""Tests of the Inspect tab: summary, histogram, gradients, activations, embeddings, next char."""
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+import torch
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
+
+from microlm import CharacterTokenizer, MicroLM, ModelTrainer, TrainingConfig
+from microlm.inspection import activations, next_char_distribution, top_neurons
+from microlm_app.session import Session
+from microlm_app.tabs.inspect_tab import (
+    NO_MODEL_MESSAGE,
+    InspectTab,
+    activation_colour,
+    display_char,
+)
+from microlm_app.workers import running_threads
+
+pg.setConfigOption("background", "w")
+pg.setConfigOption("foreground", "k")
+
+TEXT = ("the quick brown fox jumps over the lazy dog.\nthe end\tof it.\n" * 40)
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny 2-layer model after a few training steps, with its gradient-norm history."""
+    torch.manual_seed(0)
+    tokenizer = CharacterTokenizer(TEXT)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16, num_layers=2,
+                    dropout=0.0)
+    trainer = ModelTrainer(model, tokenizer, device="cpu",
+                           config=TrainingConfig(epochs=1, batch_size=4, sequence_length=16,
+                                                 grad_norm_interval=2, warmup_steps=0))
+    trainer.train(trainer.prepare_data(TEXT))
+    return trainer.model, tokenizer, {"history": trainer.history}
+
+
+@pytest.fixture
+def tab(qtbot, trained):
+    session = Session()
+    session.set_model(*trained, unsaved=True)
+    widget = InspectTab(session)
+    qtbot.addWidget(widget)
+    yield widget
+    assert widget.stop_workers()
+
+
+def test_named_widgets_exist_with_accessible_names_and_tooltips(tab):
+    assert tab.objectName() == "inspectTab"
+    for name in ("modelSummary", "parameterPlot", "activationView", "embeddingPlot",
+                 "nextCharPlot"):
+        widget = tab.findChild(QWidget, name)
+        assert widget is not None, name
+        assert widget.accessibleName(), name
+        assert len(widget.toolTip()) > 20, name
+    assert isinstance(tab.findChild(QWidget, "parameterPlot"), pg.PlotWidget)
+
+
+def test_summary_shows_the_true_parameter_count_and_health(qtbot, tab, trained):
+    model = trained[0]
+    count = sum(p.numel() for p in model.parameters())
+    qtbot.waitUntil(lambda: "Health score" in tab.model_summary.toPlainText(), timeout=WAIT_MS)
+    text = tab.model_summary.toPlainText()
+    assert f"{count:,} parameters" in text
+    assert "lstm.weight_hh_l1" in text and "(64, 16)" in text
+    assert "MB" in text
+
+
+def test_histogram_has_the_values_of_the_chosen_tensor(qtbot, tab, trained):
+    model = trained[0]
+    name = "lstm.weight_hh_l0"
+    tab.parameter_combo.setCurrentText(name)
+    values = dict(model.named_parameters())[name].detach().numpy().ravel()
+    qtbot.waitUntil(lambda: tab._histogram.yData is not None
+                    and tab._histogram.yData.sum() == values.size
+                    and f"{values.size:,} values" in tab.parameter_stats.text(),
+                    timeout=WAIT_MS)
+    edges, counts = tab._histogram.xData, tab._histogram.yData
+    assert len(edges) == len(counts) + 1
+    assert edges[0] == pytest.approx(values.min(), abs=1e-6)
+    assert edges[-1] == pytest.approx(values.max(), abs=1e-6)
+    expected, _ = np.histogram(values, bins=len(counts))
+    assert counts.tolist() == expected.tolist()
+
+
+def test_gradient_norm_plot_has_one_curve_per_layer(tab, trained):
+    records = trained[2]["history"]["grad_norms"]
+    assert records
+    layers = set(records[0][1])
+    assert layers == {"embedding", "lstm.0", "lstm.1", "head"}
+    assert set(tab._gradient_curves) == layers
+    xs, _ = tab._gradient_curves["head"].getData()
+    assert list(xs) == [float(step) for step, _ in records]
+    assert tab.gradient_status.isHidden()
+
+
+def test_without_history_the_gradient_plot_says_so(qtbot, trained):
+    session = Session()
+    session.set_model(trained[0], trained[1], {}, unsaved=False)
+    tab = InspectTab(session)
+    qtbot.addWidget(tab)
+    assert not tab.gradient_status.isHidden()
+    assert "No gradient record" in tab.gradient_status.text()
+    assert tab._gradient_curves == {}
+    assert tab.stop_workers()
+
+
+def _coloured_chars(tab) -> list[tuple[str, str]]:
+    """(character, background colour) of every coloured character in the activation view."""
+    out = []
+    block = tab.activation_view.document().begin()
+    while block.isValid():
+        iterator = block.begin()
+        while not iterator.atEnd():
+            fragment = iterator.fragment()
+            brush = fragment.charFormat().background()
+            if brush.style().name != "NoBrush":
+                out.extend((char, brush.color().name()) for char in fragment.text())
+            iterator += 1
+        block = block.next()
+    return out
+
+
+def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab, trained):
+    model, tokenizer, _ = trained
+    text = "the fox\nate."
+    tab.activation_input.setPlainText(text)
+    qtbot.waitUntil(lambda: tab._trace is not None and tab._trace.text == text,
+                    timeout=WAIT_MS)
+    coloured = _coloured_chars(tab)
+    assert len(coloured) == len(text)
+    assert "".join(char for char, _ in coloured) == text.replace("\n", "⏎")
+
+    expected = top_neurons(activations(model, tokenizer, text), 0, "cell", 10)
+    items = [tab.top_neurons_list.item(i) for i in range(tab.top_neurons_list.count())]
+    assert [int(item.data(256)) for item in items] == [n for n, _ in expected]
+
+    chosen = expected[3][0]
+    tab.top_neurons_list.itemClicked.emit(items[3])
+    assert tab.neuron_spin.value() == chosen
+    series = activations(model, tokenizer, text).layers[0].cell[:, chosen]
+    scale = float(np.abs(series).max())
+    colours = [colour for _, colour in _coloured_chars(tab)]
+    assert colours == [activation_colour(float(v), scale).name() for v in series]
+    assert len(set(colours)) > 1
+
+    tab.layer_spin.setValue(1)  # the second layer has its own values
+    series = activations(model, tokenizer, text).layers[1].cell[:, chosen]
+    scale = float(np.abs(series).max())
+    assert [c for _, c in _coloured_chars(tab)] == [
+        activation_colour(float(v), scale).name() for v in series]
+
+
+def test_activation_text_with_unknown_characters_is_pointed_out_not_a_crash(qtbot, tab):
+    tab.activation_input.setPlainText("the Z€ fox")
+    qtbot.waitUntil(lambda: tab._trace is not None and tab._trace.text == "the  fox",
+                    timeout=WAIT_MS)
+    assert not tab.activation_status.isHidden()
+    assert "'Z', '€'" in tab.activation_status.text()
+    assert len(_coloured_chars(tab)) == len("the  fox")
+
+
+def test_activation_colours_are_blue_negative_red_positive():
+    assert activation_colour(-1.0, 1.0).blue() == 255 and activation_colour(-1.0, 1.0).red() < 255
+    assert activation_colour(1.0, 1.0).red() == 255 and activation_colour(1.0, 1.0).blue() < 255
+    assert activation_colour(0.0, 1.0) == QColor(255, 255, 255)
+
+
+def test_embedding_plot_has_one_label_per_vocabulary_character(qtbot, tab, trained):
+    tokenizer = trained[1]
+    qtbot.waitUntil(lambda: len(tab._embedding_labels) == tokenizer.vocab_size(),
+                    timeout=WAIT_MS)
+    labels = [label.textItem.toPlainText() for label in tab._embedding_labels]
+    assert labels == [display_char(ch) for ch in tokenizer.chars]
+    assert "␣" in labels and "⏎" in labels and "⇥" in labels
+    axis_label = tab.embedding_plot.getAxis("bottom").labelText
+    assert "component 1" in axis_label and "% of the spread" in axis_label
+    xs, ys = tab._embedding_points.getData()
+    assert len(xs) == tokenizer.vocab_size()
+
+
+def test_next_char_bars_match_the_distribution(qtbot, tab, trained):
+    model, tokenizer, _ = trained
+    tab.next_char_prompt.setText("the qu")
+    expected = next_char_distribution(model, tokenizer, "the qu", top_k=20)
+    qtbot.waitUntil(lambda: tab._next_char_distribution == expected, timeout=WAIT_MS)
+    heights = np.asarray(tab._next_char_bars.opts["height"])
+    assert len(heights) == min(20, tokenizer.vocab_size())
+    assert heights.tolist() == pytest.approx([p for _, p in expected])
+    assert heights.sum() <= 1.0 + 1e-6
+    ticks = tab.next_char_plot.getAxis("bottom")._tickLevels[0]
+    assert [label for _, label in ticks] == [display_char(ch) for ch, _ in expected]
+
+
+def test_without_a_model_each_panel_says_what_to_do(qtbot):
+    tab = InspectTab(Session())
+    qtbot.addWidget(tab)
+    assert "Train a model or open one (File > Open Model…)" in tab.model_summary.toPlainText()
+    for label in (tab.parameter_status, tab.activation_status, tab.embedding_status,
+                  tab.next_char_status, tab.gradient_status):
+        assert label.text() == NO_MODEL_MESSAGE
+        assert not label.isHidden()
+    assert not tab.parameter_combo.isEnabled()
+    assert not tab.next_char_prompt.isEnabled()
+    assert not running_threads()
+
+
+def test_a_new_model_refreshes_every_view(qtbot, tab, trained):
+    qtbot.waitUntil(lambda: "Health score" in tab.model_summary.toPlainText(), timeout=WAIT_MS)
+    tokenizer = trained[1]
+    torch.manual_seed(1)
+    bigger = MicroLM(tokenizer.vocab_size(), embedding_dim=4, hidden_dim=24, num_layers=1,
+                     dropout=0.0)
+    count = sum(p.numel() for p in bigger.parameters())
+    tab.session.set_model(bigger, tokenizer, {}, unsaved=False)
+    qtbot.waitUntil(lambda: f"{count:,} parameters" in tab.model_summary.toPlainText(),
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: tab._trace is not None and len(tab._trace.layers) == 1,
+                    timeout=WAIT_MS)
+    assert tab.layer_spin.maximum() == 0
+    assert tab.neuron_spin.maximum() == 23
+    assert tab._trace.layers[0].cell.shape[1] == 24
+    assert "No gradient record" in tab.gradient_status.text()
+    assert tab.parameter_combo.count() == len(list(bigger.named_parameters()))
+
+
+def test_stop_workers_leaves_no_thread_running(qtbot, tab):
+    tab.activation_input.setPlainText("the lazy dog " * 20)
+    tab._activation_timer.timeout.emit()  # request now instead of after the typing pause
+    assert tab.stop_workers()
+    assert not running_threads()
