@@ -1,6 +1,6 @@
 """Benchmark: training speed headless vs. in the app, and how responsive the window stays.
 
-    python -m microlm_app.bench [--seconds 20] [--device cpu]
+    python -m microlm_app.bench [--seconds 20] [--device cpu] [--threads N]
 
 1. Headless: ModelTrainer.fit on the "small" preset and the "Python documentation" sample
    for N seconds; characters per second from its StepCompleted events.
@@ -163,14 +163,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="training time of each run (default 20)")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, mps (default: the best available)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for both runs (default: torch's choice)")
     args = parser.parse_args(argv)
+    import torch
+
+    # Set explicitly even at the default: a thread that never had it set (the app's
+    # training thread) can otherwise run with a different effective count than the
+    # main thread, and the two runs would not compare like with like.
+    torch.set_num_threads(args.threads or torch.get_num_threads())
 
     corpus = sample_corpus(CORPUS)
     tokenizer = CharacterTokenizer(corpus.text)
     model_config, training_config = small_preset(tokenizer.vocab_size(), args.seconds,
                                                  args.device)
-    import torch
-
     print(f"MicroLM Studio benchmark: 'small' preset ({model_config.num_parameters():,} "
           f"parameters, batch {training_config.batch_size} x {training_config.sequence_length} "
           f"characters) on '{CORPUS}' ({len(corpus.text):,} characters), {args.seconds:g} s "

@@ -76,7 +76,9 @@ class LossPlot(pg.PlotWidget):
         item = self.getPlotItem()
         item.setLabel("bottom", "step")
         item.setLabel("left", "loss (nats/char)")
-        item.showGrid(x=True, y=True, alpha=0.15)
+        # No grid: pyqtgraph draws one line per tick of every level across the whole
+        # plot, which tripled the cost of each repaint (15-30 ms instead of ~6 ms,
+        # measured offscreen at 1180x500) and lengthened the event-loop gaps in training.
         item.addLegend(offset=(-10, 10))
         self.raw_curve = self.plot(name="training loss (each step)",
                                    pen=pg.mkPen((70, 130, 220, 120), width=1))
