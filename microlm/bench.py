@@ -21,9 +21,16 @@ import torch.nn as nn
 from .data import TextDataLoader, encode_tokens, read_corpus, sample_corpus
 from .generator import TextGenerator
 from .hardware import PRESETS
-from .model import MicroLM
+from .model import MicroLM, gradient_norms
 from .tokenizer import CharacterTokenizer
-from .trainer import ModelTrainer, StepCompleted, TrainingConfig, TrainingControl, set_seed
+from .trainer import (
+    ModelTrainer,
+    StepCompleted,
+    TrainingConfig,
+    TrainingControl,
+    make_optimizer,
+    set_seed,
+)
 
 MIN_SPEED_RATIO = 0.97  # ModelTrainer must keep at least this share of a plain loop's speed
 MAX_MEMORY_BYTES = int(1.5 * 2**30)  # peak memory allowed for a 100 MB corpus
@@ -54,6 +61,29 @@ class TrainingSpeed:
         slow spell of the machine affects both sides of a pair alike."""
         return statistics.median(t / p for t, p in zip(self.trainer_chars_per_second,
                                                        self.plain_chars_per_second, strict=True))
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Seconds per call of each part of a training step (medians), to show where
+    ModelTrainer spends time that the plain loop does not."""
+    forward_backward: float  # both loops
+    adam_step: float  # the plain loop's optimizer
+    adamw_step: float  # ModelTrainer's optimizer (decoupled weight decay on matrices)
+    clipping: float  # ModelTrainer: clip_grad_norm_, every step
+    gradient_norms: float  # ModelTrainer: per-layer gradient norms for the history
+    gradient_norm_interval: int  # ... recorded every this many steps
+
+    @property
+    def trainer_extra(self) -> float:
+        """What ModelTrainer adds per step on average."""
+        return (self.adamw_step - self.adam_step + self.clipping
+                + self.gradient_norms / self.gradient_norm_interval)
+
+    @property
+    def expected_ratio(self) -> float:
+        plain = self.forward_backward + self.adam_step
+        return plain / (plain + self.trainer_extra)
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,7 @@ class BenchResult:
     quick: bool
     threads: int
     training: TrainingSpeed
+    step_costs: StepCosts
     generation: list[GenerationSpeed]
     memory: MemoryUse
 
@@ -113,13 +144,14 @@ def run_bench(quick: bool = False, log: Callable[[str], None] | None = None) -> 
     log("Training speed: ModelTrainer against a plain PyTorch loop ...")
     training = measure_training_speed(corpus, tokenizer, rounds=2 if quick else 9,
                                       steps=3 if quick else 20)
+    step_costs = measure_step_costs(tokenizer, repeats=3 if quick else 15)
     log("Generation speed ...")
     generation = measure_generation_speed(tokenizer, (20, 50, 100) if quick
                                           else (200, 1000, 4000), repeats=1 if quick else 3)
     corpus_bytes = QUICK_CORPUS_BYTES if quick else FULL_CORPUS_BYTES
     log(f"Peak memory for a {corpus_bytes / 1e6:g} MB corpus, in a fresh process ...")
     memory = measure_memory(corpus_bytes)
-    return BenchResult(quick, torch.get_num_threads(), training, generation, memory)
+    return BenchResult(quick, torch.get_num_threads(), training, step_costs, generation, memory)
 
 
 # ---- 1. training speed ----
@@ -191,6 +223,42 @@ def _plain_loop_seconds(config, tokens: torch.Tensor, batch: int, length: int,
         optimizer.step()
         total_loss += loss.item()
     return time.perf_counter() - start
+
+
+def measure_step_costs(tokenizer: CharacterTokenizer, repeats: int) -> StepCosts:
+    """Time each part of a step of the small preset on its own (median of `repeats`)."""
+    preset = PRESETS[PRESET]
+    config = preset.model_config(tokenizer.vocab_size())
+    set_seed(0)
+    model = MicroLM(config=config)
+    inputs = torch.randint(0, config.vocab_size, (preset.batch_size, preset.sequence_length))
+    targets = torch.randint(0, config.vocab_size, inputs.shape)
+    training_config = TrainingConfig()
+    adamw = make_optimizer(model, training_config)
+    adam = torch.optim.Adam(model.parameters(), lr=0.001)
+    criterion = nn.CrossEntropyLoss()
+
+    def forward_backward() -> None:
+        model.zero_grad()
+        criterion(model(inputs).view(-1, config.vocab_size), targets.view(-1)).backward()
+
+    def median_seconds(action: Callable[[], object]) -> float:
+        action()  # warm-up; also leaves gradients in place for the optimizer parts
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return StepCosts(
+        forward_backward=median_seconds(forward_backward),
+        adam_step=median_seconds(adam.step),
+        adamw_step=median_seconds(adamw.step),
+        clipping=median_seconds(lambda: torch.nn.utils.clip_grad_norm_(
+            model.parameters(), training_config.grad_clip)),
+        gradient_norms=median_seconds(lambda: gradient_norms(model)),
+        gradient_norm_interval=training_config.grad_norm_interval)
 
 
 # ---- 2. generation speed ----
@@ -322,6 +390,13 @@ def format_report(result: BenchResult) -> str:
     verdict = "ok" if t.ratio >= MIN_SPEED_RATIO else "BELOW TARGET"
     lines.append(f"  ratio ModelTrainer / plain, median of the {len(t.plain_chars_per_second)} "
                  f"back-to-back pairs: {t.ratio:.3f} (target >= {MIN_SPEED_RATIO}: {verdict})")
+    c = result.step_costs
+    lines.append(
+        f"  where ModelTrainer's extra time goes, per step (medians): AdamW instead of Adam "
+        f"{1e3 * (c.adamw_step - c.adam_step):+.2f} ms,\n  gradient clipping "
+        f"{1e3 * c.clipping:.2f} ms, per-layer gradient norms {1e3 * c.gradient_norms:.2f} ms "
+        f"every {c.gradient_norm_interval} steps; against forward + backward "
+        f"{1e3 * c.forward_backward:.1f} ms\n  that predicts a ratio of {c.expected_ratio:.3f}")
     lines += ["", f"2. Generation, '{PRESET}' preset, one prompt, CPU"]
     rows = [("threads", "length", "seconds", "chars/s", "us/char")]
     rows += [(str(g.threads), f"{g.length:,}", f"{g.seconds:.3f}", f"{g.chars_per_second:,.0f}",

@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="a much shorter run with a small corpus (checks that it works; "
                             "the figures are rough)")
+    _add_threads_option(bench)
     bench.set_defaults(handler=run_bench)
     return parser
 
@@ -568,9 +569,10 @@ class ProgressLine:
     def evaluated(self, event: Evaluated) -> None:
         self.val_loss, self.best_val_loss = event.val_loss, event.best_val_loss
         mark = "  (new best)" if event.improved else ""
-        self.message(f"step {event.step:,}  epoch {event.epoch}  train loss "
-                     f"{event.train_loss:.4f}  val loss {event.val_loss:.4f}  best "
-                     f"{event.best_val_loss:.4f}{mark}")
+        train = (f"  train loss {event.train_loss:.4f}" if math.isfinite(event.train_loss)
+                 else "")  # NaN: no step since the last validation
+        self.message(f"step {event.step:,}  epoch {event.epoch}{train}  val loss "
+                     f"{event.val_loss:.4f}  best {event.best_val_loss:.4f}{mark}")
 
     def message(self, text: str) -> None:
         self._clear()
@@ -596,8 +598,6 @@ class ProgressLine:
 
     def _line(self) -> str:
         e = self.last
-        done = int(self.width * e.progress)
-        bar = "#" * done + "-" * (self.width - done)
         run_step = e.step - self.run_start_step
         # With a time budget the step count is whatever fits in the time: estimate it.
         expected = self.total_steps
@@ -606,12 +606,20 @@ class ProgressLine:
         epoch = f"epoch {e.epoch}" + (f"/{self.run_epochs}" if self.run_epochs else "")
         val = f"{self.val_loss:.3f}" if self.val_loss is not None else "-"
         best = f"{self.best_val_loss:.3f}" if self.best_val_loss is not None else "-"
-        line = (f"[{bar}] {e.progress:4.0%}  step {run_step:,}/{expected:,}  {epoch}  "
-                f"loss {e.loss:.3f}  val {val}  best {best}  "
-                f"{e.chars_per_second:,.0f} chars/s  ETA {_duration(e.eta_s)}")
-        # A line wider than the terminal would wrap, and "\r" only returns to its last row.
+        # Most wanted first: a narrow terminal cuts the end of the line.
+        text = (f"{e.progress:4.0%} ETA {_duration(e.eta_s)}  step {run_step:,}/{expected:,}  "
+                f"{epoch}  loss {e.loss:.3f}  val {val}  best {best}  "
+                f"{e.chars_per_second:,.0f} chars/s")
+        width = self.width
         if self.is_terminal:
-            line = line[:shutil.get_terminal_size().columns - 1]
+            # A line wider than the terminal would wrap, and "\r" only returns to its last
+            # row: shrink the bar first, then cut the end.
+            columns = shutil.get_terminal_size().columns - 1
+            width = max(5, min(self.width, columns - len(text) - 3))
+        done = int(width * e.progress)
+        line = f"[{'#' * done}{'-' * (width - done)}] {text}"
+        if self.is_terminal:
+            line = line[:columns]
         padding = " " * max(0, self._line_length - len(line))
         self._line_length = len(line)
         return line + padding

@@ -34,6 +34,17 @@ def test_training_speed_is_measured_in_interleaved_rounds(result):
     assert training.ratio == pytest.approx(sum(pair_ratios) / 2)  # the median of two pairs
 
 
+def test_the_trainers_extra_work_is_timed_part_by_part(result):
+    costs = result.step_costs
+    for part in (costs.forward_backward, costs.adam_step, costs.adamw_step, costs.clipping,
+                 costs.gradient_norms):
+        assert positive(part)
+    assert costs.gradient_norm_interval == 50  # TrainingConfig's default
+    plain = costs.forward_backward + costs.adam_step
+    assert costs.expected_ratio == pytest.approx(plain / (plain + costs.trainer_extra))
+    assert "where ModelTrainer's extra time goes" in bench.format_report(result)
+
+
 def test_generation_is_timed_at_each_length(result):
     assert [g.length for g in result.generation] == [20, 50, 100]
     for speed in result.generation:
