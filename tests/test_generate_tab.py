@@ -107,6 +107,9 @@ def test_generate_button_becomes_stop_and_stop_leaves_shorter_text(qtbot, tab):
     tab.generate_button.click()
     assert tab.generate_button.text() == "Stop"
     qtbot.waitUntil(lambda: len(tab._generated) > 0, timeout=30_000)
+    # Streaming: characters are on screen while the worker is still producing more.
+    assert tab.is_generating
+    assert len(tab.generated_text_edit.toPlainText()) > 0
     tab.generate_button.click()
     qtbot.waitUntil(lambda: not tab.is_generating, timeout=30_000)
     count = len(tab._generated)
@@ -182,6 +185,22 @@ def test_compare_temperatures_fills_one_pane_per_temperature(qtbot, tab, model_a
     assert len({pane.toPlainText() for pane in panes}) > 1
     assert tab.output_tabs.currentIndex() == 1
     assert tab.generate_button.isEnabled()
+    assert not running_threads()
+
+
+def test_stop_comparing_ends_the_worker_and_marks_unfinished_panes(qtbot, tab):
+    tab.length_spin.setValue(tab.length_spin.maximum())
+    tab.compare_button.click()
+    qtbot.waitUntil(lambda: tab.generation_stats.text().startswith("Comparing"), timeout=1000)
+    tab.compare_button.click()
+    assert tab.compare_button.text() == "Stop comparing"
+    qtbot.waitUntil(lambda: not tab.is_generating, timeout=30_000)
+    texts = [tab.findChild(QPlainTextEdit, f"compareText{i}").toPlainText()
+             for i in range(len(COMPARE_TEMPERATURES))]
+    assert texts[-1] == "(stopped)"
+    assert all(len(text) < tab.length_spin.maximum() for text in texts)
+    assert tab.compare_button.text() == "Compare temperatures"
+    assert tab.compare_button.isEnabled()
     assert not running_threads()
 
 
@@ -275,6 +294,10 @@ def test_ctrl_return_generates(qtbot, tab):
     qtbot.keyClick(tab.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert tab.prompt_edit.toPlainText() == ""  # no new line typed into the prompt
     qtbot.waitUntil(lambda: len(tab.generated_text()) == 15 and not tab.is_generating,
+                    timeout=30_000)
+    tab.length_spin.setValue(9)  # from a spin box too
+    qtbot.keyClick(tab.length_spin, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(tab.generated_text()) == 9 and not tab.is_generating,
                     timeout=30_000)
 
 

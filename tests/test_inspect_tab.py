@@ -231,5 +231,23 @@ def test_a_new_model_refreshes_every_view(qtbot, tab, trained):
 def test_stop_workers_leaves_no_thread_running(qtbot, tab):
     tab.activation_input.setPlainText("the lazy dog " * 20)
     tab._activation_timer.timeout.emit()  # request now instead of after the typing pause
+    tab.next_char_prompt.setText("the la")  # and leave this one waiting for the pause
     assert tab.stop_workers()
     assert not running_threads()
+    assert not tab._activation_timer.isActive() and not tab._next_char_timer.isActive()
+
+
+def test_showing_the_hidden_state_lists_its_own_top_neurons(qtbot, tab, trained):
+    model, tokenizer, _ = trained
+    text = tab.activation_input.toPlainText()
+    qtbot.waitUntil(lambda: tab._trace is not None, timeout=WAIT_MS)
+    tab.activation_kind_combo.setCurrentIndex(tab.activation_kind_combo.findData("hidden"))
+    clean = tokenizer.clean(text, "drop")
+    expected = top_neurons(activations(model, tokenizer, clean), 0, "hidden", 10)
+    listed = [int(tab.top_neurons_list.item(i).data(256))
+              for i in range(tab.top_neurons_list.count())]
+    assert listed == [neuron for neuron, _ in expected]
+    series = activations(model, tokenizer, clean).layers[0].hidden[:, tab.neuron_spin.value()]
+    scale = float(np.abs(series).max())
+    assert [c for _, c in _coloured_chars(tab)] == [
+        activation_colour(float(v), scale).name() for v in series]

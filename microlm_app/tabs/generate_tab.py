@@ -96,9 +96,13 @@ class CompareWorker(BaseWorker):
             if self.stop_requested:
                 return
             # The same seed at every temperature: differences come from temperature alone.
-            text = self.generator.generate(self._prompt, self._length, temperature,
-                                           self._top_k, self._top_p, self._seed)
-            self.temperature_generated.emit(temperature, text)
+            new_chars = []
+            for generated in self.generator.stream(self._prompt, self._length, temperature,
+                                                   self._top_k, self._top_p, self._seed):
+                if self.stop_requested:  # checked per character so Stop is prompt
+                    break
+                new_chars.append(generated.char)
+            self.temperature_generated.emit(temperature, self._prompt + "".join(new_chars))
 
 
 class GenerateTab(QWidget):

@@ -29,7 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from microlm import CharacterTokenizer, MicroLM
 from microlm.inspection import (
+    ActivationTrace,
     activations,
     analyze_parameters,
     embedding_projection,
@@ -73,11 +75,11 @@ def activation_colour(value: float, scale: float) -> QColor:
 
 # ---- work done in worker threads: plain functions of the model -------------------------
 
-def summarize_model(model: Any) -> tuple[dict, dict]:
+def summarize_model(model: MicroLM) -> tuple[dict, dict]:
     return inspect_model(model), analyze_parameters(model)
 
 
-def parameter_histogram(model: Any, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+def parameter_histogram(model: MicroLM, name: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(counts, bin edges, number of values) of one parameter tensor."""
     values = parameter_values(model, name)
     finite = values[np.isfinite(values)]
@@ -87,7 +89,8 @@ def parameter_histogram(model: Any, name: str) -> tuple[np.ndarray, np.ndarray, 
     return counts.astype(float), edges, values.size
 
 
-def trace_with_top_neurons(model: Any, tokenizer: Any, text: str) -> tuple[Any, dict]:
+def trace_with_top_neurons(model: MicroLM, tokenizer: CharacterTokenizer,
+                           text: str) -> tuple[ActivationTrace, dict]:
     """The activations over `text` and, per (layer, kind), its most responsive neurons."""
     trace = activations(model, tokenizer, text, on_unknown="drop")
     ranked = {(layer, kind): top_neurons(trace, layer, kind, TOP_NEURONS)
@@ -253,7 +256,7 @@ class InspectTab(QWidget):
         self.activation_kind_combo.setToolTip(
             "The cell state is the LSTM's memory, carried from character to character; the "
             "hidden state is what the layer passes on (the memory filtered by the output gate).")
-        self.activation_kind_combo.currentIndexChanged.connect(self._on_neuron_changed)
+        self.activation_kind_combo.currentIndexChanged.connect(self._on_activation_kind_changed)
         self.layer_spin = QSpinBox()
         self.layer_spin.setObjectName("activationLayerSpin")
         self.layer_spin.setAccessibleName("LSTM layer")
@@ -350,6 +353,9 @@ class InspectTab(QWidget):
         self.next_char_plot.setLabel("left", "probability")
         self.next_char_plot.getAxis("left").enableAutoSIPrefix(False)
         self.next_char_plot.showGrid(x=False, y=True, alpha=0.2)
+        tick_font = QFont()
+        tick_font.setPointSize(tick_font.pointSize() + 3)  # the characters are the point
+        self.next_char_plot.getAxis("bottom").setStyle(tickFont=tick_font)
         self.next_char_plot.setLabel("bottom", "next character (␣ space, ⏎ new line)")
         self._next_char_bars = pg.BarGraphItem(x=[], height=[], width=0.8,
                                                brush=pg.mkBrush(31, 119, 180, 180))
@@ -359,6 +365,9 @@ class InspectTab(QWidget):
 
     # ----------------------------------------------------------------- public API
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
+        # A pending typing pause would otherwise start new work after this returns.
+        self._activation_timer.stop()
+        self._next_char_timer.stop()
         stopped = True
         for worker in self._workers:
             stopped = stop_and_quit(worker, timeout_ms) and stopped
@@ -580,9 +589,11 @@ class InspectTab(QWidget):
         self._draw_top_neurons()
         self._draw_activations()
 
-    def _on_neuron_changed(self, _value: int) -> None:
-        if self.sender() is self.activation_kind_combo:
-            self._draw_top_neurons()
+    def _on_activation_kind_changed(self, _index: int) -> None:
+        self._draw_top_neurons()
+        self._draw_activations()
+
+    def _on_neuron_changed(self, _neuron: int) -> None:
         self._draw_activations()
 
     def _on_top_neuron_clicked(self, item: QListWidgetItem) -> None:
