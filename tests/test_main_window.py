@@ -249,3 +249,39 @@ def test_closing_while_training_asks_to_stop_first(qtbot, window, monkeypatch):
     assert "Stop it and quit?" in asked[0]
     assert window.close()  # "Yes": workers stopped, no unsaved model, the window closes
     assert len(asked) == 2
+
+
+def test_many_qt_calls_do_not_use_up_none(qtbot):
+    """PySide6 6.12 on Python < 3.12 takes one reference from None per void Qt call;
+    without keep_none_alive() the process aborts after ~100,000 calls."""
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    qtbot.addWidget(label)
+    for _ in range(300_000):
+        label.clear()
+    assert label.text() == ""
+
+
+def test_save_model_uses_the_trainer_checkpoint_to_keep_training_state(window, tmp_path):
+    from microlm import ModelTrainer, TrainingConfig
+
+    model = tiny_model(window)
+    trainer = ModelTrainer(model, window.session.model_tokenizer, device="cpu",
+                           config=TrainingConfig(epochs=1, batch_size=2, sequence_length=8))
+    window.session.trainer = trainer
+    window.session.model = trainer.model
+    target = tmp_path / "trainer.pt"
+    assert window.save_model(str(target))
+    metadata = microlm.load_model(target)[2]
+    assert "training_state" in metadata and metadata["training_config"]["sequence_length"] == 8
+
+
+def test_closing_while_a_text_loads_stops_the_loader_first(qtbot, window):
+    window.data_tab.load_sample("Python source code")
+    window.show()
+    assert window.close()
+    from microlm_app.workers import running_threads
+
+    assert not running_threads()
+    assert window.session.corpus is None  # the stopped load dropped its result
