@@ -3,7 +3,7 @@
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from microlm import (
     CharacterTokenizer,
@@ -311,6 +311,38 @@ def test_widgets_are_named_and_tooltips_teach_the_shortcuts(qtbot, make_tab):
     assert "Esc" in tab.stop_button.toolTip()
     tab.log_scale_check.setChecked(True)
     assert tab.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+def test_keyboard_shortcuts_act_only_while_the_train_tab_is_shown(qtbot):
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    tabs = QTabWidget()
+    other = QWidget()
+    tab = TrainTab(make_session(epochs=500))
+    tabs.addTab(other, "Other")
+    tabs.addTab(tab, "Train")
+    window.setCentralWidget(tabs)
+    with qtbot.waitActive(window):
+        window.show()
+        window.activateWindow()
+    ctrl = Qt.KeyboardModifier.ControlModifier
+
+    qtbot.keyClick(other, Qt.Key.Key_Return, ctrl)
+    assert not tab.is_training  # the Train tab is hidden: its shortcut is not active
+    tabs.setCurrentWidget(tab)
+    qtbot.keyClick(tab, Qt.Key.Key_Return, ctrl)
+    assert tab.is_training
+    qtbot.waitUntil(lambda: tab.last_step is not None, timeout=WAIT_MS)
+    qtbot.keyClick(tab, Qt.Key.Key_P, ctrl)
+    assert tab.pause_button.text() == "Resume"
+    qtbot.keyClick(tab, Qt.Key.Key_P, ctrl)
+    assert tab.pause_button.text() == "Pause"
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        qtbot.keyClick(tab, Qt.Key.Key_Escape)
+    assert finished.args[0].reason == "stopped"
+    assert "Training stopped at step" in window.statusBar().currentMessage()
+    assert "ready to generate" in window.statusBar().currentMessage()
+    assert tab.stop_workers()
 
 
 @pytest.mark.parametrize("seconds, text", [(5, "5 s"), (65, "1:05"), (3725, "1:02:05"),

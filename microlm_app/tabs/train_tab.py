@@ -45,6 +45,9 @@ from ..workers import TrainingWorker, start_worker, stop_and_wait
 OVERFITTING_HINT = ("The validation loss is rising while the training loss keeps falling: the "
                     "model is starting to memorise the training text (overfitting): consider "
                     "more dropout, a smaller model or stopping here.")
+ENDINGS = {"completed": "Training finished", "stopped": "Training stopped",
+           "early_stopping": "Stopped early (validation loss stopped improving)",
+           "time_budget": "Time budget used", "diverged": "Training diverged"}
 # Settings of a new run that apply to a continued checkpoint; the others (window length,
 # validation split, batching, seed) fix the data split and stay as the checkpoint had them.
 CONTINUE_OVERRIDES = ("epochs", "learning_rate", "batch_size", "weight_decay", "warmup_steps",
@@ -446,11 +449,15 @@ class TrainTab(QWidget):
         if finished.reason == "diverged":
             summary = "The loss became NaN (training diverged). " + summary
         self.status_label.setText(summary)
-        self.progress_bar.setFormat(f"%p% · {finished.reason.replace('_', ' ')}")
+        self.progress_bar.setFormat(f"%p% · {ENDINGS.get(finished.reason, finished.reason)}")
         if finished.reason == "diverged":
             QMessageBox.warning(self, "Training diverged: the loss became NaN", finished.message)
             return
-        self._show_status_message(summary)
+        self._show_status_message(
+            f"{ENDINGS.get(finished.reason, finished.reason)} at step {finished.step:,}"
+            + (f", best validation loss {finished.best_val_loss:.3f}"
+               if finished.best_val_loss is not None else "")
+            + (": the model is ready to generate, inspect and save." if kept_model else "."))
 
     # ---- session signals ----
 
