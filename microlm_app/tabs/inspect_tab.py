@@ -180,7 +180,7 @@ class InspectTab(QWidget):
         right = QWidget()
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(QLabel("<b>Gradient norm per layer over the last training run</b>"))
+        column.addWidget(QLabel("<b>Gradient norm per layer during training</b>"))
         self.gradient_status = self._status_label("gradientStatus")
         column.addWidget(self.gradient_status)
         self.gradient_plot = self._plot(
