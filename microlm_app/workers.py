@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from microlm import (
     ModelTrainer,
@@ -49,7 +49,9 @@ def start_worker(worker: BaseWorker) -> QThread:
     thread.setObjectName(f"{type(worker).__name__}Thread")
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
+    # Direct: quit() is thread-safe, and a queued call would wait for the GUI thread,
+    # which may be the one blocked in thread.wait() (stop_and_wait, closing the window).
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.finished.connect(worker.deleteLater)
     thread.finished.connect(thread.deleteLater)
     worker._thread = thread  # keep both alive until the thread ends
@@ -103,7 +105,10 @@ class BaseWorker(QObject):
 
 
 class TaskWorker(BaseWorker):
-    """Runs fn(progress=callback) once; reports progress in [0, 1] and the result."""
+    """Runs fn(*args, **kwargs) once and reports its result (succeeded) or error (failed).
+
+    A function that reports progress can be given `progress=worker.progressed.emit`
+    (a thread-safe signal emit) by its caller."""
 
     progressed = Signal(float)
     succeeded = Signal(object)
