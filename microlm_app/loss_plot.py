@@ -13,6 +13,10 @@ from PySide6.QtWidgets import QWidget
 REDRAW_INTERVAL_MS = 50  # at most one setData per curve this often: paint cost never paces training
 SMOOTHING = 0.9  # EMA weight of the past: averages ~the last 10 steps, so it lags little
 INITIAL_CAPACITY = 4096  # points; buffers double when full
+# Each redraw scans every point (bounds, peak downsampling): ~20 ms for a million. Past
+# this many points the timer slows in proportion, keeping the plot's share of the GUI
+# thread small (1M points: one redraw every 250 ms).
+POINTS_AT_FULL_RATE = 200_000
 
 
 class _Series:
@@ -170,7 +174,8 @@ class LossPlot(pg.PlotWidget):
     def _schedule(self) -> None:
         self._dirty = True
         if not self._timer.isActive():
-            self._timer.start()
+            slower = max(1.0, self.steps.count / POINTS_AT_FULL_RATE)
+            self._timer.start(round(REDRAW_INTERVAL_MS * slower))
 
     def _smooth(self, losses: np.ndarray) -> np.ndarray:
         out = np.empty_like(losses)

@@ -6,7 +6,13 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
-from microlm_app.loss_plot import INITIAL_CAPACITY, SMOOTHING, LossPlot
+from microlm_app.loss_plot import (
+    INITIAL_CAPACITY,
+    POINTS_AT_FULL_RATE,
+    REDRAW_INTERVAL_MS,
+    SMOOTHING,
+    LossPlot,
+)
 
 pg.setConfigOption("background", "w")
 pg.setConfigOption("foreground", "k")
@@ -36,6 +42,9 @@ def test_a_million_steps_in_batches_reach_the_buffers_and_the_curves(plot, qtbot
     assert x[0] == 1 and x[-1] == total
     assert y[-1] == plot.steps.y[total - 1]
     assert len(plot.smooth_curve.getOriginalDataset()[0]) == total
+    # with a million points, redraws come less often so they stay a small share of the GUI
+    plot.append_losses([total + 1], [0.5])
+    assert plot._timer.interval() == REDRAW_INTERVAL_MS * total // POINTS_AT_FULL_RATE
 
 
 def test_curves_downsample_by_peak_and_clip_to_view(plot):
