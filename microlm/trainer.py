@@ -314,6 +314,12 @@ class ModelTrainer:
         step_times: deque[float] = deque(maxlen=20)
         losses_since_eval: list[float] = []
         epoch_losses: list[float] = []
+        into_epoch = (self.step - run_start) % steps_per_epoch
+        if into_epoch and self.history["epoch_losses"]:
+            # Continuing a run stopped mid-epoch: replace the partial mean recorded at the
+            # stop by the whole epoch's mean when it ends, as an uninterrupted run would.
+            self.history["epoch_losses"].pop()
+            epoch_losses = list(self.history["step_losses"][-into_epoch:])
         last_eval_cost = 0.0
         reason, message, last_loss = "completed", "Training finished.", None
         self.model.train()
