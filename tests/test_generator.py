@@ -78,6 +78,23 @@ def test_top_k_limits_the_choices(generator, model, tokenizer):
             text += generated.char
 
 
+def test_top_p_samples_only_from_the_nucleus(generator, model, tokenizer):
+    # top_p=0.6 at temperature 1.5: each character is among the most likely ones whose
+    # probabilities (at that temperature) first reach 0.6 together.
+    chars = list(generator.stream("the", length=40, temperature=1.5, top_p=0.6, seed=9))
+    text, nucleus_sizes = "the", []
+    with torch.no_grad():
+        for generated in chars:
+            logits = model(torch.tensor([tokenizer.encode(text)]))[0, -1]
+            probs, order = F.softmax(logits / 1.5, dim=-1).sort(descending=True)
+            size = int((probs.cumsum(0) - probs < 0.6).sum())
+            nucleus = {tokenizer.chars[i] for i in order[:size].tolist()}
+            assert generated.char in nucleus
+            nucleus_sizes.append(size)
+            text += generated.char
+    assert max(nucleus_sizes) > 1  # some steps really had a choice
+
+
 def test_generate_batch_equals_one_by_one(generator):
     prompts = ["the cat", "A", "", "far away!\nthe"]
     batch = generator.generate_batch(prompts, length=25, temperature=0.0)
