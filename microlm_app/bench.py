@@ -11,6 +11,11 @@
 
 Targets (issue 3): app/headless >= 0.90 and the longest event-loop gap < 100 ms.
 The exit status is 0 when both are met, 1 otherwise.
+
+On a machine whose cores are busy with other work, PyTorch's multi-threaded CPU kernels
+become erratic (an LSTM step waits at every parallel barrier for a thread the OS has
+descheduled; runs of the same settings differed 30-fold here), so both speeds are
+noise. Compare with --threads 1 there; the idle-window line shows the machine's noise.
 """
 
 from __future__ import annotations
