@@ -25,7 +25,6 @@ from .generator import TextGenerator
 from .model import MicroLM, ModelConfig
 from .tokenizer import CharacterTokenizer, UnknownCharacterError
 from .trainer import (
-    CheckpointSaved,
     Evaluated,
     ModelTrainer,
     SampleGenerated,
@@ -493,8 +492,6 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
                 progress.evaluated(event)
             elif isinstance(event, SampleGenerated):
                 progress.message(f"sample at step {event.step}: {event.text!r}")
-            elif isinstance(event, CheckpointSaved):
-                pass  # reported once at the end
             elif isinstance(event, TrainingFinished):
                 finished = event
     finally:
@@ -509,8 +506,8 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
         message = f"Time budget of {args.time_budget:g} s reached (everything included)."
     else:
         message = finished.message
-    print(f"{message} {finished.step - first_step:,} steps in {finished.elapsed_s:.1f} s of "
-          f"training, {time.monotonic() - args.started:.1f} s in all.")
+    print(f"{message} Step {finished.step:,} after {finished.elapsed_s:.1f} s of training; "
+          f"this command took {time.monotonic() - args.started:.1f} s.")
     print(f"Checkpoint saved to {output}")
     if finished.reason == "diverged":
         return 1
