@@ -12,7 +12,10 @@ from microlm import (
     MicroLM,
     ModelConfig,
     ModelTrainer,
+    StepCompleted,
     TrainingConfig,
+    TrainingControl,
+    TrainingStarted,
     corpus_stats,
     load_model,
 )
@@ -252,6 +255,33 @@ def test_continuing_a_loaded_checkpoint_keeps_history_and_step_numbers(qtbot, ma
     assert tab.loss_plot.steps.data()[0][saved_steps] == saved_steps + 1
     assert len(session.model_metadata["history"]["step_losses"]) == event.step
     assert session.model_unsaved and session.model_path is None
+
+
+def test_a_checkpoint_stopped_part_way_resumes_its_run_exactly(qtbot, make_tab, tmp_path):
+    tokenizer = CharacterTokenizer(TEXT)
+    model = MicroLM(config=ModelConfig(vocab_size=tokenizer.vocab_size(), **TINY_MODEL))
+    trainer = ModelTrainer(model, tokenizer, config=tiny_training(epochs=2))
+    trainer.prepare_data(TEXT)
+    control = TrainingControl()
+    for event in trainer.fit(control=control):
+        if isinstance(event, TrainingStarted):
+            run_steps = event.total_steps
+        if isinstance(event, StepCompleted) and event.step == 7:
+            control.stop()
+    assert trainer.step == 7
+    path = tmp_path / "stopped.pt"
+    trainer.save_checkpoint(path)
+
+    session = make_session()  # the Configure tab now says 1 epoch: the saved run says 2
+    tab = make_tab(session)
+    loaded, loaded_tokenizer, metadata = load_model(path)
+    session.set_model(loaded, loaded_tokenizer, metadata, unsaved=False, path=str(path))
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        tab.start_training()
+    assert tab.first_step.step == 8
+    assert finished.args[0].reason == "completed"
+    assert finished.args[0].step == run_steps  # the rest of the two-epoch run, no more
+    assert f"/{run_steps:,}" in tab._status_text(tab.last_step)
 
 
 def test_continuing_the_session_model_carries_on_its_steps(qtbot, make_tab):

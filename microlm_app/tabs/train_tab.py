@@ -511,7 +511,8 @@ class TrainTab(QWidget):
                        f"with the Configure tab's settings.")
             else:
                 why = ("Checked: Train continues from the current model's weights (its size "
-                       "stays as it is; the Configure tab's training settings apply) and the "
+                       "stays as it is; the Configure tab's training settings apply, except "
+                       "that a saved run stopped part-way resumes exactly as it was) and the "
                        "step count and loss history carry on. Unchecked: Train starts a new "
                        "model from the Configure tab's settings.")
         self._continue_available = usable
