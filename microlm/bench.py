@@ -390,6 +390,12 @@ def format_report(result: BenchResult) -> str:
     verdict = "ok" if t.ratio >= MIN_SPEED_RATIO else "BELOW TARGET"
     lines.append(f"  ratio ModelTrainer / plain, median of the {len(t.plain_chars_per_second)} "
                  f"back-to-back pairs: {t.ratio:.3f} (target >= {MIN_SPEED_RATIO}: {verdict})")
+    spread = max(max(r) / min(r) for r in (t.trainer_chars_per_second,
+                                           t.plain_chars_per_second))
+    if spread > 2 and result.threads > 1:
+        lines.append(f"  note: rounds of the same loop differed {spread:.0f}-fold: other work "
+                     f"keeps this machine's cores busy, and multi-threaded CPU kernels then wait "
+                     f"on descheduled threads. Run 'microlm bench --threads 1' for steady figures.")
     c = result.step_costs
     lines.append(
         f"  where ModelTrainer's extra time goes, per step (medians): AdamW instead of Adam "
