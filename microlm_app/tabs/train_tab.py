@@ -285,10 +285,6 @@ class TrainTab(QWidget):
         self.progress_bar.setFormat("Preparing…")
         self._update_controls()
         self._thread = start_worker(worker)
-        # start_worker's finished -> thread.quit is queued to this (GUI) thread, so a GUI
-        # thread blocked in stop_workers() would never let the thread end; quitting directly
-        # from the worker thread (quit is thread-safe) lets the wait return at once.
-        worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
 
     def pause_or_resume(self) -> None:
         if self._worker is None or self._stopping:
