@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
-import sys
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -30,25 +28,14 @@ import microlm_app
 from .help import HOW_IT_WORKS_HTML, about_html
 from .session import Session
 from .tabs import ConfigureTab, DataTab, GenerateTab, InspectTab, TrainTab
-from .tabs.data_tab import stop_worker_thread, wait_for_thread_end
-from .workers import TaskWorker, running_threads, start_worker
+from .workers import (
+    TaskWorker,
+    running_threads,
+    start_worker,
+    stop_and_wait,
+    wait_for_thread_end,
+)
 
-
-def keep_none_alive() -> None:
-    """Work around PySide6 6.12 on Python < 3.12: every call of a Qt method that returns
-    nothing (label.setText, painter.drawLine, processEvents…) hands back None without a
-    new reference, so None's reference count falls by one per call and, after ~100,000
-    calls, the process aborts with "Fatal Python error: none_dealloc". From Python 3.12
-    None is immortal and the bindings rely on that; here we give None a reference count
-    no program can use up (2**60: a million calls a second for 36,000 years)."""
-    # ob_refcnt is the first field of an object only in a release build of CPython.
-    release_cpython = (sys.implementation.name == "cpython"
-                       and not hasattr(sys, "gettotalrefcount"))
-    if sys.version_info < (3, 12) and release_cpython:
-        ctypes.c_ssize_t.from_address(id(None)).value += 1 << 60
-
-
-keep_none_alive()  # at import: microlm_app/__init__ imports this module before any tab
 pg.setConfigOptions(antialias=True)
 pg.setConfigOption("background", "w")  # light plots read better next to Qt's widgets
 pg.setConfigOption("foreground", "k")
@@ -404,12 +391,8 @@ class MainWindow(QMainWindow):
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
         """Stop every tab's workers and the model loader; True when all have ended."""
-        # Tell every worker thread to quit once its worker returns: start_worker's own
-        # finished -> quit is queued to this thread, which is about to block in wait().
-        for thread in running_threads():
-            thread.quit()
         stopped = all([tab.stop_workers(timeout_ms) for tab in self.all_tabs])
-        return stop_worker_thread(self._model_worker, self._model_thread, timeout_ms) and stopped
+        return stop_and_wait(self._model_worker, timeout_ms) and stopped
 
 
 def dropped_file(mime_data) -> str | None:

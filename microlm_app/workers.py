@@ -75,6 +75,16 @@ def stop_and_wait(worker: BaseWorker | None, timeout_ms: int = 10_000) -> bool:
         return True
 
 
+def wait_for_thread_end(thread: QThread | None, timeout_ms: int = 5_000) -> None:
+    """Wait out the last moments of a thread whose worker has already finished, so that
+    "not busy" also means "no thread left" (finished is emitted just before run returns)."""
+    try:
+        if thread is not None:
+            thread.wait(timeout_ms)
+    except RuntimeError:  # already deleted: it has ended
+        pass
+
+
 class BaseWorker(QObject):
     failed = Signal(str)  # a message a person can read
     finished = Signal()  # always last

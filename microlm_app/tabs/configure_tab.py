@@ -29,8 +29,7 @@ from PySide6.QtWidgets import (
 from microlm import ModelConfig, TrainingConfig, hardware
 
 from ..session import Session
-from ..workers import TaskWorker, start_worker
-from .data_tab import stop_worker_thread, wait_for_thread_end
+from ..workers import TaskWorker, start_worker, stop_and_wait, wait_for_thread_end
 
 CUSTOM = "Custom"
 ERROR_STYLE = "QLabel { color: #b00020; }"
@@ -374,7 +373,7 @@ class ConfigureTab(QWidget):
         return self._task is not None
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
-        return stop_worker_thread(self._task, self._task_thread, timeout_ms)
+        return stop_and_wait(self._task, timeout_ms)
 
     # ---- workers ----
 

@@ -38,7 +38,7 @@ from microlm import (
 )
 
 from ..session import Session
-from ..workers import TaskWorker, start_worker, stop_and_wait
+from ..workers import TaskWorker, start_worker, stop_and_wait, wait_for_thread_end
 
 TEXT_FILTER = ("Text files (*.txt *.md *.py *.csv *.json *.html *.xml *.tex *.rst);;"
                "All files (*)")
@@ -246,7 +246,7 @@ class DataTab(QWidget):
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
         self._pending = None
-        return stop_worker_thread(self._load_worker, self._load_thread, timeout_ms)
+        return stop_and_wait(self._load_worker, timeout_ms)
 
     # ---- loading ----
 
@@ -387,38 +387,6 @@ class DataTab(QWidget):
         window = self.window()
         if isinstance(window, QMainWindow) and window.statusBar() is not None:
             window.statusBar().showMessage(message, 6000)
-
-
-def stop_worker_thread(worker: TaskWorker | None, thread: QThread | None,
-                       timeout_ms: int = 10_000) -> bool:
-    """Stop a worker and wait until its thread has ended; True when it has.
-
-    The thread is told to quit here, before waiting: start_worker's finished -> quit
-    connection is queued to the GUI thread, which is blocked in wait() and could not
-    deliver it, so without this every wait would run to its timeout. quit() only takes
-    effect once the worker's run() returns, so it never cuts a worker short.
-    """
-    if worker is None:
-        return True
-    try:
-        if thread is not None:
-            thread.quit()
-        stopped = stop_and_wait(worker, timeout_ms)
-        return (thread is None or thread.wait(timeout_ms)) and stopped
-    except RuntimeError:  # the thread object is already deleted: it has ended
-        return True
-
-
-def wait_for_thread_end(thread: QThread | None) -> None:
-    """Wait the last moments of a worker thread whose worker has finished, so that "not
-    loading" also means "no thread left". quit() here too: the quit start_worker queued
-    may not have been delivered yet."""
-    try:
-        if thread is not None:
-            thread.quit()
-            thread.wait(5_000)
-    except RuntimeError:  # already deleted: it has ended
-        pass
 
 
 def _stop_quietly(worker: TaskWorker) -> None:

@@ -58,26 +58,6 @@ def probability_colour(probability: float) -> QColor:
     return QColor.fromHsvF(probability / 3.0, 0.45, 1.0)  # hue 0 (red) .. 1/3 (green)
 
 
-def stop_and_quit(worker: BaseWorker | None, timeout_ms: int = 10_000) -> bool:
-    """stop_and_wait, plus a direct thread.quit().
-
-    worker.finished reaches thread.quit through a queued connection, which the GUI thread
-    cannot deliver while it blocks in thread.wait(); quitting the thread directly (safe
-    from any thread; its event loop then ends as soon as run() returns) avoids the wait
-    running into its timeout.
-    """
-    if worker is None:
-        return True
-    try:
-        worker.stop()
-        thread = worker._thread
-        if thread is not None:
-            thread.quit()
-    except RuntimeError:  # already deleted: it finished
-        return True
-    return stop_and_wait(worker, timeout_ms)
-
-
 class CompareWorker(BaseWorker):
     """Generates the prompt at several temperatures, one pane's text at a time."""
 
@@ -365,8 +345,8 @@ class GenerateTab(QWidget):
         return self._generation_worker is not None or self._compare_worker is not None
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
-        stopped = stop_and_quit(self._generation_worker, timeout_ms)
-        return stop_and_quit(self._compare_worker, timeout_ms) and stopped
+        stopped = stop_and_wait(self._generation_worker, timeout_ms)
+        return stop_and_wait(self._compare_worker, timeout_ms) and stopped
 
     def temperature(self) -> float:
         return round(self.temperature_slider.value() * TEMPERATURE_STEP, 2)

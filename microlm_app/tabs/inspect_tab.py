@@ -42,8 +42,7 @@ from microlm.inspection import (
 )
 
 from ..session import Session
-from ..workers import TaskWorker, describe_error, start_worker
-from .generate_tab import stop_and_quit
+from ..workers import TaskWorker, describe_error, start_worker, stop_and_wait
 
 NO_MODEL_MESSAGE = ("No model to inspect yet. Train a model or open one "
                     "(File > Open Model…).")
@@ -370,7 +369,7 @@ class InspectTab(QWidget):
         self._next_char_timer.stop()
         stopped = True
         for worker in self._workers:
-            stopped = stop_and_quit(worker, timeout_ms) and stopped
+            stopped = stop_and_wait(worker, timeout_ms) and stopped
         self._workers.clear()
         return stopped
 
