@@ -20,7 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"a built-in sample text to load at start: "
                              f"{' or '.join(repr(name) for name in SAMPLE_CORPORA)} "
                              f"(default when no FILE is given: {DEFAULT_SAMPLE!r})")
-    # The lead adds `--screenshots DIR` here (save a picture of every tab, then quit).
+    parser.add_argument("--screenshots", metavar="DIR", default=None,
+                        help="take a guided tour instead of opening normally: load the "
+                             "sample text, train for real, generate, inspect, and save a PNG "
+                             "of every tab into DIR, then quit")
+    parser.add_argument("--train-seconds", type=int, default=30, metavar="N",
+                        help="with --screenshots: how long the tour trains (default 30)")
     return parser
 
 
@@ -35,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APPLICATION)
     app.setOrganizationName(ORGANIZATION)
     app.setWindowIcon(app_icon())
+    if args.screenshots:
+        from .screenshots import run_tour
+
+        return run_tour(args.screenshots, args.train_seconds)
     window = MainWindow()
     if args.file:
         window.data_tab.load_path(args.file)

@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-REDRAW_INTERVAL_MS = 50  # at most one setData per curve this often: paint cost never paces training
+REDRAW_INTERVAL_MS = 250  # at most one setData per curve this often (4 redraws a second)
 SMOOTHING = 0.9  # EMA weight of the past: averages ~the last 10 steps, so it lags little
 INITIAL_CAPACITY = 4096  # points; buffers double when full
 # Each redraw scans every point (bounds, peak downsampling): ~20 ms for a million. Past

@@ -26,7 +26,7 @@ from microlm import (
     TrainingFinished,
 )
 
-STEP_BATCH_SECONDS = 0.05  # step events are sent in batches at most this often
+STEP_BATCH_SECONDS = 0.25  # step events are sent in batches at most this often
 
 _running_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
 

@@ -27,8 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from microlm import (
+    CharacterTokenizer,
     Evaluated,
     MicroLM,
+    ModelConfig,
     ModelTrainer,
     SampleGenerated,
     StepCompleted,
@@ -259,15 +261,12 @@ class TrainTab(QWidget):
         text = session.corpus.text
         config = replace(session.training_config, val_fraction=session.val_fraction)
         continuing = self._continue_available and self.continue_check.isChecked()
-        set_seed(config.seed)
         if continuing:
             make_trainer = self._continue_trainer_factory(text, config)
         else:
-            # constructing the model is cheap; encoding the text happens in the worker
-            model = MicroLM(config=replace(session.model_config,
-                                           vocab_size=session.tokenizer.vocab_size()))
-            trainer = ModelTrainer(model, session.tokenizer, config=config)
-            make_trainer = _prepared(trainer, text)
+            make_trainer = _new_trainer(
+                replace(session.model_config, vocab_size=session.tokenizer.vocab_size()),
+                session.tokenizer, config, text)
             self.loss_plot.clear_data()
 
         self._reset_run_state()
@@ -348,15 +347,21 @@ class TrainTab(QWidget):
                 return trainer, ({} if unfinished_run else overrides)
 
             return from_checkpoint
-        # A copy: the Generate tab keeps using the current model while this one trains.
-        model = copy.deepcopy(session.model)
-        trainer = ModelTrainer(model, session.model_tokenizer, config=config)
+        model, tokenizer = session.model, session.model_tokenizer
         history = metadata.get("history") or {}
-        if history:
-            trainer.history = {**trainer.history, **copy.deepcopy(history)}
-            trainer.step = int(metadata.get("step") or len(history.get("step_losses", [])))
-            trainer.best_val_loss = metadata.get("best_val_loss")
-        return _prepared(trainer, text)
+
+        def from_current_model() -> tuple[ModelTrainer, dict]:
+            set_seed(config.seed)
+            # A copy: the Generate tab keeps using the current model while this one trains.
+            trainer = ModelTrainer(copy.deepcopy(model), tokenizer, config=config)
+            if history:
+                trainer.history = {**trainer.history, **copy.deepcopy(history)}
+                trainer.step = int(metadata.get("step") or len(history.get("step_losses", [])))
+                trainer.best_val_loss = metadata.get("best_val_loss")
+            trainer.prepare_data(text)
+            return trainer, {}
+
+        return from_current_model
 
     # ---- worker signals ----
 
@@ -571,14 +576,19 @@ class TrainTab(QWidget):
             window.statusBar().showMessage(text, 10_000)
 
 
-def _prepared(trainer: ModelTrainer, text: str) -> Callable[[], tuple[ModelTrainer, dict]]:
-    """A trainer factory that encodes `text` (run in the worker: it is O(corpus size))."""
+def _new_trainer(model_config: ModelConfig, tokenizer: CharacterTokenizer,
+                 config: TrainingConfig, text: str) -> Callable[[], tuple[ModelTrainer, dict]]:
+    """A factory for a fresh model and its trainer, called in the worker: seeding (torch
+    formats a stack trace there), building the model and encoding the text took ~80 ms
+    of GUI-thread time before, the longest stall of a whole run."""
 
-    def prepare() -> tuple[ModelTrainer, dict]:
+    def make() -> tuple[ModelTrainer, dict]:
+        set_seed(config.seed)
+        trainer = ModelTrainer(MicroLM(config=model_config), tokenizer, config=config)
         trainer.prepare_data(text)
         return trainer, {}
 
-    return prepare
+    return make
 
 
 def warm_up_optimizer() -> None:
