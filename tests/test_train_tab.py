@@ -371,7 +371,7 @@ def test_keyboard_shortcuts_act_only_while_the_train_tab_is_shown(qtbot):
         qtbot.keyClick(tab, Qt.Key.Key_Escape)
     assert finished.args[0].reason == "stopped"
     assert "Training stopped at step" in window.statusBar().currentMessage()
-    assert "ready to generate" in window.statusBar().currentMessage()
+    assert "model ready" in window.statusBar().currentMessage()
     assert tab.stop_workers()
 
 

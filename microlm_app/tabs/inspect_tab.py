@@ -190,6 +190,8 @@ class InspectTab(QWidget):
         self.gradient_plot.setLogMode(y=True)
         self.gradient_plot.setLabel("bottom", "training step")
         self.gradient_plot.setLabel("left", "gradient norm (log scale)")
+        # an SI prefix on a log axis reads as "x0.001" next to 10^2 ticks: confusing
+        self.gradient_plot.getAxis("left").enableAutoSIPrefix(False)
         self.gradient_plot.addLegend(offset=(-10, 10))
         column.addWidget(self.gradient_plot, 1)
         page.addWidget(right)

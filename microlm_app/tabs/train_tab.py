@@ -458,7 +458,7 @@ class TrainTab(QWidget):
             f"{ENDINGS.get(finished.reason, finished.reason)} at step {finished.step:,}"
             + (f", best validation loss {finished.best_val_loss:.3f}"
                if finished.best_val_loss is not None else "")
-            + (": the model is ready to generate, inspect and save." if kept_model else "."))
+            + (": model ready." if kept_model else "."))
 
     # ---- session signals ----
 
