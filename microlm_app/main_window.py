@@ -30,7 +30,6 @@ from .session import Session
 from .tabs import ConfigureTab, DataTab, GenerateTab, InspectTab, TrainTab
 from .workers import (
     TaskWorker,
-    running_threads,
     start_worker,
     stop_and_wait,
     wait_for_thread_end,
@@ -384,10 +383,10 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def _busy(self) -> bool:
-        """Training or generation runs (loading a file or probing can just be stopped)."""
-        return self.session.training_active or any(
-            thread.objectName() in ("TrainingWorkerThread", "GenerationWorkerThread")
-            for thread in running_threads())
+        """Training, generation or a temperature comparison runs (loading a file or
+        probing can just be stopped)."""
+        return (self.session.training_active or self.train_tab.is_training
+                or self.generate_tab.is_generating)
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
         """Stop every tab's workers and the model loader; True when all have ended."""

@@ -19,11 +19,18 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from microlm import (
+    CheckpointError,
+    CheckpointSaved,
+    CorpusError,
+    Evaluated,
     ModelTrainer,
+    SampleGenerated,
     StepCompleted,
     TextGenerator,
     TrainingControl,
     TrainingFinished,
+    TrainingStarted,
+    UnknownCharacterError,
 )
 
 STEP_BATCH_SECONDS = 0.25  # step events are sent in batches at most this often
@@ -65,13 +72,12 @@ def stop_and_wait(worker: BaseWorker | None, timeout_ms: int = 10_000) -> bool:
     """Ask a worker to stop, then wait for its thread. True when it is no longer running."""
     if worker is None:
         return True
+    worker.stop()
+    if not worker.is_running:
+        return True
     try:
-        worker.stop()
-        thread = worker._thread
-        if thread is None or not thread.isRunning():
-            return True
-        return thread.wait(timeout_ms)
-    except RuntimeError:  # already deleted: it finished
+        return worker._thread.wait(timeout_ms)
+    except RuntimeError:  # deleted meanwhile: it finished
         return True
 
 
@@ -100,6 +106,14 @@ class BaseWorker(QObject):
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        """True from start_worker until the worker's thread has ended."""
+        try:
+            return self._thread is not None and self._thread.isRunning()
+        except RuntimeError:  # the thread object is already deleted: it has ended
+            return False
 
     @Slot()
     def run(self) -> None:
@@ -184,8 +198,6 @@ class TrainingWorker(BaseWorker):
             self._emit_event(event)
 
     def _emit_event(self, event: object) -> None:
-        from microlm import CheckpointSaved, Evaluated, SampleGenerated, TrainingStarted
-
         signal = {TrainingStarted: self.training_started, Evaluated: self.evaluated,
                   SampleGenerated: self.sample_generated, CheckpointSaved: self.checkpoint_saved,
                   TrainingFinished: self.training_finished}[type(event)]
@@ -227,8 +239,6 @@ class GenerationWorker(BaseWorker):
 
 def describe_error(err: BaseException) -> str:
     """One readable message for an exception; library errors already say what to do."""
-    from microlm import CheckpointError, CorpusError, UnknownCharacterError
-
     if isinstance(err, (CorpusError, CheckpointError, UnknownCharacterError, ValueError)):
         return str(err)
     if isinstance(err, MemoryError):

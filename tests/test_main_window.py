@@ -260,6 +260,25 @@ def test_closing_while_training_asks_to_stop_first(qtbot, window, monkeypatch):
     assert len(asked) == 2
 
 
+def test_closing_during_a_temperature_comparison_asks_to_stop_first(qtbot, window,
+                                                                     monkeypatch):
+    tiny_model(window, unsaved=False)
+    asked = []
+
+    def answer(parent, title, text, *args, **kwargs):
+        asked.append(text)
+        return QMessageBox.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(answer))
+    window.generate_tab.length_spin.setValue(5000)  # long enough to still run at close
+    window.generate_tab.compare_button.click()
+    assert window.generate_tab.is_generating
+    window.show()
+    assert window.close()
+    assert len(asked) == 1 and "Stop it and quit?" in asked[0]
+    assert not window.generate_tab.is_generating
+
+
 def test_qt_calls_and_signals_do_not_use_up_none_or_true(qtbot):
     """PySide6 6.12.0 on Python < 3.12 drops a reference to None on every void Qt call and
     to True on every emit, and the app aborts ("none_dealloc") after ~100,000 of them;

@@ -383,14 +383,7 @@ class InspectTab(QWidget):
 
     # ----------------------------------------------------------------- workers
     def _prune_workers(self) -> None:
-        alive = []
-        for worker in self._workers:
-            try:
-                if worker._thread is not None and worker._thread.isRunning():
-                    alive.append(worker)
-            except RuntimeError:  # its thread is already deleted: it finished
-                continue
-        self._workers = alive
+        self._workers = [worker for worker in self._workers if worker.is_running]
 
     def _run(self, kind: str, fn: Callable[..., Any], *args: Any,
              on_result: Callable[[tuple[int, Any]], None]) -> None:
