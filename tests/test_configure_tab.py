@@ -174,3 +174,12 @@ def test_sample_corpus_vocabulary_changes_the_parameter_count(qtbot, tab):
     tab.session.set_corpus(corpus, corpus_stats(corpus.text, tokenizer), tokenizer)
     assert tab.session.model_config.vocab_size == tokenizer.vocab_size()
     assert f"{tab.session.model_config.num_parameters():,}" in tab.parameter_label.text()
+
+
+def test_advanced_settings_show_only_when_asked(tab):
+    clip = tab.findChild(QDoubleSpinBox, "gradClipSpin")
+    assert not clip.isVisibleTo(tab)
+    tab.advanced_toggle.setChecked(True)
+    assert clip.isVisibleTo(tab)
+    tab.advanced_toggle.setChecked(False)
+    assert not clip.isVisibleTo(tab)

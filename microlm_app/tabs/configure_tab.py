@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -211,6 +212,13 @@ class ConfigureTab(QWidget):
         self.reasons_list.setAlternatingRowColors(True)  # tells one reason from the next
         self.reasons_list.setSpacing(2)
         self.reasons_list.setMinimumHeight(140)
+        # Until a recommendation exists, say what will appear here (an empty box reads as
+        # broken); the hint is replaced by the reasons.
+        hint = QListWidgetItem("Set a time budget and press Apply recommended: the settings "
+                               "that train the best model in that time appear in the fields, "
+                               "and the reason for each one is listed here.")
+        hint.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.reasons_list.addItem(hint)
         layout.addWidget(self.reasons_list, 1)
         return box
 
@@ -239,14 +247,13 @@ class ConfigureTab(QWidget):
             "up, then decays). Too high and the loss jumps around or becomes NaN; too low "
             "and it falls slowly. 0.001-0.003 suits most LSTMs.")
         form.addRow("Learning rate:", self.lr_spin)
+        # A check box that shows a group, rather than a checkable group box: collapsed,
+        # that drew an empty frame under its title.
+        self.advanced_toggle = QCheckBox("Show advanced settings", objectName="advancedToggle")
+        self.advanced_toggle.setToolTip("Show the settings most runs leave alone. They "
+                                        "apply whether this section is shown or not.")
         self.advanced_box = QGroupBox("Advanced", objectName="advancedGroup")
-        self.advanced_box.setCheckable(True)
-        self.advanced_box.setChecked(False)
-        self.advanced_box.setToolTip("Show the settings most runs leave alone. They apply "
-                                     "whether this section is open or not.")
-        inner = QWidget()
-        advanced = QFormLayout(inner)
-        advanced.setContentsMargins(0, 0, 0, 0)
+        advanced = QFormLayout(self.advanced_box)
         for name, spec in ADVANCED_FIELDS.items():
             advanced.addRow(spec[1] + ":", self._make_spin(name, *spec))
         self.clip_spin = self._make_double_spin(
@@ -260,11 +267,9 @@ class ConfigureTab(QWidget):
             "memorising. Raise it a little if validation loss rises while training loss "
             "falls.")
         advanced.addRow("Weight decay:", self.decay_spin)
-        inner.setVisible(False)
-        self.advanced_box.toggled.connect(inner.setVisible)
-        self.advanced_box.toggled.connect(lambda shown: self.advanced_box.setFlat(not shown))
-        self.advanced_box.setFlat(True)
-        QVBoxLayout(self.advanced_box).addWidget(inner)
+        self.advanced_box.setVisible(False)
+        self.advanced_toggle.toggled.connect(self.advanced_box.setVisible)
+        form.addRow(self.advanced_toggle)
         form.addRow(self.advanced_box)
         return box
 
