@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,19 +34,32 @@ from microlm import (
 
 STEP_BATCH_SECONDS = 0.25  # step events are sent in batches at most this often
 
-_running_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+# Every thread start_worker made, held until it has ended. Python must never be the one
+# to destroy a QThread that is still finishing: ~QThread then waits for the thread while
+# the garbage collector holds the GIL, which the finishing thread may need (a deadlock,
+# seen as a hang), or aborts if the thread is still running (seen as a crash).
+_live_threads: set[_ThreadKeeper] = set()
+
+
+class _ThreadKeeper(QObject):
+    """Holds a worker thread until it has ended. Made on the GUI thread, so the thread's
+    finished signal reaches release() there, queued (a plain function would be called
+    inside the finishing thread, which would then wait for itself)."""
+
+    def __init__(self, thread: QThread) -> None:
+        super().__init__()
+        self.thread_ = thread
+        thread.finished.connect(self.release)
+
+    @Slot()
+    def release(self) -> None:
+        self.thread_.wait()  # PySide releases the GIL while waiting; run() has returned
+        _live_threads.discard(self)
 
 
 def running_threads() -> list[QThread]:
     """Worker threads started by start_worker that have not finished yet."""
-    alive = []
-    for thread in list(_running_threads):
-        try:
-            if thread.isRunning():
-                alive.append(thread)
-        except RuntimeError:  # the C++ object is already gone
-            continue
-    return alive
+    return [keeper.thread_ for keeper in list(_live_threads) if keeper.thread_.isRunning()]
 
 
 def start_worker(worker: BaseWorker) -> QThread:
@@ -60,10 +72,9 @@ def start_worker(worker: BaseWorker) -> QThread:
     # which may be the one blocked in thread.wait() (stop_and_wait, closing the window).
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
     worker._thread = thread  # keep both alive until the thread ends
     thread._worker = worker
-    _running_threads.add(thread)
+    _live_threads.add(_ThreadKeeper(thread))
     thread.start()
     return thread
 

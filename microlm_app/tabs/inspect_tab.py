@@ -369,6 +369,9 @@ class InspectTab(QWidget):
         # A pending typing pause would otherwise start new work after this returns.
         self._activation_timer.stop()
         self._next_char_timer.stop()
+        # Results of stopped work may still be queued: with no request outstanding,
+        # _accept drops them instead of drawing into a tab that may be closing.
+        self._latest.clear()
         stopped = True
         for worker in self._workers:
             stopped = stop_and_wait(worker, timeout_ms) and stopped
