@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QThread, Slot
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QThread, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -30,6 +33,7 @@ from .session import Session
 from .tabs import ConfigureTab, DataTab, GenerateTab, InspectTab, TrainTab
 from .workers import (
     TaskWorker,
+    describe_error,
     start_worker,
     stop_and_wait,
     wait_for_thread_end,
@@ -232,15 +236,15 @@ class MainWindow(QMainWindow):
                 return False
             if not Path(path).suffix:
                 path += ".pt"
-        try:
-            if session.trainer is not None and session.trainer.model is session.model:
-                # The trainer's checkpoint also holds what is needed to train further.
-                session.trainer.save_checkpoint(path)
-            else:
-                microlm.save_model(path, session.model, session.model_tokenizer,
-                                   **plain_metadata(session.model_metadata))
-        except (microlm.CheckpointError, OSError) as err:
-            QMessageBox.warning(self, "Could not save the model", str(err))
+        if session.trainer is not None and session.trainer.model is session.model:
+            # The trainer's checkpoint also holds what is needed to train further.
+            write = partial(session.trainer.save_checkpoint, path)
+        else:
+            write = partial(microlm.save_model, path, session.model, session.model_tokenizer,
+                            **plain_metadata(session.model_metadata))
+        error = self._write_in_worker(write, f"Saving the model to {Path(path).name}…")
+        if error is not None:
+            QMessageBox.warning(self, "Could not save the model", error)
             return False
         self.last_folder = str(Path(path).parent)
         session.model_unsaved = False
@@ -248,6 +252,41 @@ class MainWindow(QMainWindow):
         self._update_status_summary()
         self.statusBar().showMessage(f"Model saved to {path}.", STATUS_SECONDS * 1000)
         return True
+
+    def _write_in_worker(self, write: Callable[[], object], message: str) -> str | None:
+        """Run `write` in a worker and wait for it with the window alive (a large model with
+        its optimizer state takes seconds to write). None when it succeeded, else the
+        error message. A window-modal progress dialog appears if it takes over half a
+        second, so nothing else can be started meanwhile."""
+        outcome: dict[str, str] = {}
+
+        def guarded() -> None:  # runs in the worker; done before `finished` is emitted
+            try:
+                write()
+            except Exception as err:  # noqa: BLE001 - reported to the person below
+                outcome["error"] = describe_error(err)
+
+        worker = TaskWorker(guarded)
+        loop = QEventLoop()
+        # Queued (the loop lives on this thread): if the worker ends before exec() starts,
+        # the quit waits in the queue for it, so exec() cannot miss it.
+        worker.finished.connect(loop.quit)
+        dialog = QProgressDialog(message, "", 0, 0, self)
+        dialog.setObjectName("saveProgressDialog")
+        dialog.setWindowTitle("Saving")
+        dialog.setCancelButton(None)  # half a file is worse than waiting: no cancel
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(500)
+        self.save_model_action.setEnabled(False)
+        self.statusBar().showMessage(message)
+        thread = start_worker(worker)
+        loop.exec()
+        wait_for_thread_end(thread)
+        dialog.reset()
+        dialog.deleteLater()
+        self.save_model_action.setEnabled(self.session.model is not None)
+        self.statusBar().clearMessage()
+        return outcome.get("error")
 
     # ---- Help menu ----
 

@@ -252,6 +252,10 @@ def describe_error(err: BaseException) -> str:
     """One readable message for an exception; library errors already say what to do."""
     if isinstance(err, (CorpusError, CheckpointError, UnknownCharacterError, ValueError)):
         return str(err)
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        return (f"{err.strerror}{where}. Check that the folder exists, that you may write "
+                f"there and that the disk has room, or choose another place.")
     if isinstance(err, MemoryError):
         return "Out of memory. Choose a smaller model, batch size or sequence length."
     last = traceback.format_exception_only(type(err), err)[-1].strip()

@@ -325,3 +325,33 @@ def test_closing_while_a_text_loads_stops_the_loader_first(qtbot, window):
 
     assert not running_threads()
     assert window.session.corpus is None  # the stopped load dropped its result
+
+
+def test_save_model_writes_in_a_worker_thread_and_reports_a_failure(window, tmp_path,
+                                                                       monkeypatch):
+    import threading
+
+    tiny_model(window)
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        staticmethod(lambda _parent, title, text: warnings.append((title, text))))
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    assert not window.save_model(str(blocked / "model.pt"))  # its folder is a file
+    assert len(warnings) == 1 and warnings[0][0] == "Could not save the model"
+    assert "choose another place" in warnings[0][1]
+    assert window.session.model_unsaved  # nothing was lost: still marked unsaved
+    assert window.save_model_action.isEnabled()
+
+    writers = []
+    real_save = microlm.save_model
+
+    def recording_save(*args, **kwargs):
+        writers.append(threading.current_thread() is threading.main_thread())
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(microlm, "save_model", recording_save)
+    assert window.save_model(str(tmp_path / "ok.pt"))
+    assert writers == [False]  # written off the GUI thread
+    assert microlm.load_model(tmp_path / "ok.pt")[0].config == window.session.model.config
+    assert not window.session.model_unsaved and not warnings[1:]
