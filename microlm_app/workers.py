@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from microlm import (
@@ -33,6 +34,7 @@ from microlm import (
 )
 
 STEP_BATCH_SECONDS = 0.25  # step events are sent in batches at most this often
+GC_INTERVAL_SECONDS = 0.2  # how often the GUI thread collects cyclic garbage
 
 # Every thread start_worker made, held until it has ended. Python must never be the one
 # to destroy a QThread that is still finishing: ~QThread then waits for the thread while
@@ -57,6 +59,24 @@ class _ThreadKeeper(QObject):
         _live_threads.discard(self)
 
 
+_gui_thread_collector: GarbageCollector | None = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Let Python's cyclic garbage collector run only on the GUI thread, from a timer.
+
+    Left automatic, it runs in whichever thread happens to allocate: a worker busy in
+    PyTorch would then destroy unreachable Qt objects of the GUI thread (old plot items,
+    finished workers), deleting them under the GUI thread's feet. That showed as rare
+    hangs with both threads stuck, one in the worker's tensor code, one in pyqtgraph.
+    pyqtgraph's GarbageCollector disables the automatic collector and collects each
+    generation on a GUI-thread timer as the thresholds say. Called before the first
+    worker starts; idempotent."""
+    global _gui_thread_collector
+    if _gui_thread_collector is None:
+        _gui_thread_collector = GarbageCollector(interval=GC_INTERVAL_SECONDS)
+
+
 def running_threads() -> list[QThread]:
     """Worker threads started by start_worker that have not finished yet."""
     return [keeper.thread_ for keeper in list(_live_threads) if keeper.thread_.isRunning()]
@@ -64,6 +84,7 @@ def running_threads() -> list[QThread]:
 
 def start_worker(worker: BaseWorker) -> QThread:
     """Move `worker` to a new QThread, wire the standard signals and start it."""
+    collect_garbage_on_gui_thread()
     thread = QThread()
     thread.setObjectName(f"{type(worker).__name__}Thread")
     worker.moveToThread(thread)
