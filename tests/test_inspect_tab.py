@@ -148,8 +148,11 @@ def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab
     assert colours == [activation_colour(float(v), scale).name() for v in series]
     assert len(set(colours)) > 1
 
-    tab.layer_spin.setValue(1)  # the second layer has its own values
-    series = activations(model, tokenizer, text).layers[1].cell[:, chosen]
+    tab.layer_spin.setValue(1)  # the second layer: its own values and its own best neuron
+    best_in_layer_1 = top_neurons(activations(model, tokenizer, text), 1, "cell", 10)[0][0]
+    assert tab.neuron_spin.value() == best_in_layer_1
+    assert tab.top_neurons_list.currentRow() == 0
+    series = activations(model, tokenizer, text).layers[1].cell[:, best_in_layer_1]
     scale = float(np.abs(series).max())
     assert [c for _, c in _coloured_chars(tab)] == [
         activation_colour(float(v), scale).name() for v in series]
@@ -247,6 +250,15 @@ def test_showing_the_hidden_state_lists_its_own_top_neurons(qtbot, tab, trained)
     listed = [int(tab.top_neurons_list.item(i).data(256))
               for i in range(tab.top_neurons_list.count())]
     assert listed == [neuron for neuron, _ in expected]
+    # a new kind starts on its own most responsive neuron, highlighted in the list
+    assert tab.neuron_spin.value() == expected[0][0]
+    assert tab.top_neurons_list.currentRow() == 0
+    tab.neuron_spin.setValue(expected[2][0])
+    assert tab.top_neurons_list.currentRow() == 2
+    tab.neuron_spin.setValue(next(n for n in range(tab.neuron_spin.maximum() + 1)
+                                  if n not in listed))
+    assert tab.top_neurons_list.currentRow() == -1  # a neuron outside the top list
+    tab.neuron_spin.setValue(expected[0][0])
     series = activations(model, tokenizer, clean).layers[0].hidden[:, tab.neuron_spin.value()]
     scale = float(np.abs(series).max())
     assert [c for _, c in _coloured_chars(tab)] == [

@@ -574,24 +574,41 @@ class InspectTab(QWidget):
         first_trace = self._trace is None
         self._trace, self._ranked = trace, ranked
         if first_trace:  # start on the neuron that responds most, not on neuron 0
-            best = ranked.get((self.layer_spin.value(), self._activation_kind()))
-            if best:
-                self.neuron_spin.blockSignals(True)
-                self.neuron_spin.setValue(best[0][0])
-                self.neuron_spin.blockSignals(False)
+            self._select_top_neuron()
         self._draw_top_neurons()
         self._draw_activations()
 
+    def _select_top_neuron(self) -> None:
+        """Show the neuron that responds most in the chosen layer and kind (a neuron
+        number means nothing across layers, so a new layer starts on its own best)."""
+        best = self._ranked.get((self.layer_spin.value(), self._activation_kind()))
+        if best:
+            self.neuron_spin.blockSignals(True)
+            self.neuron_spin.setValue(best[0][0])
+            self.neuron_spin.blockSignals(False)
+
     def _on_layer_changed(self, _layer: int) -> None:
+        self._select_top_neuron()
         self._draw_top_neurons()
         self._draw_activations()
 
     def _on_activation_kind_changed(self, _index: int) -> None:
+        self._select_top_neuron()
         self._draw_top_neurons()
         self._draw_activations()
 
     def _on_neuron_changed(self, _neuron: int) -> None:
+        self._mark_current_neuron()
         self._draw_activations()
+
+    def _mark_current_neuron(self) -> None:
+        """Highlight the shown neuron in the list of top neurons (none if it is not one)."""
+        self.top_neurons_list.setCurrentRow(-1)
+        for row in range(self.top_neurons_list.count()):
+            item = self.top_neurons_list.item(row)
+            if int(item.data(Qt.ItemDataRole.UserRole)) == self.neuron_spin.value():
+                self.top_neurons_list.setCurrentRow(row)
+                break
 
     def _on_top_neuron_clicked(self, item: QListWidgetItem) -> None:
         self.neuron_spin.setValue(int(item.data(Qt.ItemDataRole.UserRole)))
@@ -606,6 +623,7 @@ class InspectTab(QWidget):
             item = QListWidgetItem(f"neuron {neuron}   (varies by {score:.3f})")
             item.setData(Qt.ItemDataRole.UserRole, neuron)
             self.top_neurons_list.addItem(item)
+        self._mark_current_neuron()
 
     def _draw_activations(self) -> None:
         """Colour each character by the chosen neuron's value after reading it."""
