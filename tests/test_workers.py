@@ -37,3 +37,17 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_not_in_a_worker(qtbot):
     assert not gc.isenabled()  # automatic collection is off once workers exist
     qtbot.waitUntil(lambda: bool(_Cycle.freed_on), timeout=10_000)  # the GUI-thread timer
     assert _Cycle.freed_on == [threading.main_thread().name]
+
+
+def test_freed_memory_is_kept_for_reuse_on_glibc():
+    import platform
+    import sys
+
+    import pytest
+
+    from microlm_app.workers import keep_freed_memory_for_reuse
+
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("mallopt tuning applies to Linux with glibc only")
+    assert keep_freed_memory_for_reuse() is True
+    assert keep_freed_memory_for_reuse() is True  # once is enough; calling again is harmless
