@@ -1,0 +1,350 @@
+"""Corpora larger than memory: `prepare` encodes a text file in one streaming pass to token
+files on disk, and training reads them back through a memory map."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import CorpusError
+from .tokenizer import CharacterTokenizer, token_dtype
+
+FORMAT_NAME = "microlm-prepared"
+FORMAT_VERSION = 1
+META_FILE = "vocab.json"  # written last: a folder without it is not (yet) a prepared corpus
+TRAIN_FILE = "train.bin"
+VAL_FILE = "val.bin"
+CHUNK_BYTES = 16 * 2**20  # bytes read per step: large enough for numpy, small for memory
+REMAP_TOKENS = 16 * 2**20  # tokens rewritten per step in the final pass
+BINARY_WINDOW = 65536  # bytes judged together, as data.looks_binary judges a file's start
+UNICODE_SIZE = 0x110000
+
+# Control bytes other than tab, newline, form feed and carriage return: many of them mean
+# binary data (the same rule as data.looks_binary).
+_CONTROL = np.zeros(256, dtype=bool)
+_CONTROL[:32] = True
+_CONTROL[[9, 10, 12, 13]] = False
+_WHITESPACE = np.array([ord(c) for c in " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"])
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    directory: Path
+    characters: int  # characters in the whole text (train + validation)
+    train_characters: int
+    val_characters: int
+    vocab_size: int
+    source_bytes: int
+    seconds: float
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.source_bytes / 1e6 / max(self.seconds, 1e-9)
+
+
+@dataclass(frozen=True)
+class PreparedCorpus:
+    """A prepared folder opened for training: token tensors backed by memory maps."""
+    directory: Path
+    tokenizer: CharacterTokenizer
+    train_tokens: torch.Tensor  # 1-D, memory-mapped: pages are read from disk when used
+    val_tokens: torch.Tensor | None  # None when the validation part has < 2 characters
+    source: str
+
+    @property
+    def num_chars(self) -> int:
+        return len(self.train_tokens) + (0 if self.val_tokens is None else len(self.val_tokens))
+
+
+def is_prepared(path: str | os.PathLike) -> bool:
+    """A folder written by prepare_corpus (it holds the vocabulary file)."""
+    return (Path(path) / META_FILE).is_file()
+
+
+def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
+                   val_fraction: float = 0.1,
+                   progress: Callable[[int, int], None] | None = None,
+                   chunk_bytes: int = CHUNK_BYTES) -> PrepareResult:
+    """Encode a UTF-8 text file of any size into `output`: train.bin, val.bin, vocab.json.
+
+    One pass over the file in chunks: each chunk is checked (NUL bytes, control-byte
+    density, UTF-8 validity; errors name the byte offset), turned into ids in order of
+    first appearance and appended to a temporary token file. A last pass over the tokens
+    (not the text) renumbers them into the tokenizer's sorted order and splits off the last
+    `val_fraction` of the characters for validation, exactly as split_text would. Files
+    are written under temporary names and renamed at the end, so a failed run never
+    leaves a folder that looks prepared. progress(bytes_done, bytes_total) is called per
+    chunk.
+    """
+    started = time.perf_counter()
+    path, output = Path(path), Path(output)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not path.is_file():
+        raise CorpusError(f"{path} is not a file. Give the text file to prepare.")
+    total_bytes = path.stat().st_size
+    if total_bytes == 0:
+        raise CorpusError(f"{path} is empty. Pick a file with some text.")
+    output.mkdir(parents=True, exist_ok=True)
+    provisional = output / ".tokens.tmp"
+    encoder = _StreamEncoder(path, provisional)
+    try:
+        with open(path, "rb") as source:
+            while True:
+                data = source.read(chunk_bytes)
+                if not data:
+                    break
+                encoder.add(data)
+                if progress is not None:
+                    progress(encoder.offset, total_bytes)
+        encoder.finish()
+        vocabulary = encoder.vocabulary()
+        n_val = int(encoder.characters * val_fraction)
+        n_train = encoder.characters - n_val
+        dtype = token_dtype(len(vocabulary))
+        _renumber_and_split(provisional, encoder.renumbering(dtype), dtype, n_train,
+                            output / f".{TRAIN_FILE}.tmp", output / f".{VAL_FILE}.tmp")
+        metadata = {
+            "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+            "chars": vocabulary, "dtype": dtype.name,
+            "train_tokens": n_train, "val_tokens": n_val, "val_fraction": val_fraction,
+            "source": str(path), "source_bytes": total_bytes,
+        }
+        # An old vocabulary goes first, so that no moment pairs it with the new tokens.
+        (output / META_FILE).unlink(missing_ok=True)
+        os.replace(output / f".{TRAIN_FILE}.tmp", output / TRAIN_FILE)
+        os.replace(output / f".{VAL_FILE}.tmp", output / VAL_FILE)
+        meta_tmp = output / f".{META_FILE}.tmp"
+        meta_tmp.write_text(json.dumps(metadata, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(meta_tmp, output / META_FILE)
+    finally:
+        encoder.close()
+        for name in (".tokens.tmp", f".{TRAIN_FILE}.tmp", f".{VAL_FILE}.tmp",
+                     f".{META_FILE}.tmp"):
+            (output / name).unlink(missing_ok=True)
+    return PrepareResult(output, encoder.characters, n_train, n_val, len(vocabulary),
+                         total_bytes, time.perf_counter() - started)
+
+
+class _StreamEncoder:
+    """Bytes in, provisional ids out: ids in order of first appearance of each character."""
+
+    def __init__(self, source: Path, token_path: Path):
+        self.name = str(source)
+        self.tokens = open(token_path, "wb")  # noqa: SIM115 - closed by close()
+        self.token_path = token_path
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.offset = 0  # bytes of the file consumed so far
+        self.characters = 0
+        self.ids = np.full(UNICODE_SIZE, -1, dtype=np.int32)  # code point -> provisional id
+        self.code_points: list[int] = []  # provisional id -> code point
+        self.counts = np.zeros(UNICODE_SIZE, dtype=np.int64)  # occurrences per code point
+        self.dtype = token_dtype(1)
+
+    def add(self, data: bytes) -> None:
+        start = self.offset
+        self.offset += len(data)
+        if start == 0:
+            if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise CorpusError(f"{self.name} is UTF-16 text; prepare reads UTF-8. Save it "
+                                  f"as UTF-8 and prepare it again.")
+            if data.startswith(codecs.BOM_UTF8):
+                data, start = data[3:], 3
+        raw = np.frombuffer(data, dtype=np.uint8)
+        byte_counts = np.bincount(raw, minlength=256)
+        self._check_not_binary(raw, byte_counts, start)
+        pending = self.decoder.getstate()[0]
+        if not byte_counts[128:].any() and not pending:
+            # Pure ASCII (most chunks of most corpora): bytes are code points already.
+            code_points, counts = raw, byte_counts
+        else:
+            try:
+                text = self.decoder.decode(data)
+            except UnicodeDecodeError as err:
+                raise self._invalid_utf8(start - len(pending) + err.start) from None
+            code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+            counts = np.bincount(code_points)
+        seen = np.flatnonzero(counts)
+        new = seen[self.ids[seen] < 0]
+        if len(new):
+            self._add_characters(new)
+        self.counts[:len(counts)] += counts
+        self.characters += len(code_points)
+        table = self.ids[:len(counts)].astype(self.dtype)  # small: up to the highest code point
+        table[code_points].tofile(self.tokens)
+
+    def finish(self) -> None:
+        pending = self.decoder.getstate()[0]
+        try:
+            self.decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise self._invalid_utf8(self.offset - len(pending)) from None
+        self.tokens.close()
+        if self.characters == 0:
+            raise CorpusError(f"{self.name} holds no text. Pick a file with some text.")
+        if self.counts.sum() == self.counts[_WHITESPACE].sum():
+            raise CorpusError(f"{self.name} holds only whitespace. Pick a file with some text.")
+        if self.characters < 2:
+            raise CorpusError(f"{self.name} has 1 character; training needs at least 2.")
+
+    def vocabulary(self) -> list[str]:
+        """The characters in code-point order: what CharacterTokenizer(text) would build."""
+        return [chr(c) for c in sorted(self.code_points)]
+
+    def renumbering(self, dtype: np.dtype) -> np.ndarray:
+        """provisional id -> final id (the rank of its code point)."""
+        order = np.argsort(np.array(self.code_points, dtype=np.int64), kind="stable")
+        table = np.empty(len(order), dtype=dtype)
+        table[order] = np.arange(len(order))
+        return table
+
+    def close(self) -> None:
+        self.tokens.close()
+
+    def _add_characters(self, new: np.ndarray) -> None:
+        first = len(self.code_points)
+        self.ids[new] = np.arange(first, first + len(new))
+        self.code_points.extend(int(c) for c in new)
+        wider = token_dtype(len(self.code_points))
+        if wider != self.dtype:
+            self._widen(wider)
+
+    def _widen(self, dtype: np.dtype) -> None:
+        """More characters than the id type holds: rewrite the ids so far in a wider type
+        (at most twice per file, and usually early, when little is written)."""
+        self.tokens.close()
+        old = np.fromfile(self.token_path, dtype=self.dtype)
+        old.astype(dtype).tofile(self.token_path)
+        del old
+        self.tokens = open(self.token_path, "ab")  # noqa: SIM115 - closed by close()
+        self.dtype = dtype
+
+    def _check_not_binary(self, raw: np.ndarray, byte_counts: np.ndarray, start: int) -> None:
+        if byte_counts[0]:
+            at = start + int(np.argmax(raw == 0))
+            raise CorpusError(f"{self.name} has a NUL byte at byte offset {at:,}: that part is "
+                              f"binary data, not text. Remove it (or pick a plain-text file) "
+                              f"and prepare again.")
+        threshold = 0.1 * BINARY_WINDOW
+        if byte_counts[_CONTROL].sum() <= threshold:
+            return  # no window of this chunk can pass the threshold
+        is_control = _CONTROL[raw]
+        padded = np.zeros(-(-len(raw) // BINARY_WINDOW) * BINARY_WINDOW, dtype=np.int32)
+        padded[:len(raw)] = is_control
+        per_window = padded.reshape(-1, BINARY_WINDOW).sum(axis=1)
+        bad = np.flatnonzero(per_window > threshold)
+        if len(bad):
+            at = start + int(bad[0]) * BINARY_WINDOW
+            raise CorpusError(f"{self.name} looks binary from about byte offset {at:,} (more "
+                              f"than 10 % control bytes there), not text. Remove that part (or "
+                              f"pick a plain-text file) and prepare again.")
+
+    def _invalid_utf8(self, at: int) -> CorpusError:
+        return CorpusError(f"{self.name} is not valid UTF-8 at byte offset {at:,}. Convert "
+                           f"the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8) or remove the "
+                           f"damaged part, then prepare again.")
+
+
+def _renumber_and_split(provisional: Path, table: np.ndarray, dtype: np.dtype, n_train: int,
+                        train_path: Path, val_path: Path) -> None:
+    """Read the provisional ids in blocks, renumber them, and write train then validation.
+
+    Plain reads and writes, not a memory map: mapped pages would count as this process's
+    resident memory, which would grow with the corpus.
+    """
+    written = 0
+    with open(provisional, "rb") as source, open(train_path, "wb") as train, \
+            open(val_path, "wb") as val:
+        while True:
+            block = np.fromfile(source, dtype=dtype, count=REMAP_TOKENS)
+            if not len(block):
+                break
+            ids = table[block]
+            cut = max(0, min(len(ids), n_train - written))
+            ids[:cut].tofile(train)
+            ids[cut:].tofile(val)
+            written += len(ids)
+
+
+def load_prepared(directory: str | os.PathLike) -> PreparedCorpus:
+    """Open a folder made by prepare_corpus; the tokens stay on disk (memory-mapped)."""
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise CorpusError(f"{directory} is not a prepared corpus (no {META_FILE}). Make one "
+                          f"with: microlm prepare FILE --output {directory}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CorpusError(f"{meta_path} cannot be read ({err}). Prepare the corpus again.") \
+            from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise CorpusError(f"{meta_path} is not a MicroLM prepared-corpus file.")
+    if not isinstance(meta.get("format_version"), int) or meta["format_version"] > \
+            FORMAT_VERSION:
+        raise CorpusError(f"{directory} was prepared by a newer microlm (format "
+                          f"{meta.get('format_version')!r}); update microlm or prepare again.")
+    tokenizer = CharacterTokenizer.from_dict({"chars": meta.get("chars")})
+    dtype = np.dtype(meta["dtype"])
+    if dtype != token_dtype(tokenizer.vocab_size()):
+        raise CorpusError(f"{meta_path} is inconsistent (ids stored as {dtype.name}). "
+                          f"Prepare the corpus again.")
+    train = _map_tokens(directory / TRAIN_FILE, dtype, int(meta["train_tokens"]))
+    val = _map_tokens(directory / VAL_FILE, dtype, int(meta["val_tokens"]))
+    if train is None:
+        raise CorpusError(f"{directory} has fewer than 2 training characters; prepare a "
+                          f"longer text.")
+    return PreparedCorpus(directory, tokenizer, train, val, str(meta.get("source", "")))
+
+
+def _map_tokens(path: Path, dtype: np.dtype, count: int) -> torch.Tensor | None:
+    if not path.is_file() or path.stat().st_size != count * dtype.itemsize:
+        raise CorpusError(f"{path} is missing or has the wrong size (expected {count:,} "
+                          f"tokens): the folder is incomplete. Prepare the corpus again.")
+    if count < 2:
+        return None
+    # mode "c" (copy-on-write): writable for torch, yet nothing is ever written back.
+    return torch.from_numpy(np.memmap(path, dtype=dtype, mode="c", shape=(count,)))
+
+
+def saved_loader_state(checkpoint: str | os.PathLike) -> dict | None:
+    """The batch sampler's position saved in a checkpoint, to resume from a prepared folder.
+
+    Under torchrun, rank 0's sampler was saved: the other ranks draw fresh windows instead of
+    repeating rank 0's.
+    """
+    from . import distributed
+    from .checkpoint import load_checkpoint
+
+    state = (load_checkpoint(checkpoint).get("training_state") or {}).get("loader")
+    return state if distributed.is_main_process() else None
+
+
+def use_prepared(trainer, corpus: PreparedCorpus, loader_state: dict | None = None):
+    """Give `trainer` the prepared corpus as its data, as prepare_data does with a text.
+
+    Under torchrun each rank trains on its own shard of the memory map, with its own
+    random windows. Returns the training TextDataLoader.
+    """
+    from . import distributed
+    from .data import TextDataLoader
+
+    if trainer.tokenizer != corpus.tokenizer:
+        raise CorpusError(f"{corpus.directory} was prepared from a different text than the "
+                          f"model's (another vocabulary); give the corpus it was trained on.")
+    cfg = trainer.config
+    trainer.val_tokens = corpus.val_tokens
+    trainer.train_loader = TextDataLoader(distributed.shard(corpus.train_tokens),
+                                          cfg.sequence_length, cfg.batch_size, cfg.batching,
+                                          seed=distributed.rank_seed(cfg.seed))
+    if loader_state:
+        trainer.train_loader.load_state_dict(loader_state)
+    return trainer.train_loader
