@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import mmap
 import os
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import CorpusError
+from .data import CorpusError, TextDataLoader
 from .tokenizer import CharacterTokenizer, token_dtype
 
 FORMAT_NAME = "microlm-prepared"
@@ -58,6 +59,14 @@ class PreparedCorpus:
     train_tokens: torch.Tensor  # 1-D, memory-mapped: pages are read from disk when used
     val_tokens: torch.Tensor | None  # None when the validation part has < 2 characters
     source: str
+    train_map: np.memmap | None = None  # the mapping under train_tokens
+
+    def release_pages(self) -> None:
+        """Unmap the training pages read so far (they stay in the page cache, nothing is
+        lost): the kernel maps file pages in large blocks (up to 2 MiB per window read),
+        so without this the resident memory would grow with every random batch."""
+        if self.train_map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self.train_map._mmap.madvise(mmap.MADV_DONTNEED)
 
     @property
     def num_chars(self) -> int:
@@ -110,7 +119,7 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
         n_val = int(encoder.characters * val_fraction)
         n_train = encoder.characters - n_val
         dtype = token_dtype(len(vocabulary))
-        _renumber_and_split(provisional, encoder.renumbering(dtype), dtype, n_train,
+        _renumber_and_split(provisional, encoder.renumbering(dtype), encoder.dtype, n_train,
                             output / f".{TRAIN_FILE}.tmp", output / f".{VAL_FILE}.tmp")
         metadata = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
@@ -135,7 +144,13 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
 
 
 class _StreamEncoder:
-    """Bytes in, provisional ids out: ids in order of first appearance of each character."""
+    """Bytes in, provisional ids out, written to a temporary token file.
+
+    Provisional ids 0-127 are the ASCII characters themselves, so an ASCII chunk (most
+    chunks of most corpora) is written as it was read, without a lookup; other characters
+    get ids from 128 on, in order of first appearance. renumbering() maps them to the
+    tokenizer's ids once the whole vocabulary is known.
+    """
 
     def __init__(self, source: Path, token_path: Path):
         self.name = str(source)
@@ -145,9 +160,10 @@ class _StreamEncoder:
         self.offset = 0  # bytes of the file consumed so far
         self.characters = 0
         self.ids = np.full(UNICODE_SIZE, -1, dtype=np.int32)  # code point -> provisional id
-        self.code_points: list[int] = []  # provisional id -> code point
-        self.counts = np.zeros(UNICODE_SIZE, dtype=np.int64)  # occurrences per code point
-        self.dtype = token_dtype(1)
+        self.ids[:128] = np.arange(128)
+        self.code_points = list(range(128))  # provisional id -> code point
+        self.seen = np.zeros(UNICODE_SIZE, dtype=bool)  # code points met so far
+        self.dtype = token_dtype(128)
 
     def add(self, data: bytes) -> None:
         start = self.offset
@@ -159,27 +175,35 @@ class _StreamEncoder:
             if data.startswith(codecs.BOM_UTF8):
                 data, start = data[3:], 3
         raw = np.frombuffer(data, dtype=np.uint8)
-        byte_counts = np.bincount(raw, minlength=256)
-        self._check_not_binary(raw, byte_counts, start)
+        if not len(raw):
+            return
         pending = self.decoder.getstate()[0]
-        if not byte_counts[128:].any() and not pending:
-            # Pure ASCII (most chunks of most corpora): bytes are code points already.
-            code_points, counts = raw, byte_counts
+        ascii_only = not pending and raw.max() < 128
+        if ascii_only:
+            code_points = raw  # ASCII bytes are their own code points (and provisional ids)
         else:
             try:
                 text = self.decoder.decode(data)
             except UnicodeDecodeError as err:
                 raise self._invalid_utf8(start - len(pending) + err.start) from None
             code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-            counts = np.bincount(code_points)
-        seen = np.flatnonzero(counts)
+            if not len(code_points):
+                return  # only the start of a character split across chunks
+        present = np.zeros(int(code_points.max()) + 1, dtype=bool)
+        present[code_points] = True  # which characters this chunk has (cheaper than counting)
+        if present[:32][_CONTROL[:32]].any():
+            self._check_not_binary(raw, start)
+        seen = np.flatnonzero(present)
+        self.seen[seen] = True
         new = seen[self.ids[seen] < 0]
         if len(new):
             self._add_characters(new)
-        self.counts[:len(counts)] += counts
         self.characters += len(code_points)
-        table = self.ids[:len(counts)].astype(self.dtype)  # small: up to the highest code point
-        table[code_points].tofile(self.tokens)
+        if ascii_only and self.dtype == np.uint8:
+            self.tokens.write(data)
+        else:
+            table = self.ids[:len(present)].astype(self.dtype)  # up to the highest code point
+            table[code_points].tofile(self.tokens)
 
     def finish(self) -> None:
         pending = self.decoder.getstate()[0]
@@ -190,21 +214,20 @@ class _StreamEncoder:
         self.tokens.close()
         if self.characters == 0:
             raise CorpusError(f"{self.name} holds no text. Pick a file with some text.")
-        if self.counts.sum() == self.counts[_WHITESPACE].sum():
+        if not np.delete(self.seen, _WHITESPACE).any():
             raise CorpusError(f"{self.name} holds only whitespace. Pick a file with some text.")
         if self.characters < 2:
             raise CorpusError(f"{self.name} has 1 character; training needs at least 2.")
 
     def vocabulary(self) -> list[str]:
         """The characters in code-point order: what CharacterTokenizer(text) would build."""
-        return [chr(c) for c in sorted(self.code_points)]
+        return [chr(c) for c in np.flatnonzero(self.seen)]
 
     def renumbering(self, dtype: np.dtype) -> np.ndarray:
-        """provisional id -> final id (the rank of its code point)."""
-        order = np.argsort(np.array(self.code_points, dtype=np.int64), kind="stable")
-        table = np.empty(len(order), dtype=dtype)
-        table[order] = np.arange(len(order))
-        return table
+        """provisional id -> final id (the rank of its code point among those seen)."""
+        final = np.cumsum(self.seen) - 1  # code point -> rank, valid where seen
+        code_points = np.array(self.code_points, dtype=np.int64)
+        return np.where(self.seen[code_points], final[code_points], 0).astype(dtype)
 
     def close(self) -> None:
         self.tokens.close()
@@ -227,20 +250,17 @@ class _StreamEncoder:
         self.tokens = open(self.token_path, "ab")  # noqa: SIM115 - closed by close()
         self.dtype = dtype
 
-    def _check_not_binary(self, raw: np.ndarray, byte_counts: np.ndarray, start: int) -> None:
-        if byte_counts[0]:
-            at = start + int(np.argmax(raw == 0))
-            raise CorpusError(f"{self.name} has a NUL byte at byte offset {at:,}: that part is "
-                              f"binary data, not text. Remove it (or pick a plain-text file) "
-                              f"and prepare again.")
-        threshold = 0.1 * BINARY_WINDOW
-        if byte_counts[_CONTROL].sum() <= threshold:
-            return  # no window of this chunk can pass the threshold
-        is_control = _CONTROL[raw]
+    def _check_not_binary(self, raw: np.ndarray, start: int) -> None:
+        """Called when a chunk has control bytes: NUL anywhere, or a dense region, is binary."""
+        nul = np.flatnonzero(raw == 0)
+        if len(nul):
+            raise CorpusError(f"{self.name} has a NUL byte at byte offset {start + nul[0]:,}: "
+                              f"that part is binary data, not text. Remove it (or pick a "
+                              f"plain-text file) and prepare again.")
         padded = np.zeros(-(-len(raw) // BINARY_WINDOW) * BINARY_WINDOW, dtype=np.int32)
-        padded[:len(raw)] = is_control
+        padded[:len(raw)] = _CONTROL[raw]
         per_window = padded.reshape(-1, BINARY_WINDOW).sum(axis=1)
-        bad = np.flatnonzero(per_window > threshold)
+        bad = np.flatnonzero(per_window > 0.1 * BINARY_WINDOW)
         if len(bad):
             at = start + int(bad[0]) * BINARY_WINDOW
             raise CorpusError(f"{self.name} looks binary from about byte offset {at:,} (more "
@@ -253,9 +273,10 @@ class _StreamEncoder:
                            f"damaged part, then prepare again.")
 
 
-def _renumber_and_split(provisional: Path, table: np.ndarray, dtype: np.dtype, n_train: int,
-                        train_path: Path, val_path: Path) -> None:
-    """Read the provisional ids in blocks, renumber them, and write train then validation.
+def _renumber_and_split(provisional: Path, table: np.ndarray, provisional_dtype: np.dtype,
+                        n_train: int, train_path: Path, val_path: Path) -> None:
+    """Read the provisional ids in blocks, renumber them (table: provisional -> final id, in
+    the final type), and write the training part, then the validation part.
 
     Plain reads and writes, not a memory map: mapped pages would count as this process's
     resident memory, which would grow with the corpus.
@@ -264,7 +285,7 @@ def _renumber_and_split(provisional: Path, table: np.ndarray, dtype: np.dtype, n
     with open(provisional, "rb") as source, open(train_path, "wb") as train, \
             open(val_path, "wb") as val:
         while True:
-            block = np.fromfile(source, dtype=dtype, count=REMAP_TOKENS)
+            block = np.fromfile(source, dtype=provisional_dtype, count=REMAP_TOKENS)
             if not len(block):
                 break
             ids = table[block]
@@ -302,17 +323,32 @@ def load_prepared(directory: str | os.PathLike) -> PreparedCorpus:
     if train is None:
         raise CorpusError(f"{directory} has fewer than 2 training characters; prepare a "
                           f"longer text.")
-    return PreparedCorpus(directory, tokenizer, train, val, str(meta.get("source", "")))
+    return PreparedCorpus(directory, tokenizer, torch.from_numpy(train),
+                          None if val is None else torch.from_numpy(val),
+                          str(meta.get("source", "")), train)
 
 
-def _map_tokens(path: Path, dtype: np.dtype, count: int) -> torch.Tensor | None:
+def _map_tokens(path: Path, dtype: np.dtype, count: int) -> np.memmap | None:
     if not path.is_file() or path.stat().st_size != count * dtype.itemsize:
         raise CorpusError(f"{path} is missing or has the wrong size (expected {count:,} "
                           f"tokens): the folder is incomplete. Prepare the corpus again.")
     if count < 2:
         return None
     # mode "c" (copy-on-write): writable for torch, yet nothing is ever written back.
-    return torch.from_numpy(np.memmap(path, dtype=dtype, mode="c", shape=(count,)))
+    return np.memmap(path, dtype=dtype, mode="c", shape=(count,))
+
+
+class MappedTextDataLoader(TextDataLoader):
+    """TextDataLoader over a memory-mapped corpus that keeps its resident memory small."""
+
+    def __init__(self, corpus: PreparedCorpus, tokens: torch.Tensor, *args, **kwargs):
+        super().__init__(tokens, *args, **kwargs)
+        self.corpus = corpus
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = super().next_batch()  # copies: the windows no longer need the mapping
+        self.corpus.release_pages()  # ~0.5 ms: a few unmapped ranges of page tables
+        return batch
 
 
 def saved_loader_state(checkpoint: str | os.PathLike) -> dict | None:
@@ -335,16 +371,16 @@ def use_prepared(trainer, corpus: PreparedCorpus, loader_state: dict | None = No
     random windows. Returns the training TextDataLoader.
     """
     from . import distributed
-    from .data import TextDataLoader
 
     if trainer.tokenizer != corpus.tokenizer:
         raise CorpusError(f"{corpus.directory} was prepared from a different text than the "
                           f"model's (another vocabulary); give the corpus it was trained on.")
     cfg = trainer.config
     trainer.val_tokens = corpus.val_tokens
-    trainer.train_loader = TextDataLoader(distributed.shard(corpus.train_tokens),
-                                          cfg.sequence_length, cfg.batch_size, cfg.batching,
-                                          seed=distributed.rank_seed(cfg.seed))
+    trainer.train_loader = MappedTextDataLoader(corpus, distributed.shard(corpus.train_tokens),
+                                                cfg.sequence_length, cfg.batch_size,
+                                                cfg.batching,
+                                                seed=distributed.rank_seed(cfg.seed))
     if loader_state:
         trainer.train_loader.load_state_dict(loader_state)
     return trainer.train_loader
