@@ -354,14 +354,12 @@ class MappedTextDataLoader(TextDataLoader):
 def saved_loader_state(checkpoint: str | os.PathLike) -> dict | None:
     """The batch sampler's position saved in a checkpoint, to resume from a prepared folder.
 
-    Under torchrun, rank 0's sampler was saved: the other ranks draw fresh windows instead of
-    repeating rank 0's.
+    Under torchrun it is rank 0's; every rank takes it, which is right: each rank draws the
+    same offsets, but within its own shard of the text.
     """
-    from . import distributed
     from .checkpoint import load_checkpoint
 
-    state = (load_checkpoint(checkpoint).get("training_state") or {}).get("loader")
-    return state if distributed.is_main_process() else None
+    return (load_checkpoint(checkpoint).get("training_state") or {}).get("loader")
 
 
 def use_prepared(trainer, corpus: PreparedCorpus, loader_state: dict | None = None):

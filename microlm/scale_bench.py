@@ -91,22 +91,35 @@ def write_large_text(path: Path, size_bytes: int) -> int:
     return written
 
 
+# A process's peak resident memory (ru_maxrss) includes its parent's at the moment it was
+# started, since fork and exec carry the parent's high-water mark over. So the measured
+# command is started by this small launcher (Python without torch, ~10 MiB), not by the
+# benchmark process itself, which holds torch and much more.
+_LAUNCHER = """
+import os, subprocess, sys
+process = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(process.pid, 0)
+print(f"{_PEAK_MARK}{usage.ru_maxrss}", flush=True)  # KiB on Linux
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+_PEAK_MARK = "microlm-bench-peak-rss-kib="
+
+
 def run_child(command: Sequence[str]) -> ChildRun:
-    """Run a command in a fresh process; its own peak resident memory comes from wait4."""
+    """Run a command in a fresh process and measure its own peak resident memory."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent)]
         + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    launcher = [sys.executable, "-c", f"_PEAK_MARK = {_PEAK_MARK!r}\n" + _LAUNCHER]
     started = time.perf_counter()
-    with tempfile.TemporaryFile(mode="w+") as output:
-        process = subprocess.Popen(list(command), stdout=output, stderr=subprocess.STDOUT,
-                                   env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        output.seek(0)
-        text = output.read()
-    return ChildRun(list(command), seconds, usage.ru_maxrss * 1024,  # ru_maxrss is KiB
-                    process.returncode, text)
+    result = subprocess.run(launcher + list(command), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    seconds = time.perf_counter() - started
+    lines = result.stdout.splitlines()
+    peak = [int(line.removeprefix(_PEAK_MARK)) for line in lines if line.startswith(_PEAK_MARK)]
+    output = "\n".join(line for line in lines if not line.startswith(_PEAK_MARK))
+    return ChildRun(list(command), seconds, peak[-1] * 1024 if peak else 0, result.returncode,
+                    output)
 
 
 def bench_large(size_gb: float = 2.0, train_seconds: float = LARGE_TRAIN_SECONDS,
