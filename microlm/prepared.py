@@ -164,6 +164,9 @@ class _StreamEncoder:
         self.code_points = list(range(128))  # provisional id -> code point
         self.seen = np.zeros(UNICODE_SIZE, dtype=bool)  # code points met so far
         self.dtype = token_dtype(128)
+        # ASCII bytes an ASCII chunk can skip when looking for what it holds: the seen ones,
+        # except control bytes (a chunk is checked for binary data whenever it has any).
+        self.skip_ascii = b""
 
     def add(self, data: bytes) -> None:
         start = self.offset
@@ -181,6 +184,11 @@ class _StreamEncoder:
         ascii_only = not pending and raw.max() < 128
         if ascii_only:
             code_points = raw  # ASCII bytes are their own code points (and provisional ids)
+            # What this chunk holds beyond the characters already seen: bytes.translate
+            # deletes the seen ones at ~1 GB/s, 3x faster than any numpy pass here.
+            rest = np.frombuffer(data.translate(None, self.skip_ascii), dtype=np.uint8)
+            present = np.zeros(128, dtype=bool)
+            present[rest] = True
         else:
             try:
                 text = self.decoder.decode(data)
@@ -189,12 +197,15 @@ class _StreamEncoder:
             code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
             if not len(code_points):
                 return  # only the start of a character split across chunks
-        present = np.zeros(int(code_points.max()) + 1, dtype=bool)
-        present[code_points] = True  # which characters this chunk has (cheaper than counting)
+            present = np.zeros(int(code_points.max()) + 1, dtype=bool)
+            present[code_points] = True  # which characters it has (cheaper than counting)
         if present[:32][_CONTROL[:32]].any():
             self._check_not_binary(raw, start)
         seen = np.flatnonzero(present)
         self.seen[seen] = True
+        ascii_seen = np.flatnonzero(self.seen[:128] & ~_CONTROL[:128])
+        if len(ascii_seen) != len(self.skip_ascii):
+            self.skip_ascii = ascii_seen.astype(np.uint8).tobytes()
         new = seen[self.ids[seen] < 0]
         if len(new):
             self._add_characters(new)
@@ -281,17 +292,27 @@ def _renumber_and_split(provisional: Path, table: np.ndarray, provisional_dtype:
     Plain reads and writes, not a memory map: mapped pages would count as this process's
     resident memory, which would grow with the corpus.
     """
+    # Bytes to bytes (up to 256 characters, the usual case): bytes.translate renumbers
+    # ~3x faster than a numpy lookup.
+    byte_table = (table.tobytes().ljust(256, b"\0")
+                  if provisional_dtype == np.uint8 and table.dtype == np.uint8 else None)
     written = 0
     with open(provisional, "rb") as source, open(train_path, "wb") as train, \
             open(val_path, "wb") as val:
         while True:
-            block = np.fromfile(source, dtype=provisional_dtype, count=REMAP_TOKENS)
-            if not len(block):
+            if byte_table is not None:
+                ids = source.read(REMAP_TOKENS).translate(byte_table)
+            else:
+                ids = table[np.fromfile(source, dtype=provisional_dtype, count=REMAP_TOKENS)]
+            if not len(ids):
                 break
-            ids = table[block]
             cut = max(0, min(len(ids), n_train - written))
-            ids[:cut].tofile(train)
-            ids[cut:].tofile(val)
+            if byte_table is not None:
+                train.write(memoryview(ids)[:cut])
+                val.write(memoryview(ids)[cut:])
+            else:
+                ids[:cut].tofile(train)
+                ids[cut:].tofile(val)
             written += len(ids)
 
 
@@ -374,6 +395,10 @@ def use_prepared(trainer, corpus: PreparedCorpus, loader_state: dict | None = No
         raise CorpusError(f"{corpus.directory} was prepared from a different text than the "
                           f"model's (another vocabulary); give the corpus it was trained on.")
     cfg = trainer.config
+    if cfg.batching == "random" and corpus.train_map is not None and hasattr(mmap,
+                                                                             "MADV_RANDOM"):
+        # Random windows: read just the pages a window needs, not a readahead around it.
+        corpus.train_map._mmap.madvise(mmap.MADV_RANDOM)
     trainer.val_tokens = corpus.val_tokens
     trainer.train_loader = MappedTextDataLoader(corpus, distributed.shard(corpus.train_tokens),
                                                 cfg.sequence_length, cfg.batch_size,

@@ -3,6 +3,7 @@ the library; the helpers of microlm.distributed alone."""
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,29 @@ def test_other_ranks_keep_only_their_error_lines():
     stream.write("Model: 2,764 parameters\n[----] 1% step 1/9")
     stream.write("\nerror: out of memory; use a smaller model.\n")
     assert target.getvalue() == "[rank 1] error: out of memory; use a smaller model.\n"
+
+
+def test_ctrl_c_stops_every_rank_and_rank_0_saves(text_file, tmp_path):
+    """Ctrl-C in a terminal reaches torchrun and every worker (one process group)."""
+    output = tmp_path / "stopped.pt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "microlm", "train", str(text_file), *TINY,
+               "--epochs", "1000", "--eval-interval", "3", "--output", str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        for line in process.stderr:  # rank 0's validation lines: training is under way
+            if line.startswith("step "):
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "Training stopped" in stdout
+    _, _, metadata = load_model(output)
+    steps_per_epoch = (len(TEXT) - int(0.1 * len(TEXT))) // 2 // (8 * 16)
+    assert 0 < metadata["step"] < 1000 * steps_per_epoch
+    assert metadata["history"]["val_losses"][-1][0] == metadata["step"]  # validated at the stop
