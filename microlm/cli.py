@@ -376,8 +376,8 @@ def run_train(args: argparse.Namespace) -> int:
                             f"--time-budget may change).")
 
     on_disk = None  # a prepared folder: tokens memory-mapped, the text never read
-    if args.file is not None and args.file.is_dir() and prepared.is_prepared(args.file):
-        on_disk = prepared.load_prepared(args.file)
+    if args.file is not None and args.file.is_dir():
+        on_disk = prepared.load_prepared(args.file)  # says how to prepare one if it is not
         text, notes = "", ()
     else:
         corpus = _load_corpus(args)

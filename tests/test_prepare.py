@@ -191,3 +191,8 @@ def test_cli_prepare_reports_a_bad_file_as_one_error_line(tmp_path, capsys):
     assert cli.main(["prepare", str(path), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "byte offset 100" in err
+
+
+def test_cli_train_on_a_folder_that_is_not_prepared_says_how_to_prepare(tmp_path, capsys):
+    assert cli.main(["train", str(tmp_path), *TINY]) == 2
+    assert "microlm prepare FILE --output" in capsys.readouterr().err

@@ -3,6 +3,8 @@ the verdict against the targets (the 2 GB run itself is too slow for a test)."""
 
 import sys
 
+import torch
+
 from microlm import scale_bench
 from microlm.scale_bench import ChildRun, LargeCorpusResult
 
@@ -37,3 +39,18 @@ def test_the_targets_are_judged():
     slow_and_big = LargeCorpusResult(10**8, run(300 * 2**20), run(2**30 + 1, code=1))
     failures = " ".join(slow_and_big.failures())
     assert "train failed" in failures and "1,024 MiB" in failures and "10 MB/s" in failures
+
+
+def test_preset_speeds_are_printed_as_a_table(capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert scale_bench.run_presets("cpu", quick=True, presets=("nano",),
+                                       log=lambda message: None) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "Preset speeds on cpu" in out
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("nano"))
+    assert row[1] == "fp32" and row[2].replace(",", "").isdigit()
+    assert float(row[3].replace(",", "")) > 0 and float(row[4].replace(",", "")) > 0
