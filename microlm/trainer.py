@@ -296,6 +296,8 @@ class ModelTrainer:
         if self._resume_rng is not None:
             torch.set_rng_state(self._resume_rng)
             self._resume_rng = None
+            if distributed.rank():  # the saved state is rank 0's: other ranks draw their own
+                set_seed(distributed.rank_seed(cfg.seed) + self.step)
         elif self.step == 0:
             set_seed(distributed.rank_seed(cfg.seed))  # per-rank dropout masks under torchrun
         if self.optimizer is None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from microlm import TextGenerator, distributed, load_model
+from microlm.prepared import prepare_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ("the quick brown fox jumps over the lazy dog. ", "a stitch in time saves nine. ",
@@ -160,11 +161,13 @@ def test_other_ranks_keep_only_their_error_lines():
 
 
 def test_ctrl_c_stops_every_rank_and_rank_0_saves(text_file, tmp_path):
-    """Ctrl-C in a terminal reaches torchrun and every worker (one process group)."""
+    """Ctrl-C in a terminal reaches torchrun and every worker (one process group). The
+    ranks read a prepared folder here: each maps it and trains on its shard."""
     output = tmp_path / "stopped.pt"
+    prepare_corpus(text_file, tmp_path / "prepared")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", "-m", "microlm", "train", str(text_file), *TINY,
+               "--nproc_per_node=2", "-m", "microlm", "train", str(tmp_path / "prepared"), *TINY,
                "--epochs", "1000", "--eval-interval", "3", "--output", str(output)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env, cwd=ROOT, start_new_session=True)
