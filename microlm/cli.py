@@ -18,7 +18,7 @@ from typing import TextIO
 
 import torch
 
-from . import hardware
+from . import distributed, hardware, prepared
 from .checkpoint import CheckpointError, load_model
 from .data import SAMPLE_CORPORA, Corpus, CorpusError, read_corpus, sample_corpus
 from .generator import TextGenerator
@@ -118,9 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and save it as one checkpoint file. Settings come from, "
                     "in order of precedence: the explicit flags, then --preset, then the "
                     "recommendation for --time-budget, then the 'small' preset. Ctrl-C stops "
-                    "training and still saves the checkpoint.")
+                    "training and still saves the checkpoint. Under 'torchrun "
+                    "--nproc_per_node=N' it trains on N processes (one per GPU, or CPU "
+                    "processes): each step then sees N x --batch-size windows (the global "
+                    "batch), and the learning rate is not scaled for you.")
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("file", nargs="?", type=Path, help="the text file to learn from")
+    source.add_argument("file", nargs="?", type=Path,
+                        help="the text file to learn from, or a folder made by 'microlm "
+                             "prepare' (read through a memory map, for texts larger than "
+                             "memory)")
     source.add_argument("--sample", type=sample_name, metavar="NAME",
                         help="learn from a built-in corpus made from your Python installation: "
                              + ", ".join(_slug(n) for n in SAMPLE_CORPORA))
@@ -139,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = train.add_argument_group("training (override the preset or recommendation)")
     run.add_argument("--sequence-length", type=positive_int,
                      help="characters per training window: how far back the model learns to look")
-    run.add_argument("--batch-size", type=positive_int, help="windows trained on per step")
+    run.add_argument("--batch-size", type=positive_int,
+                     help="windows trained on per step (per process under torchrun: the "
+                          "global batch is N x this)")
     run.add_argument("--learning-rate", type=positive_float, help="peak step size of AdamW")
     run.add_argument("--epochs", type=positive_int,
                      help="passes over the training text (with --time-budget: at most this many)")
@@ -164,9 +172,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None,
                        help="random seed: the same seed, text and settings give the same model "
                             "(default 1337)")
-    train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available; "
+                       "under torchrun with CUDA, each process uses cuda:LOCAL_RANK)")
+    train.add_argument("--no-bf16", dest="bf16", action="store_false",
+                       help="train in fp32 on a CUDA GPU too (default: bf16 autocast where the "
+                            "GPU supports it; weights stay fp32)")
     _add_threads_option(train)
     train.set_defaults(handler=run_train)
+
+    prepare = commands.add_parser(
+        "prepare", help="encode a large text file once, to train on it through a memory map",
+        description="Read a UTF-8 text file of any size in one streaming pass and write its "
+                    "characters as token ids (train.bin, val.bin) and its vocabulary "
+                    "(vocab.json) into a folder; 'microlm train FOLDER' then trains from it "
+                    "without holding the text in memory. The validation part is the last "
+                    "--val-fraction of the text, as 'microlm train FILE' would hold out.")
+    prepare.add_argument("file", type=Path, help="the UTF-8 text file to encode")
+    prepare.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                         help="the folder to write (created if needed)")
+    prepare.add_argument("--val-fraction", type=_number(float, lambda v: 0 <= v < 1,
+                                                        "a number in [0, 1)"), default=0.1,
+                         help="share of the text held out for validation (default 0.1)")
+    prepare.set_defaults(handler=run_prepare)
 
     generate = commands.add_parser(
         "generate", help="write text with a trained model",
@@ -187,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "add up to p (nucleus sampling)")
     generate.add_argument("--seed", type=int,
                           help="random seed: the same seed and settings give the same text")
+    generate.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best "
+                          "available)")
+    generate.add_argument("--no-bf16", dest="bf16", action="store_false",
+                          help="compute in fp32 on a CUDA GPU too (default: bf16 autocast "
+                               "where the GPU supports it)")
     _add_threads_option(generate)
     generate.set_defaults(handler=run_generate)
 
@@ -205,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="a much shorter run with a small corpus (checks that it works; "
                             "the figures are rough)")
+    bench.add_argument("--large", action="store_true",
+                       help="instead: generate a large text file (--size-gb), prepare it and "
+                            "train from it, each in a fresh process, and report preparation "
+                            "MB/s and peak memory; the files are deleted afterwards")
+    bench.add_argument("--size-gb", type=positive_float, default=2.0,
+                       help="size of the generated text for --large (default 2)")
+    bench.add_argument("--presets", action="store_true",
+                       help="instead: time training and generation of the small and large "
+                            "presets on this machine's best device (e.g. a GPU)")
+    bench.add_argument("--device", help="with --presets: the device to time (default: the best)")
     _add_threads_option(bench)
     bench.set_defaults(handler=run_bench)
     return parser
@@ -250,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"with MICROLM_DEBUG=1 to see the traceback and please report it.", 1)
     finally:
         torch.set_num_threads(threads)  # called in-process (a notebook, a test): leave it as it was
+        distributed.shutdown()  # under torchrun: leave the process group on every path
 
 
 def _fail(message: str, status: int) -> int:
@@ -314,7 +357,10 @@ def format_table(rows: Sequence[Sequence[str]], indent: str = "  ",
 
 def run_train(args: argparse.Namespace) -> int:
     budget = args.time_budget
-    device = str(hardware.select_device(args.device))  # fail now if e.g. CUDA is absent
+    # Under torchrun: one process per GPU (cuda:LOCAL_RANK), joined into one process group.
+    device = str(hardware.select_device(distributed.local_device(args.device)))
+    if distributed.init_from_environment(device):
+        distributed.quiet_other_ranks()
     given = {name: getattr(args, name) for name in MODEL_FLAGS + TRAINING_FLAGS
              if getattr(args, name) is not None}
     if args.resume is not None:
@@ -329,14 +375,23 @@ def run_train(args: argparse.Namespace) -> int:
                             f"{flags} (only --epochs, --eval-interval, --patience, "
                             f"--time-budget may change).")
 
-    corpus = _load_corpus(args)
-    text, notes = corpus.text, corpus.warnings
-    del corpus  # the trainer keeps the text encoded, a quarter or less of the string's size
+    on_disk = None  # a prepared folder: tokens memory-mapped, the text never read
+    if args.file is not None and args.file.is_dir():
+        on_disk = prepared.load_prepared(args.file)  # says how to prepare one if it is not
+        text, notes = "", ()
+    else:
+        corpus = _load_corpus(args)
+        text, notes = corpus.text, corpus.warnings
+        del corpus  # the trainer keeps the text encoded, a quarter or less of the string's size
+    corpus_chars = on_disk.num_chars if on_disk else len(text)
     output = _output_path(args)
 
     if args.resume is not None:
         try:
-            trainer = ModelTrainer.from_checkpoint(args.resume, text, device=device)
+            trainer = ModelTrainer.from_checkpoint(args.resume, None if on_disk else text,
+                                                   device=device)
+            if on_disk:
+                prepared.use_prepared(trainer, on_disk, prepared.saved_loader_state(args.resume))
         except UnknownCharacterError as err:
             shown = ", ".join(repr(c) for c in err.characters[:10])
             raise UserError(f"this text has {len(err.characters)} character(s) the saved model "
@@ -345,19 +400,26 @@ def run_train(args: argparse.Namespace) -> int:
         overrides = {n: v for n, v in given.items() if n in RESUME_FLAGS}
         print(f"Resuming {args.resume} at step {trainer.step:,}.", file=sys.stderr)
     else:
-        tokenizer = CharacterTokenizer(text)
-        model_config, training_config = _choose_config(args, len(text), tokenizer.vocab_size(),
-                                                       device, given)
+        tokenizer = on_disk.tokenizer if on_disk else CharacterTokenizer(text)
+        model_config, training_config = _choose_config(args, corpus_chars,
+                                                       tokenizer.vocab_size(), device, given)
+        training_config = replace(training_config, bf16=args.bf16)
+        # Every rank must build the same model: rank 0's choice (a --time-budget
+        # recommendation comes from a calibration that varies) is everyone's.
+        model_config, training_config = distributed.broadcast((model_config, training_config))
         set_seed(training_config.seed)  # the model's initial weights come from the seed too
         model = MicroLM(config=model_config)
         trainer = ModelTrainer(model, tokenizer, device=device, config=training_config)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            trainer.prepare_data(text)
+            if on_disk:
+                prepared.use_prepared(trainer, on_disk)
+            else:
+                trainer.prepare_data(text)
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
         overrides = {}
-        print(_describe(trainer, len(text)), file=sys.stderr)
+        print(_describe(trainer, corpus_chars), file=sys.stderr)
     del text
     # Shown once the text is known to be usable, so that an error stays the only line.
     for note in notes:
@@ -370,7 +432,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError(f"the time budget of {budget:g} s was used up before training "
                             f"could start (reading and preparing took "
                             f"{time.monotonic() - args.started:.1f} s); give more time.")
-        overrides["time_budget_s"] = remaining
+        overrides["time_budget_s"] = distributed.broadcast(remaining)  # one schedule for all
         print(f"Training for {remaining:.1f} s of the {budget:g} s budget ({reserve:.1f} s kept "
               f"for the last validation and saving).", file=sys.stderr)
     overrides["checkpoint_path"] = str(output)
@@ -481,6 +543,7 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
         control.stop()
 
     previous_handler = _install_interrupt_handler(on_interrupt)
+    distributed.stop_on_sigterm(control)  # torchrun ends its workers with SIGTERM
     finished: TrainingFinished | None = None
     try:
         for event in trainer.fit(control=control, **overrides):
@@ -622,16 +685,40 @@ class ProgressLine:
         return line + padding
 
 
+# ---- prepare ----
+
+def run_prepare(args: argparse.Namespace) -> int:
+    if args.file.is_dir():
+        raise UserError(f"{args.file} is a folder; give the text file to prepare.")
+    started = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        rate = done / 1e6 / max(time.perf_counter() - started, 1e-9)
+        print(f"\rPreparing {args.file.name}: {done / total:4.0%} ({done / 1e6:,.0f} of "
+              f"{total / 1e6:,.0f} MB, {rate:,.0f} MB/s)", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = prepared.prepare_corpus(args.file, args.output, args.val_fraction,
+                                         progress=show)
+    finally:
+        print(file=sys.stderr)
+    print(f"Prepared {result.characters:,} characters ({result.train_characters:,} for "
+          f"training, {result.val_characters:,} for validation), vocabulary "
+          f"{result.vocab_size}, in {result.seconds:.1f} s ({result.megabytes_per_second:,.0f} "
+          f"MB/s) into {result.directory}. Train with: microlm train {result.directory}")
+    return 0
+
+
 # ---- generate ----
 
 def run_generate(args: argparse.Namespace) -> int:
-    model, tokenizer, _ = load_model(args.checkpoint)
+    model, tokenizer, _ = load_model(args.checkpoint, hardware.select_device(args.device))
     unknown = tokenizer.unknown_characters(args.prompt)
     if unknown:
         shown = ", ".join(repr(c) for c in unknown[:10])
         raise UserError(f"the prompt contains {len(unknown)} character(s) this model never saw "
                         f"in training: {shown}. Remove them from --prompt.")
-    generator = TextGenerator(model, tokenizer)
+    generator = TextGenerator(model, tokenizer, bf16=args.bf16)
     out = sys.stdout
     out.write(args.prompt)
     out.flush()
@@ -699,5 +786,12 @@ def _training_summary(metadata: dict) -> str:
 
 def run_bench(args: argparse.Namespace) -> int:
     from . import bench
+
+    if args.large or args.presets:
+        from . import scale_bench
+
+        if args.large:
+            return scale_bench.run_large(args.size_gb)
+        return scale_bench.run_presets(args.device, quick=args.quick)
 
     return bench.main(["--quick"] if args.quick else [])

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from .hardware import mixed_precision
 from .model import LSTMState, MicroLM
 from .tokenizer import CharacterTokenizer
 
@@ -28,7 +29,7 @@ class TextGenerator:
     """
 
     def __init__(self, model: MicroLM, tokenizer: CharacterTokenizer,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, bf16: bool = True):
         if model.vocab_size < tokenizer.vocab_size():
             raise ValueError(f"The model predicts {model.vocab_size} characters but the "
                              f"tokenizer has {tokenizer.vocab_size()}: they do not belong "
@@ -38,6 +39,7 @@ class TextGenerator:
         self.device = torch.device(device) if device else model.head.weight.device
         if self.device != model.head.weight.device:
             model.to(self.device)
+        self.bf16 = bf16  # bf16 autocast on CUDA GPUs that support it; no effect elsewhere
 
     def start_char(self) -> str:
         """What an empty prompt starts from: a newline, else a space, else the first char."""
@@ -68,7 +70,7 @@ class TextGenerator:
         _check_sampling(length, temperature, top_k, top_p)
         prompt = self.tokenizer.clean(prompt, on_unknown)
         generator = _make_generator(seed)
-        with torch.inference_mode():
+        with torch.inference_mode(), mixed_precision(self.device, self.bf16):
             logits, state = self._prime([prompt])
             for index in range(length):
                 next_ids, probs = sample_next(logits, temperature, top_k, top_p, generator)
@@ -90,7 +92,7 @@ class TextGenerator:
         prompts = [self.tokenizer.clean(p, on_unknown) for p in prompts]
         generator = _make_generator(seed)
         new_ids = []
-        with torch.inference_mode():
+        with torch.inference_mode(), mixed_precision(self.device, self.bf16):
             logits, state = self._prime(prompts)
             for index in range(length):
                 next_ids, _ = sample_next(logits, temperature, top_k, top_p, generator)

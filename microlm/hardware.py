@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -38,6 +39,26 @@ def select_device(preference: str | torch.device | None = None) -> torch.device:
     if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def uses_bf16(device: str | torch.device, enabled: bool = True) -> bool:
+    """bf16 autocast applies: asked for, on a CUDA GPU that computes in bf16 (Ampere or newer).
+
+    Only CUDA: CPUs and MPS keep fp32, where bf16 autocast is slower or unsupported for LSTMs.
+    """
+    device = torch.device(device)
+    return bool(enabled and device.type == "cuda" and torch.cuda.is_available()
+                and torch.cuda.is_bf16_supported())
+
+
+def mixed_precision(device: str | torch.device, enabled: bool = True):
+    """A context that runs the forward pass in bf16 where uses_bf16 says so, else nothing.
+
+    The weights (and the optimizer) stay fp32; only the matrix products run in bf16.
+    """
+    if uses_bf16(device, enabled):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _mps_available() -> bool:

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .checkpoint import load_model, save_model
 from .data import TextDataLoader, encode_tokens, split_text
-from .hardware import select_device
+from .hardware import mixed_precision, select_device
 from .model import MicroLM, gradient_norms
 from .tokenizer import CharacterTokenizer
 
@@ -54,6 +55,7 @@ class TrainingConfig:
     checkpoint_every: int = 0  # epochs between checkpoints to checkpoint_path; 0 = end only
     checkpoint_path: str | None = None
     grad_norm_interval: int = 50  # steps between per-layer gradient-norm records
+    bf16: bool = True  # bf16 autocast on CUDA GPUs that support it (weights stay fp32)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -196,6 +198,7 @@ class ModelTrainer:
         self.config = config or TrainingConfig()
         self.device = select_device(device or self.config.device)
         self.model = model.to(self.device)
+        self._ddp_model: torch.nn.Module | None = None  # DDP around model under torchrun
         self.tokenizer = tokenizer
         self.val_tokens: torch.Tensor | None = None
         self.train_loader: TextDataLoader | None = None
@@ -234,9 +237,12 @@ class ModelTrainer:
                           f"{len(train_text) - 1}.", stacklevel=2)
             self.config = replace(self.config, sequence_length=len(train_text) - 1)
         self.val_tokens = encode_tokens(val_text, self.tokenizer) if len(val_text) >= 2 else None
-        self.train_loader = TextDataLoader(encode_tokens(train_text, self.tokenizer),
+        # Under torchrun each rank trains on its own shard, with its own random windows.
+        self.train_loader = TextDataLoader(distributed.shard(encode_tokens(train_text,
+                                                                           self.tokenizer)),
                                            self.config.sequence_length, self.config.batch_size,
-                                           self.config.batching, seed=self.config.seed)
+                                           self.config.batching,
+                                           seed=distributed.rank_seed(self.config.seed))
         return self.train_loader
 
     # ---- the seed's API ----
@@ -290,10 +296,14 @@ class ModelTrainer:
         if self._resume_rng is not None:
             torch.set_rng_state(self._resume_rng)
             self._resume_rng = None
+            if distributed.rank():  # the saved state is rank 0's: other ranks draw their own
+                set_seed(distributed.rank_seed(cfg.seed) + self.step)
         elif self.step == 0:
-            set_seed(cfg.seed)
+            set_seed(distributed.rank_seed(cfg.seed))  # per-rank dropout masks under torchrun
         if self.optimizer is None:
             self.optimizer = make_optimizer(self.model, cfg)
+        if self._ddp_model is None:
+            self._ddp_model = distributed.wrap_model(self.model, self.device)
         self._interrupted_run = None
         if self._run is None:
             self._run = {"start_step": self.step, "time_used": 0.0}
@@ -324,20 +334,25 @@ class ModelTrainer:
         reason, message, last_loss = "completed", "Training finished.", None
         self.model.train()
         while self.step < end_step:
-            if control.stop_requested:
-                reason, message = "stopped", "Training stopped; the best model so far is kept."
-                break
             if control.is_paused:
                 with clock.paused():
                     control.wait_while_paused()
                 continue
-            if cfg.time_budget_s is not None and (
-                    clock.elapsed() + 1.2 * last_eval_cost >= cfg.time_budget_s):
+            budget_spent = cfg.time_budget_s is not None and (
+                clock.elapsed() + 1.2 * last_eval_cost >= cfg.time_budget_s)
+            # Under torchrun every rank must stop at the same step and follow the same
+            # schedule: the ranks agree on both (one tiny all-reduce; a no-op alone).
+            stop, budget_spent, elapsed = distributed.agree(control.stop_requested,
+                                                            budget_spent, clock.elapsed())
+            if stop:
+                reason, message = "stopped", "Training stopped; the best model so far is kept."
+                break
+            if budget_spent:
                 reason, message = "time_budget", f"Time budget of {cfg.time_budget_s:g} s used."
                 break
             run_step = self.step - run_start
             lr = learning_rate_at(run_step, run_steps,
-                                  self._progress(run_step, run_steps, clock.elapsed()), cfg)
+                                  self._progress(run_step, run_steps, elapsed), cfg)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
 
@@ -346,7 +361,8 @@ class ModelTrainer:
                 self._carried_state = None  # a new pass over the streams starts fresh
             inputs, targets = loader.next_batch()
             loss = self._train_step(inputs, targets, cfg)
-            last_loss = loss.item()  # host sync: one per step, needed for the NaN check
+            # host sync: one per step, needed for the NaN check (mean over ranks: all agree)
+            last_loss = distributed.mean_over_ranks(loss).item()
             self.step += 1
             run_step += 1
             step_times.append(time.perf_counter() - step_start)
@@ -442,8 +458,11 @@ class ModelTrainer:
         state = self._carried_state
         if state is not None and state[0].size(1) != inputs.size(0):
             state = None
-        logits, new_state = self.model(inputs, state, return_state=True)  # (B, T, vocab)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        with mixed_precision(self.device, cfg.bf16):
+            logits, new_state = (self._ddp_model or self.model)(inputs, state,
+                                                                return_state=True)  # (B, T, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
+                                   targets.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -470,8 +489,10 @@ class ModelTrainer:
         tokens = self.val_tokens if tokens is None else tokens
         if tokens is None or len(tokens) < 2:
             raise ValueError("No validation text: prepare_data with val_fraction > 0 first.")
-        return evaluate_loss(self.model, tokens, window or self.config.sequence_length,
-                             max_chars or self.config.eval_chars, self.device)
+        with mixed_precision(self.device, self.config.bf16):
+            return distributed.evaluate_loss_shared(
+                evaluate_loss, self.model, tokens, window or self.config.sequence_length,
+                max_chars or self.config.eval_chars, self.device)
 
     def _evaluate_and_track(self, epoch: int, recent_losses: list[float]) -> Evaluated:
         val_loss = self.evaluate()
@@ -517,7 +538,11 @@ class ModelTrainer:
     # ---- checkpoints and resume ----
 
     def save_checkpoint(self, path: str | Path, **metadata: Any) -> Path:
-        """Save the best model for generation plus everything needed to resume exactly."""
+        """Save the best model for generation plus everything needed to resume exactly.
+
+        Under torchrun only rank 0 writes (the weights are the same on every rank)."""
+        if not distributed.is_main_process():
+            return Path(path)
         model, latest = self.model, self._last_state  # None: the model's are the latest
         if latest is None and self._best_state is not None and not _same_weights(
                 self.model.state_dict(), self._best_state):
