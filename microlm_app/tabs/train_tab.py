@@ -420,10 +420,11 @@ class TrainTab(QWidget):
         """The worker is done (always last): hand the model over, go idle, then report."""
         self.loss_plot.refresh()
         finished, failure, trainer = self._finished_event, self._failure, self._trainer
+        weights_finite = self._worker is not None and self._worker.weights_finite
         self._worker = None
         self._paused = self._stopping = False
         kept_model = False
-        if finished is not None and trainer is not None and _weights_finite(trainer.model):
+        if finished is not None and trainer is not None and weights_finite:
             self.session.set_model(trainer.model, trainer.tokenizer,
                                    {"history": trainer.history,
                                     "best_val_loss": trainer.best_val_loss,
@@ -606,12 +607,6 @@ def warm_up_optimizer() -> None:
 
 
 _optimizer_warm = False
-
-
-def _weights_finite(model: MicroLM) -> bool:
-    """False after a divergence that happened before any validation kept good weights."""
-    with torch.no_grad():
-        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def format_duration(seconds: float) -> str:
