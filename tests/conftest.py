@@ -24,3 +24,27 @@ def no_worker_thread_left_running(request):
         thread.quit()
         thread.wait(5000)
     assert not alive, f"{request.node.name} left worker threads running: {alive}"
+
+
+@pytest.fixture
+def gui_thread_tensor_ops():
+    """The names of tensor operations the test's own (GUI) thread runs on tensors of over
+    1,000 values. Torch function modes are per thread, so workers are not watched. Tensor
+    math on the GUI thread gives it an OpenMP team of its own; with two teams on a
+    2-core machine every later training run in the app ran ~3x slower."""
+    from torch.overrides import TorchFunctionMode
+
+    recorded: list[str] = []
+    metadata = {"__get__", "numel", "dim", "size", "stride", "__len__", "data_ptr"}  # no math
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", str(func))
+            if name not in metadata and any(isinstance(a, torch.Tensor) and a.numel() > 1000
+                                            for a in (*args, *kwargs.values())):
+                recorded.append(name)
+            return func(*args, **kwargs)
+
+    with Watch():
+        yield recorded

@@ -35,7 +35,7 @@ def window(qtbot, tmp_path, monkeypatch):
 
 
 def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, gui_thread_tensor_ops):
     session = window.session
     text_file = tmp_path / "hamlet.txt"
     text_file.write_text(TEXT, encoding="utf-8")
@@ -89,8 +89,11 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
     generate.seed_spin.setValue(11)
     qtbot.mouseClick(window.findChild(QPushButton, "generateButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not generate.is_generating, timeout=60_000)
+    # All the math so far ran in workers (the test's own starts below).
+    assert gui_thread_tensor_ops == []
     expected_text = TextGenerator(session.model, session.model_tokenizer).generate(
         "To be", 60, 1.2, seed=11)
+    gui_thread_tensor_ops.clear()
     assert generate.generated_text() == expected_text
 
     # Inspect: the summary reports the trained model's true parameter count.
@@ -107,8 +110,10 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
                         staticmethod(lambda *a, **k: (str(model_file), "")))
     window.save_model_action.trigger()
     assert model_file.exists() and not session.model_unsaved
+    assert gui_thread_tensor_ops == []  # inspecting and saving ran in workers too
     reloaded, tokenizer, metadata = load_model(model_file)
     assert len(metadata["history"]["step_losses"]) == steps
+    gui_thread_tensor_ops.clear()  # the test's own load_model above
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         staticmethod(lambda *a, **k: (str(model_file), "")))
@@ -117,6 +122,7 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: not window.is_opening_model, timeout=30_000)
     assert session.model_path == str(model_file)
     assert session.model is not reloaded  # loaded anew by the app, not our copy
+    assert gui_thread_tensor_ops == []  # the app opened it in a worker
     assert TextGenerator(session.model, session.model_tokenizer).generate(
         "To be", 60, 1.2, seed=11) == expected_text
     # The reopened model's history is back on the Train tab's plot.

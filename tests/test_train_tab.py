@@ -381,27 +381,8 @@ def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
-class _GuiThreadTensorMath:
-    """Records tensor operations on tensors larger than `size` made on this thread."""
-
-    def __init__(self, size: int) -> None:
-        import torch.overrides
-
-        size_limit = size
-        recorded = self.recorded = []
-
-        class Mode(torch.overrides.TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                tensors = [a for a in (*args, *(kwargs or {}).values())
-                           if hasattr(a, "numel") and callable(a.numel)]
-                if any(t.numel() > size_limit for t in tensors):
-                    recorded.append(getattr(func, "__name__", str(func)))
-                return func(*args, **(kwargs or {}))
-
-        self.mode = Mode()
-
-
-def test_the_gui_thread_does_no_tensor_math_around_a_training_run(qtbot, make_tab):
+def test_the_gui_thread_does_no_tensor_math_around_a_training_run(qtbot, make_tab,
+                                                                   gui_thread_tensor_ops):
     # Tensor math on the GUI thread would give it an OpenMP team of its own; with two
     # teams on a 2-core machine every later training run in the app ran ~3x slower.
     session = make_session()
@@ -409,10 +390,8 @@ def test_the_gui_thread_does_no_tensor_math_around_a_training_run(qtbot, make_ta
                                     embedding_dim=8, hidden_dim=32, num_layers=1),
                         tiny_training(sample_interval=0), [])
     tab = make_tab(session)
-    watch = _GuiThreadTensorMath(size=1000)  # the LSTM's 4 x 32 x 32 weights are larger
-    with watch.mode:  # torch function modes are per thread: only the GUI thread is watched
-        with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
-            click(qtbot, tab.train_button)
-        qtbot.waitUntil(lambda: not tab.is_training, timeout=WAIT_MS)
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS):
+        click(qtbot, tab.train_button)
+    qtbot.waitUntil(lambda: not tab.is_training, timeout=WAIT_MS)
     assert session.model is not None  # the run ended normally and handed its model over
-    assert watch.recorded == []
+    assert gui_thread_tensor_ops == []  # the LSTM's 4 x 32 x 32 weights would count
