@@ -49,6 +49,7 @@ class TrainingConfig:
     time_budget_s: float | None = None  # stop (and finish the schedule) when this runs out
     val_fraction: float = 0.1  # share of the text held out for validation (prepare_data)
     batching: str = "random"  # "random" windows, or "sequential" with state carried (TBPTT)
+    precision: str = "float32"  # or "bfloat16": mixed precision (autocast) for the forward pass
     seed: int = 1337
     device: str | None = None  # None: CUDA, then MPS, then CPU
     checkpoint_every: int = 0  # epochs between checkpoints to checkpoint_path; 0 = end only
@@ -69,6 +70,8 @@ class TrainingConfig:
             out.append("learning_rate must be > 0")
         if self.batching not in ("random", "sequential"):
             out.append("batching must be 'random' or 'sequential'")
+        if self.precision not in ("float32", "bfloat16"):
+            out.append("precision must be 'float32' or 'bfloat16'")
         if not 0.0 <= self.val_fraction < 1.0:
             out.append("val_fraction must be in [0, 1)")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
@@ -442,15 +445,18 @@ class ModelTrainer:
         state = self._carried_state
         if state is not None and state[0].size(1) != inputs.size(0):
             state = None
-        logits, new_state = self.model(inputs, state, return_state=True)  # (B, T, vocab)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=cfg.precision == "bfloat16"):
+            logits, new_state = self.model(inputs, state, return_state=True)  # (B, T, vocab)
+        # The loss (a log-sum-exp over the vocabulary) in float32 whatever the precision.
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         if self.train_loader is not None and self.train_loader.mode == "sequential":
-            self._carried_state = tuple(s.detach() for s in new_state)
+            self._carried_state = tuple(s.detach().float() for s in new_state)
         return loss.detach()
 
     def _progress(self, run_step: int, run_steps: int, elapsed: float) -> float:
