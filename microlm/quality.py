@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -113,7 +114,20 @@ def run_train_command(corpus: str, budget: float, setting: Setting, text: str,
     return RunResult(setting.label, score(model, tokenizer, text), wall,
                      float(history.get("training_time", 0.0)), int(metadata.get("step") or 0),
                      sum(p.numel() for p in model.parameters()), description,
-                     setting.recommended)
+                     setting.recommended, _timeline(done.stdout + done.stderr))
+
+
+def _timeline(output: str) -> dict:
+    """Where the command's time went, from what it printed (for the report)."""
+    found = {}
+    for key, pattern in (("training_budget_s", r"Training for ([\d.]+) s of the"),
+                         ("reserve_s", r"\(([\d.]+) s kept for the last"),
+                         ("command_reported_s", r"this command took ([\d.]+) s"),
+                         ("threads", r"Using (\d+) CPU thread")):
+        match = re.search(pattern, output)
+        if match:
+            found[key] = float(match.group(1))
+    return found
 
 
 def _child_env() -> dict:
@@ -227,6 +241,8 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h512 b8 t128 lr6e-3", 128, 512, 1, 8, 128, 6e-3),
         s("h384 x2 b8 t128 lr3e-3", 128, 384, 2, 8, 128, 3e-3),
         s("h256 x2 b32 t128 lr2e-3 (issue's 3rd)", 128, 256, 2, 32, 128, 2e-3),
+        s("h384 b8 t128 lr3e-3", 128, 384, 1, 8, 128, 3e-3),
+        s("h128 b8 t128 lr3e-3", 64, 128, 1, 8, 128, 3e-3),
     ]
     if budget >= 200:
         settings += [s("h512 b8 t128 lr3e-3 dropout 0.2", 128, 512, 1, 8, 128, 3e-3, 0.2),
@@ -309,10 +325,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m microlm.quality", description=__doc__)
     parser.add_argument("--baseline-child", nargs=3, metavar=("CORPUS", "SECONDS", "REPORT"),
                         help="internal: train the plain baseline and write its result")
+    parser.add_argument("--baseline", nargs=2, metavar=("CORPUS", "SECONDS"),
+                        help="train only the plain baseline for SECONDS and print its score "
+                             "(the second half of a long quality bench, run on its own)")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.baseline:
+        result = run_baseline_process(args.baseline[0], float(args.baseline[1]), args.threads)
+        print(format_results([result], f"Baseline for {float(args.baseline[1]):g} s on "
+                                       f"{args.baseline[0]}"))
+        return 0
     if args.baseline_child:
         corpus, seconds, report = args.baseline_child
         try:
