@@ -439,6 +439,7 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 MIN_STEPS = 1_500  # fewer optimizer steps than this and even a small model is undertrained
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
+MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
 TRAINING_SHARE = 0.9  # of the budget; the rest goes to evaluation and set-up
 EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
 MIN_EVALUATIONS = 10  # enough validation points to draw a curve
@@ -469,18 +470,23 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     val_fraction = 0.1
     val_chars = int(corpus_chars * val_fraction)  # as split_text holds it out
     train_chars = corpus_chars - val_chars
-    sequence_length = max(1, min(SEQUENCE_LENGTH, (train_chars - 1) // 4))
+    longest = max(1, min(SEQUENCE_LENGTH, (train_chars - 1) // 4))
+    # Half-length windows halve the cost of a step: when the long ones leave a model too few
+    # steps, the same model with more, shorter steps learns more in the time (measured: see
+    # the README's sweep).
+    lengths = (longest,) if longest < 2 * MIN_SEQUENCE_LENGTH else (longest, longest // 2)
     training_seconds = TRAINING_SHARE * time_budget_s
     memory_limit = memory_bytes // 2  # leave room for the OS, the app and the corpus text
     capacity = max(50_000, 2 * train_chars)  # parameters the text can support
 
-    def plan(hidden_dim: int, num_layers: int) -> dict:
+    def plan(hidden_dim: int, num_layers: int, sequence_length: int) -> dict:
         embedding_dim = min(128, max(16, hidden_dim // 2))
         config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
         batch_size = _batch_for(speed, config, sequence_length)
         chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
         chars_seen = chars_per_second * training_seconds
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
+                "sequence_length": sequence_length,
                 "steps": chars_seen / (batch_size * sequence_length),
                 "passes": chars_seen / train_chars,
                 "memory": training_memory_bytes(config, batch_size, sequence_length,
@@ -490,18 +496,19 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         return (candidate["steps"] >= MIN_STEPS and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity)
 
-    candidates = [plan(h, 1) for h in HIDDEN_SIZES]
+    candidates = [plan(h, 1, t) for h in HIDDEN_SIZES for t in lengths]
     chosen = next((c for c in candidates if acceptable(c)), candidates[-1])
     if chosen["passes"] >= MANY_PASSES:
         # Plenty of time for this text: a second layer can use it, if it still gets the
         # steps and keeps at least half the parameters of the single wide layer.
-        deeper_candidates = [plan(h, 2) for h in HIDDEN_SIZES]
+        deeper_candidates = [plan(h, 2, t) for h in HIDDEN_SIZES for t in lengths]
         deeper = next((c for c in deeper_candidates
                        if acceptable(c) and c["passes"] >= MANY_PASSES), None)
         if deeper is not None and (2 * deeper["config"].num_parameters()
                                    >= chosen["config"].num_parameters()):
             chosen, candidates = deeper, deeper_candidates
     config, batch_size = chosen["config"], chosen["batch_size"]
+    sequence_length = chosen["sequence_length"]
     parameters = config.num_parameters()
     dropout = _dropout_for(chosen["passes"], parameters, train_chars)
     config = ModelConfig(vocab_size, config.embedding_dim, config.hidden_dim,
@@ -531,7 +538,14 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
             "on this device a smaller batch would leave it mostly waiting between steps, so "
             "larger batches come almost for free."),
         f"Sequence length {sequence_length}: the model learns from windows of "
-        f"{sequence_length} characters, so it can pick up patterns that span words and lines.",
+        f"{sequence_length} characters, so it can pick up patterns that span words and lines"
+        + ("." if sequence_length == lengths[0] else
+           f"; windows of {lengths[0]} would cost twice as much per step and leave this model "
+           f"too few steps."),
+        f"Precision {speed.precision}: " + (
+            "this CPU has a bfloat16 unit, and mixed precision trains the LSTM faster (the "
+            "weights stay float32)." if speed.precision == "bfloat16" else
+            "full precision (no bfloat16 unit measured here)."),
         f"Learning rate {learning_rate:g}: " + (
             "a fast rate suits a single layer in a fixed time" if learning_rate == 3e-3 else
             "a little slower than for one layer, as deeper or wider models are less stable")

@@ -243,6 +243,8 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h256 x2 b32 t128 lr2e-3 (issue's 3rd)", 128, 256, 2, 32, 128, 2e-3),
         s("h384 b8 t128 lr3e-3", 128, 384, 1, 8, 128, 3e-3),
         s("h128 b8 t128 lr3e-3", 64, 128, 1, 8, 128, 3e-3),
+        s("h384 b8 t64 lr3e-3", 128, 384, 1, 8, 64, 3e-3),
+        s("h256 b8 t64 lr3e-3", 128, 256, 1, 8, 64, 3e-3),
     ]
     if budget >= 200:
         settings += [s("h512 b8 t128 lr3e-3 dropout 0.2", 128, 512, 1, 8, 128, 3e-3, 0.2),
