@@ -123,10 +123,11 @@ def _timeline(output: str) -> dict:
     for key, pattern in (("training_budget_s", r"Training for ([\d.]+) s of the"),
                          ("reserve_s", r"\(([\d.]+) s kept for the last"),
                          ("command_reported_s", r"this command took ([\d.]+) s"),
-                         ("threads", r"Using (\d+) CPU thread")):
+                         ("threads", r"Using (\d+) CPU thread"),
+                         ("estimated_chars_per_s", r"Hidden size \d+: at ~([\d,]+) chars/s")):
         match = re.search(pattern, output)
         if match:
-            found[key] = float(match.group(1))
+            found[key] = float(match.group(1).replace(",", ""))
     return found
 
 
