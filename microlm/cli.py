@@ -522,12 +522,20 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
 
     previous_handler = _install_interrupt_handler(on_interrupt)
     finished: TrainingFinished | None = None
+    watch = SlowdownWatch() if torch.get_num_threads() > 1 and args.threads is None else None
     try:
         for event in trainer.fit(control=control, **overrides):
             if isinstance(event, TrainingStarted):
                 progress.started(event, first_step)
             elif isinstance(event, StepCompleted):
                 progress.step(event)
+                if watch is not None and watch.slowed_down(event.elapsed_s):
+                    # Threads that wait on each other at every character are what makes
+                    # a busy machine many times slower; one thread keeps going.
+                    torch.set_num_threads(1)
+                    watch = None
+                    progress.message("Steps became several times slower (the machine is "
+                                     "busy): continuing on 1 CPU thread.")
             elif isinstance(event, Evaluated):
                 progress.evaluated(event)
             elif isinstance(event, SampleGenerated):
@@ -552,6 +560,29 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     if finished.reason == "diverged":
         return 1
     return INTERRUPTED if interrupted else 0
+
+
+class SlowdownWatch:
+    """Notices when training steps become several times slower than they were at first
+    (other programs took the cores), from the times of StepCompleted events."""
+
+    def __init__(self, factor: float = 3.0, settle: int = 3, reference: int = 10,
+                 recent: int = 5):
+        self.factor, self.settle, self.reference, self.recent = factor, settle, reference, recent
+        self.durations: list[float] = []
+        self._last: float | None = None
+
+    def slowed_down(self, elapsed_s: float) -> bool:
+        if self._last is not None:
+            self.durations.append(elapsed_s - self._last)
+        self._last = elapsed_s
+        first = self.durations[self.settle:self.settle + self.reference]
+        if len(first) < self.reference or len(self.durations) < self.settle + self.reference:
+            return False
+        # medians: a validation between two steps is one long gap, not a slowdown
+        usual = sorted(first)[len(first) // 2]
+        latest = sorted(self.durations[-self.recent:])[self.recent // 2]
+        return latest > self.factor * usual
 
 
 def _install_interrupt_handler(handler: Callable) -> Callable | int | None:

@@ -384,8 +384,12 @@ class ModelTrainer:
             if end_of_epoch:
                 self.history["epoch_losses"].append(sum(epoch_losses) / len(epoch_losses))
                 epoch_losses = []
-            if self.val_tokens is not None and (run_step % eval_interval == 0
-                                                or run_step == run_steps):
+            # With a time budget, a periodic validation that would not end in time is left
+            # to the final one (the loop stops at the top while that one still fits).
+            out_of_time = cfg.time_budget_s is not None and (
+                clock.elapsed() + 2.2 * last_eval_cost >= cfg.time_budget_s)
+            if self.val_tokens is not None and not out_of_time and (
+                    run_step % eval_interval == 0 or run_step == run_steps):
                 eval_start = time.perf_counter()
                 event = self._evaluate_and_track(epoch, losses_since_eval)
                 last_eval_cost = time.perf_counter() - eval_start

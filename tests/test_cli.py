@@ -250,3 +250,13 @@ def test_unknown_prompt_characters_are_named(checkpoint, capsys):
     status, _, err = run(capsys, "generate", checkpoint, "--prompt", "the €")
     assert status == 2
     assert "'€'" in err
+
+
+def test_slowdown_watch_ignores_one_long_gap_but_not_a_lasting_slowdown():
+    watch = cli.SlowdownWatch(factor=3, settle=2, reference=4, recent=3)
+    elapsed, seen = 0.0, []
+    # two settling steps, four usual ones, one validation gap, then steps 5x slower
+    for duration in [1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1, 0.1, 0.5, 0.5, 0.5]:
+        elapsed += duration
+        seen.append(watch.slowed_down(elapsed))
+    assert seen == [False] * 10 + [True, True]
