@@ -155,7 +155,7 @@ def test_short_budget_on_a_cpu_prefers_one_wide_layer_without_dropout():
     assert model.hidden_dim >= 256
     assert training.batch_size == 8
     assert training.sequence_length in (64, 128)  # 64 only when 128 leaves too few steps
-    assert training.learning_rate == pytest.approx(3e-3)
+    assert training.learning_rate == pytest.approx(6e-3)
     assert training.grad_clip == 1.0
     assert training.val_fraction == 0.1
     assert training.time_budget_s == 60
@@ -221,7 +221,7 @@ def test_longer_budget_gives_a_bigger_regularised_model():
 
 def test_small_corpus_caps_the_model_size():
     result = recommend(20_000, 600, 40, CPU_LIKE, PLENTY_OF_MEMORY)
-    assert result.model_config.num_parameters() <= 50_000
+    assert result.model_config.num_parameters() <= 4 * 18_000  # 4 x the training text
     assert result.model_config.dropout >= 0.1
 
 
