@@ -307,7 +307,7 @@ def format_results(results: list[RunResult], title: str) -> str:
                      f"{r.parameters:,}", r.description))
     lines = [title, format_table(rows, left_columns=1)]
     recommended = [r for r in ranked if r.recommended]
-    if recommended:
+    if recommended and len(ranked) > 2:  # a sweep, not ours against the baseline
         gap = 100 * (recommended[0].val_loss / best - 1)
         lines.append(f"  * the recommended configuration: {gap:.1f} % above the best "
                      f"(target <= 2 %)")
