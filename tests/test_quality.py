@@ -91,7 +91,8 @@ def test_sweep_runs_in_parts_and_reuses_what_a_results_file_holds(tmp_path, monk
 
 def test_table_ranks_runs_and_marks_the_recommended_one_with_its_gap():
     runs = [quality.RunResult("a", 1.40, 60, 55, 10, 100, "x"),
-            quality.RunResult("recommended", 1.47, 60, 55, 10, 100, "y", recommended=True)]
+            quality.RunResult("recommended", 1.47, 60, 55, 10, 100, "y", recommended=True),
+            quality.RunResult("b", 1.50, 60, 55, 10, 100, "z")]
     table = quality.format_results(runs, "title")
     lines = table.splitlines()
     assert lines[0] == "title"
