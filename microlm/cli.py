@@ -42,7 +42,7 @@ INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C
 
 MODEL_FLAGS = ("embedding_dim", "hidden_dim", "num_layers", "dropout")
 TRAINING_FLAGS = ("sequence_length", "batch_size", "learning_rate", "epochs", "val_fraction",
-                  "eval_interval", "patience")
+                  "eval_interval", "patience", "batching", "precision")
 # What a resumed run may still change: how long it goes on and how it is watched.
 RESUME_FLAGS = ("epochs", "eval_interval", "patience")
 
@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="windows trained on per step (per process under torchrun: the "
                           "global batch is N x this)")
     run.add_argument("--learning-rate", type=positive_float, help="peak step size of AdamW")
+    run.add_argument("--batching", choices=("random", "sequential"),
+                     help="random windows, or sequential: each batch row continues where it "
+                          "stopped and the LSTM state is carried over (longer memory)")
+    run.add_argument("--precision", choices=("float32", "bfloat16"),
+                     help="bfloat16: mixed precision, faster on CPUs with AMX or AVX-512 "
+                          "bf16 units, less exact")
     run.add_argument("--epochs", type=positive_int,
                      help="passes over the training text (with --time-budget: at most this many)")
     run.add_argument("--val-fraction", type=_number(float, lambda v: 0 <= v < 1,
@@ -247,6 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: time training and generation of the small and large "
                             "presets on this machine's best device (e.g. a GPU)")
     bench.add_argument("--device", help="with --presets: the device to time (default: the best)")
+    bench.add_argument("--quality", action="store_true",
+                       help="instead: train the recommended model with 'microlm train CORPUS "
+                            "--time-budget BUDGET' and a plain PyTorch LSTM for the same time, "
+                            "and print both validation losses")
+    bench.add_argument("--sweep", action="store_true",
+                       help="instead: train the recommended model and 8 or more other "
+                            "configurations for the same budget, each in a fresh process, and "
+                            "print their validation losses as a table")
+    bench.add_argument("--budget", type=positive_float, default=60.0, metavar="SECONDS",
+                       help="time budget of each run for --quality and --sweep (default 60)")
+    bench.add_argument("--corpus", default=None, metavar="PATH",
+                       help="text for --quality and --sweep: a file, or python-docs for the "
+                            "built-in Python documentation (default: tinyshakespeare.txt in "
+                            "the shared data folder)")
+    bench.add_argument("--only", type=positive_int, nargs="+", metavar="N",
+                       help="--sweep: run only these configurations (numbered from 1)")
+    bench.add_argument("--results", type=Path, metavar="PATH",
+                       help="--sweep: add each run to this JSON-lines file and reuse the runs "
+                            "already in it (a long sweep can then be run in parts)")
     _add_threads_option(bench)
     bench.set_defaults(handler=run_bench)
     return parser
@@ -404,6 +429,13 @@ def run_train(args: argparse.Namespace) -> int:
         model_config, training_config = _choose_config(args, corpus_chars,
                                                        tokenizer.vocab_size(), device, given)
         training_config = replace(training_config, bf16=args.bf16)
+        if budget is not None and not args.threads:
+            threads = _calibrate_for(budget, device).threads
+            if threads and threads != torch.get_num_threads():
+                # The calibration timed both: on a busy machine one thread can be far faster.
+                torch.set_num_threads(threads)
+                print(f"Using {threads} CPU thread(s): the fastest here just now.",
+                      file=sys.stderr)
         # Every rank must build the same model: rank 0's choice (a --time-budget
         # recommendation comes from a calibration that varies) is everyone's.
         model_config, training_config = distributed.broadcast((model_config, training_config))
@@ -489,6 +521,14 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
     if args.seed is not None:
         settings["seed"] = args.seed
     training_config = replace(training_config, device=device, **settings)
+    if args.preset is None and budget is not None and (
+            set(given) - {"epochs", "eval_interval"}):
+        # Flags changed the recommended model or batches: plan epochs and validation for
+        # the model that will actually train (the flags themselves still win).
+        planned = hardware.budget_plan(model_config, training_config, corpus_chars,
+                                       recommendation.training_config.time_budget_s, speed)
+        training_config = replace(planned, **{n: given[n] for n in ("epochs", "eval_interval")
+                                              if n in given})
     return model_config, training_config
 
 
@@ -545,12 +585,20 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     previous_handler = _install_interrupt_handler(on_interrupt)
     distributed.stop_on_sigterm(control)  # torchrun ends its workers with SIGTERM
     finished: TrainingFinished | None = None
+    watch = SlowdownWatch() if torch.get_num_threads() > 1 and args.threads is None else None
     try:
         for event in trainer.fit(control=control, **overrides):
             if isinstance(event, TrainingStarted):
                 progress.started(event, first_step)
             elif isinstance(event, StepCompleted):
                 progress.step(event)
+                if watch is not None and watch.slowed_down(event.elapsed_s):
+                    # Threads that wait on each other at every character are what makes
+                    # a busy machine many times slower; one thread keeps going.
+                    torch.set_num_threads(1)
+                    watch = None
+                    progress.message("Steps became several times slower (the machine is "
+                                     "busy): continuing on 1 CPU thread.")
             elif isinstance(event, Evaluated):
                 progress.evaluated(event)
             elif isinstance(event, SampleGenerated):
@@ -575,6 +623,29 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     if finished.reason == "diverged":
         return 1
     return INTERRUPTED if interrupted else 0
+
+
+class SlowdownWatch:
+    """Notices when training steps become several times slower than they were at first
+    (other programs took the cores), from the times of StepCompleted events."""
+
+    def __init__(self, factor: float = 3.0, settle: int = 3, reference: int = 10,
+                 recent: int = 5):
+        self.factor, self.settle, self.reference, self.recent = factor, settle, reference, recent
+        self.durations: list[float] = []
+        self._last: float | None = None
+
+    def slowed_down(self, elapsed_s: float) -> bool:
+        if self._last is not None:
+            self.durations.append(elapsed_s - self._last)
+        self._last = elapsed_s
+        first = self.durations[self.settle:self.settle + self.reference]
+        if len(first) < self.reference or len(self.durations) < self.settle + self.reference:
+            return False
+        # medians: a validation between two steps is one long gap, not a slowdown
+        usual = sorted(first)[len(first) // 2]
+        latest = sorted(self.durations[-self.recent:])[self.recent // 2]
+        return latest > self.factor * usual
 
 
 def _install_interrupt_handler(handler: Callable) -> Callable | int | None:
@@ -785,6 +856,8 @@ def _training_summary(metadata: dict) -> str:
 # ---- bench ----
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.quality or args.sweep:
+        return _run_quality_bench(args)
     from . import bench
 
     if args.large or args.presets:
@@ -795,3 +868,31 @@ def run_bench(args: argparse.Namespace) -> int:
         return scale_bench.run_presets(args.device, quick=args.quick)
 
     return bench.main(["--quick"] if args.quick else [])
+
+
+def _run_quality_bench(args: argparse.Namespace) -> int:
+    from . import quality
+
+    corpus = args.corpus or os.environ.get("MICROLM_CORPUS", quality.DEFAULT_CORPUS)
+    problem = quality.check_corpus(corpus)
+    if problem is not None:
+        print(f"Skipped: {problem}", file=sys.stderr)
+        return 0
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    name = Path(corpus).name if corpus not in quality.SAMPLE_NAMES else corpus
+    if args.quality:
+        results = quality.quality_bench(corpus, args.budget, log, args.threads)
+        print(quality.format_results(results, f"Quality at {args.budget:g} s on {name} "
+                                     f"(validation = last 10 %, 128-char windows, fresh state)"))
+        ours = results[0]
+        print(f"  'microlm train {name} --time-budget {args.budget:g}' took {ours.wall_s:.1f} s "
+              f"in all ({100 * (ours.wall_s / args.budget - 1):+.1f} % of the budget); the "
+              f"baseline trained for that long.")
+    if args.sweep:
+        results = quality.sweep(corpus, args.budget, log, args.only or (), args.results,
+                                args.threads)
+        print(quality.format_results(results, f"Sweep at {args.budget:g} s on {name}"))
+    return 0

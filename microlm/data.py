@@ -161,8 +161,10 @@ def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     validation text is unseen continuous prose, as the model will meet it)."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n_val = int(len(text) * val_fraction)
-    return text[:len(text) - n_val], text[len(text) - n_val:]
+    # The training part is the first int((1 - val_fraction) * n) characters (rounded down,
+    # so no character of "the last 10 %" is ever trained on).
+    n_train = int(len(text) * (1.0 - val_fraction) + 1e-9)
+    return text[:n_train], text[n_train:]
 
 
 def encode_tokens(text: str, tokenizer: CharacterTokenizer) -> torch.Tensor:

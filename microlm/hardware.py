@@ -8,6 +8,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -160,6 +162,8 @@ class MachineSpeed:
     step_overhead_s: float  # fixed cost per training step (Python, optimizer, kernel launches)
     flops_per_second: float  # effective training FLOP/s of the LSTM math
     timestep_overhead_s: float = 0.0  # fixed cost per character position and LSTM layer
+    threads: int | None = None  # CPU threads the measurement found fastest (None: not chosen)
+    precision: str = "float32"  # the precision the steps were timed in
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
@@ -178,36 +182,84 @@ class MachineSpeed:
 _CALIBRATIONS: dict[str, MachineSpeed] = {}
 
 
-def calibrate(seconds: float = 1.5, device: str | None = None) -> MachineSpeed:
+def calibrate(seconds: float = 1.5, device: str | None = None,
+              precision: str | None = None) -> MachineSpeed:
     """Measure this machine's training speed by timing real training steps.
 
     Three shapes are timed (forward + backward + clipping + AdamW step, like
     ModelTrainer._train_step): a small model on short and on long windows, which separates
     the per-step from the per-character cost, and a larger model, which gives the FLOP rate.
-    The result is cached per device for the life of the process.
+    On a CPU with several threads the large shape is first timed with one thread and with
+    all of them, and the faster count is used (and reported in `threads`): on a busy
+    machine, threads waiting on each other at every character can make a step many times
+    slower. precision None: bfloat16 where the CPU has a bfloat16 unit, else float32.
+    The result is cached per device and precision for the life of the process.
     """
     target = select_device(device)
-    key = str(target)
+    precision = precision or default_precision(target)
+    key = f"{target}/{precision}"
     if key not in _CALIBRATIONS:
-        _CALIBRATIONS[key] = _measure_speed(seconds, target)
+        _CALIBRATIONS[key] = _measure_speed(seconds, target, precision)
     return _CALIBRATIONS[key]
 
 
-def _measure_speed(seconds: float, device: torch.device) -> MachineSpeed:
-    # A GPU needs a wide batch before the math, not the launches, dominates a step.
-    wide_batch = 16 if device.type == "cpu" else 128
+def default_precision(device: torch.device | str) -> str:
+    """bfloat16 on a CPU with a native bfloat16 unit (AMX or AVX-512 BF16), else float32.
+
+    Measured on such a CPU, mixed precision trains the LSTM faster (see the README)."""
+    if torch.device(device).type != "cpu":
+        return "float32"
+    return "bfloat16" if _cpu_has_bf16() else "float32"
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+@contextmanager
+def _torch_threads(count: int | None):
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measure_speed(seconds: float, device: torch.device,
+                   precision: str = "float32") -> MachineSpeed:
+    # The FLOP rate is measured near where the recommendation trains: on a CPU, a wide
+    # layer (512) with a small batch (8) — small matrices run far below a CPU's peak, so
+    # a smaller shape would make wide models look cheap. A GPU needs a wide batch before
+    # the math, not the launches, dominates a step.
+    wide_batch = 8 if device.type == "cpu" else 128
     shapes = [  # (model, batch_size, sequence_length)
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 16),
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 64),
-        (ModelConfig(96, 64, 256, 1, 0.0), wide_batch, 64),
+        (ModelConfig(96, 128, 512, 1, 0.0), wide_batch, 64),
     ]
+    threads = None
+    share = seconds / len(shapes)
+    if device.type == "cpu" and torch.get_num_threads() > 1:
+        threads = _faster_thread_count(_training_step(shapes[2][0], shapes[2][1], 16, device,
+                                                      precision))
     rows, times = [], []
-    for config, batch_size, sequence_length in shapes:
-        step = _median_step_seconds(config, batch_size, sequence_length, device,
-                                    seconds / len(shapes))
-        rows.append([1.0, float(sequence_length),
-                     6.0 * matmul_parameters(config) * batch_size * sequence_length])
-        times.append(step)
+    with _torch_threads(threads):
+        for config, batch_size, sequence_length in shapes:
+            step = _median_step_seconds(config, batch_size, sequence_length, device, share,
+                                        precision)
+            rows.append([1.0, float(sequence_length),
+                         6.0 * matmul_parameters(config) * batch_size * sequence_length])
+            times.append(step)
     # Three shapes, three unknowns: (step overhead, per-character overhead, seconds per FLOP).
     overhead, per_timestep, seconds_per_flop = _solve3(rows, times)
     big_flops, big_time = rows[2][2], times[2]
@@ -215,11 +267,35 @@ def _measure_speed(seconds: float, device: torch.device) -> MachineSpeed:
         seconds_per_flop = big_time / big_flops
     overhead = max(0.0, overhead)
     per_timestep = max(0.0, per_timestep)
-    return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep)
+    return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
+                        precision)
 
 
-def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: int,
-                         device: torch.device, seconds: float) -> float:
+def _faster_thread_count(step: Callable[[], None]) -> int:
+    """1 or torch's thread count, whichever runs `step` faster. A few steps each; a thread
+    count already 3x slower than one thread after its first step is not timed further
+    (on a busy machine one such step can take seconds)."""
+    many = torch.get_num_threads()
+    with _torch_threads(1):
+        step()  # the first step allocates memory and optimizer state: not typical
+        one = statistics.median(_timed(step) for _ in range(3))
+    with _torch_threads(many):
+        first = _timed(step)  # includes starting the thread pool
+        if first > 3 * one:
+            return 1
+        several = statistics.median(_timed(step) for _ in range(3))
+    return many if several < one else 1
+
+
+def _timed(action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _training_step(config: ModelConfig, batch_size: int, sequence_length: int,
+                   device: torch.device, precision: str = "float32") -> Callable[[], None]:
+    """One training step of a fresh model on random data, as ModelTrainer._train_step does it."""
     from .model import MicroLM
     from .trainer import TrainingConfig, make_optimizer
 
@@ -229,6 +305,7 @@ def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: 
     rng_state = torch.get_rng_state()
     model = MicroLM(config=config).to(device)
     torch.set_rng_state(rng_state)
+    model.train()
     optimizer = make_optimizer(model, TrainingConfig())
     inputs = torch.randint(0, config.vocab_size, (batch_size, sequence_length),
                            generator=generator).to(device)
@@ -236,8 +313,10 @@ def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: 
                             generator=generator).to(device)
 
     def step() -> None:
-        logits = model(inputs)  # (B, T, vocab_size)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, config.vocab_size),
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=precision == "bfloat16"):
+            logits = model(inputs)  # (B, T, vocab_size)
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, config.vocab_size),
                                                  targets.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,14 +324,18 @@ def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: 
         optimizer.step()
         loss.item()  # host sync, as the trainer does every step
 
+    return step
+
+
+def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: int,
+                         device: torch.device, seconds: float,
+                         precision: str = "float32") -> float:
+    step = _training_step(config, batch_size, sequence_length, device, precision)
     deadline = time.perf_counter() + seconds
-    model.train()
     step()  # the first step allocates memory and optimizer state: not typical
     durations: list[float] = []
     while len(durations) < 2 or (time.perf_counter() < deadline and len(durations) < 200):
-        start = time.perf_counter()
-        step()
-        durations.append(time.perf_counter() - start)
+        durations.append(_timed(step))
     return statistics.median(durations)
 
 
@@ -377,6 +460,7 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 MIN_STEPS = 1_500  # fewer optimizer steps than this and even a small model is undertrained
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
+MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
 TRAINING_SHARE = 0.9  # of the budget; the rest goes to evaluation and set-up
 EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
 MIN_EVALUATIONS = 10  # enough validation points to draw a curve
@@ -389,7 +473,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     corpus of `corpus_chars` characters in `time_budget_s` seconds on this machine.
 
     Measured on a 2-core CPU with a 60-70 s budget, one wide LSTM layer with small batches,
-    long windows, learning rate 3e-3 and no dropout beat deeper models, so that is the
+    long windows, a high learning rate and no dropout beat deeper models, so that is the
     starting point. The hidden size is the largest that still gets MIN_STEPS optimizer steps
     in the budget, fits in memory and is not far larger than the text. Two layers and
     dropout are chosen only when the budget lets the model read the text many times.
@@ -407,18 +491,25 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     val_fraction = 0.1
     val_chars = int(corpus_chars * val_fraction)  # as split_text holds it out
     train_chars = corpus_chars - val_chars
-    sequence_length = max(1, min(SEQUENCE_LENGTH, (train_chars - 1) // 4))
+    longest = max(1, min(SEQUENCE_LENGTH, (train_chars - 1) // 4))
+    # Half-length windows halve the cost of a step: when the long ones leave a model too few
+    # steps, the same model with more, shorter steps learns more in the time (measured: see
+    # the README's sweep).
+    lengths = (longest,) if longest < 2 * MIN_SEQUENCE_LENGTH else (longest, longest // 2)
     training_seconds = TRAINING_SHARE * time_budget_s
     memory_limit = memory_bytes // 2  # leave room for the OS, the app and the corpus text
-    capacity = max(50_000, 2 * train_chars)  # parameters the text can support
+    # Parameters the text can support: measured in 60 s on the 465,000-character Python
+    # documentation, a 1.4 M-parameter model (3x the text) beat a 0.36 M one.
+    capacity = max(50_000, 4 * train_chars)
 
-    def plan(hidden_dim: int, num_layers: int) -> dict:
+    def plan(hidden_dim: int, num_layers: int, sequence_length: int) -> dict:
         embedding_dim = min(128, max(16, hidden_dim // 2))
         config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
         batch_size = _batch_for(speed, config, sequence_length)
         chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
         chars_seen = chars_per_second * training_seconds
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
+                "sequence_length": sequence_length,
                 "steps": chars_seen / (batch_size * sequence_length),
                 "passes": chars_seen / train_chars,
                 "memory": training_memory_bytes(config, batch_size, sequence_length,
@@ -428,34 +519,25 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         return (candidate["steps"] >= MIN_STEPS and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity)
 
-    candidates = [plan(h, 1) for h in HIDDEN_SIZES]
+    candidates = [plan(h, 1, t) for h in HIDDEN_SIZES for t in lengths]
     chosen = next((c for c in candidates if acceptable(c)), candidates[-1])
-    if chosen["passes"] >= MANY_PASSES:
-        # Plenty of time for this text: a second layer can use it, if it still gets the
-        # steps and keeps at least half the parameters of the single wide layer.
-        deeper_candidates = [plan(h, 2) for h in HIDDEN_SIZES]
-        deeper = next((c for c in deeper_candidates
-                       if acceptable(c) and c["passes"] >= MANY_PASSES), None)
-        if deeper is not None and (2 * deeper["config"].num_parameters()
-                                   >= chosen["config"].num_parameters()):
-            chosen, candidates = deeper, deeper_candidates
+    # One layer only: at 60 s a second layer lost on both sample texts (see the README's
+    # sweep); reading the text many times is met with dropout instead.
     config, batch_size = chosen["config"], chosen["batch_size"]
+    sequence_length = chosen["sequence_length"]
     parameters = config.num_parameters()
     dropout = _dropout_for(chosen["passes"], parameters, train_chars)
     config = ModelConfig(vocab_size, config.embedding_dim, config.hidden_dim,
                          config.num_layers, dropout)
-    learning_rate = 3e-3 if config.hidden_dim <= 512 and config.num_layers == 1 else 2e-3
+    # Measured at 60 s (hidden 512, one layer): 6e-3 beat 3e-3 on both sample texts.
+    learning_rate = 6e-3 if config.hidden_dim <= 512 else 3e-3
     steps = chosen["steps"]
-    # Enough epochs that the clock, not the epoch count, ends the run even if this
-    # machine turns out three times faster than measured (an epoch is at least one step).
-    steps_per_epoch = max(1, (train_chars - 1) // (batch_size * sequence_length))
-    epochs = math.ceil(3 * steps / steps_per_epoch) + 1
-    eval_chars, eval_interval, evaluations = _evaluation_plan(
-        speed, config, sequence_length, val_chars, time_budget_s, steps)
-    training = TrainingConfig(
-        epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-        sequence_length=sequence_length, grad_clip=1.0, eval_interval=eval_interval,
-        eval_chars=eval_chars, time_budget_s=time_budget_s, val_fraction=val_fraction)
+    training = budget_plan(config, TrainingConfig(
+        learning_rate=learning_rate, batch_size=batch_size, sequence_length=sequence_length,
+        grad_clip=1.0, val_fraction=val_fraction, precision=speed.precision),
+        corpus_chars, time_budget_s, speed)
+    eval_chars, eval_interval = training.eval_chars, training.eval_interval
+    evaluations = max(1, round(steps / eval_interval))
     result = estimate(config, training, corpus_chars, speed)
 
     chars_seen = chosen["chars_per_second"] * training_seconds
@@ -473,10 +555,17 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
             "on this device a smaller batch would leave it mostly waiting between steps, so "
             "larger batches come almost for free."),
         f"Sequence length {sequence_length}: the model learns from windows of "
-        f"{sequence_length} characters, so it can pick up patterns that span words and lines.",
+        f"{sequence_length} characters, so it can pick up patterns that span words and lines"
+        + ("." if sequence_length == lengths[0] else
+           f"; windows of {lengths[0]} would cost twice as much per step and leave this model "
+           f"too few steps."),
+        f"Precision {speed.precision}: " + (
+            "this CPU has a bfloat16 unit, and mixed precision trains the LSTM faster (the "
+            "weights stay float32)." if speed.precision == "bfloat16" else
+            "full precision (no bfloat16 unit measured here)."),
         f"Learning rate {learning_rate:g}: " + (
-            "a fast rate suits a single layer in a fixed time" if learning_rate == 3e-3 else
-            "a little slower than for one layer, as deeper or wider models are less stable")
+            "a fast rate suits a single layer in a fixed time" if learning_rate == 6e-3 else
+            "a little slower than for narrower layers, as wider ones are less stable")
         + "; it warms up, then decays, and gradient clipping at 1.0 keeps it stable.",
         _dropout_reason(dropout, chosen["passes"], parameters, train_chars),
         f"Validation every {eval_interval:,} steps on {_count(eval_chars)} held-out "
@@ -486,6 +575,28 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         f"{_memory(result.memory_bytes)} of memory ({_memory(memory_bytes)} available).",
     ]
     return Recommendation(config, training, tuple(reasons), result)
+
+
+def budget_plan(model_config: ModelConfig, training_config: TrainingConfig, corpus_chars: int,
+                time_budget_s: float, speed: MachineSpeed) -> TrainingConfig:
+    """training_config with the epochs, evaluation interval and evaluation size that suit
+    this model in `time_budget_s` on a machine of this speed (the clock ends the run)."""
+    from dataclasses import replace
+
+    cfg = training_config
+    val_chars = int(corpus_chars * cfg.val_fraction)
+    train_chars = corpus_chars - val_chars
+    chars_per_second = speed.chars_per_second(model_config, cfg.batch_size, cfg.sequence_length)
+    steps = TRAINING_SHARE * time_budget_s * chars_per_second / (cfg.batch_size
+                                                                 * cfg.sequence_length)
+    # Enough epochs that the clock, not the epoch count, ends the run even if this
+    # machine turns out three times faster than measured (an epoch is at least one step).
+    steps_per_epoch = max(1, (train_chars - 1) // (cfg.batch_size * cfg.sequence_length))
+    epochs = math.ceil(3 * steps / steps_per_epoch) + 1
+    eval_chars, eval_interval, _ = _evaluation_plan(
+        speed, model_config, cfg.sequence_length, val_chars, time_budget_s, steps)
+    return replace(cfg, epochs=epochs, eval_interval=eval_interval, eval_chars=eval_chars,
+                   time_budget_s=time_budget_s)
 
 
 def _batch_for(speed: MachineSpeed, config: ModelConfig, sequence_length: int) -> int:

@@ -50,6 +50,7 @@ class TrainingConfig:
     time_budget_s: float | None = None  # stop (and finish the schedule) when this runs out
     val_fraction: float = 0.1  # share of the text held out for validation (prepare_data)
     batching: str = "random"  # "random" windows, or "sequential" with state carried (TBPTT)
+    precision: str = "float32"  # or "bfloat16": mixed precision (autocast) for the forward pass
     seed: int = 1337
     device: str | None = None  # None: CUDA, then MPS, then CPU
     checkpoint_every: int = 0  # epochs between checkpoints to checkpoint_path; 0 = end only
@@ -71,6 +72,8 @@ class TrainingConfig:
             out.append("learning_rate must be > 0")
         if self.batching not in ("random", "sequential"):
             out.append("batching must be 'random' or 'sequential'")
+        if self.precision not in ("float32", "bfloat16"):
+            out.append("precision must be 'float32' or 'bfloat16'")
         if not 0.0 <= self.val_fraction < 1.0:
             out.append("val_fraction must be in [0, 1)")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
@@ -397,8 +400,12 @@ class ModelTrainer:
             if end_of_epoch:
                 self.history["epoch_losses"].append(sum(epoch_losses) / len(epoch_losses))
                 epoch_losses = []
-            if self.val_tokens is not None and (run_step % eval_interval == 0
-                                                or run_step == run_steps):
+            # With a time budget, a periodic validation that would not end in time is left
+            # to the final one (the loop stops at the top while that one still fits).
+            out_of_time = cfg.time_budget_s is not None and (
+                clock.elapsed() + 2.2 * last_eval_cost >= cfg.time_budget_s)
+            if self.val_tokens is not None and not out_of_time and (
+                    run_step % eval_interval == 0 or run_step == run_steps):
                 eval_start = time.perf_counter()
                 event = self._evaluate_and_track(epoch, losses_since_eval)
                 last_eval_cost = time.perf_counter() - eval_start
@@ -458,18 +465,22 @@ class ModelTrainer:
         state = self._carried_state
         if state is not None and state[0].size(1) != inputs.size(0):
             state = None
-        with mixed_precision(self.device, cfg.bf16):
+        # bf16 autocast: on CUDA where the GPU supports it (bf16 setting), on the CPU when
+        # precision says so (fast on AMX / AVX-512 bf16 units). Weights stay float32.
+        with mixed_precision(self.device, cfg.bf16), torch.autocast(
+                "cpu", dtype=torch.bfloat16,
+                enabled=cfg.precision == "bfloat16" and self.device.type == "cpu"):
             logits, new_state = (self._ddp_model or self.model)(inputs, state,
                                                                 return_state=True)  # (B, T, V)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
-                                   targets.reshape(-1))
+        # The loss (a log-sum-exp over the vocabulary) in float32 whatever the precision.
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         if self.train_loader is not None and self.train_loader.mode == "sequential":
-            self._carried_state = tuple(s.detach() for s in new_state)
+            self._carried_state = tuple(s.detach().float() for s in new_state)
         return loss.detach()
 
     def _progress(self, run_step: int, run_steps: int, elapsed: float) -> float:

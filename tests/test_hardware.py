@@ -154,8 +154,8 @@ def test_short_budget_on_a_cpu_prefers_one_wide_layer_without_dropout():
     assert model.dropout == 0.0
     assert model.hidden_dim >= 256
     assert training.batch_size == 8
-    assert training.sequence_length == 128
-    assert training.learning_rate == pytest.approx(3e-3)
+    assert training.sequence_length in (64, 128)  # 64 only when 128 leaves too few steps
+    assert training.learning_rate == pytest.approx(6e-3)
     assert training.grad_clip == 1.0
     assert training.val_fraction == 0.1
     assert training.time_budget_s == 60
@@ -165,17 +165,19 @@ def test_short_budget_on_a_cpu_prefers_one_wide_layer_without_dropout():
 def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not():
     result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
     training = result.training_config
-    chars_per_step = training.batch_size * training.sequence_length
 
-    def steps(hidden_dim: int) -> float:
-        config = ModelConfig(65, result.model_config.embedding_dim, hidden_dim, 1, 0.0)
-        return 0.9 * 60 * CPU_LIKE.chars_per_second(config, 8, 128) / chars_per_step
+    def steps(hidden_dim: int, length: int) -> float:
+        config = ModelConfig(65, min(128, hidden_dim // 2), hidden_dim, 1, 0.0)
+        return 0.9 * 60 * CPU_LIKE.chars_per_second(config, 8, length) / (8 * length)
 
-    assert steps(result.model_config.hidden_dim) >= 1500
+    hidden = result.model_config.hidden_dim
+    assert steps(hidden, training.sequence_length) >= 1500
+    if training.sequence_length == 64:  # the long windows were tried first
+        assert steps(hidden, 128) < 1500
     from microlm.hardware import HIDDEN_SIZES
 
-    next_up = HIDDEN_SIZES[HIDDEN_SIZES.index(result.model_config.hidden_dim) - 1]
-    assert steps(next_up) < 1500
+    next_up = HIDDEN_SIZES[HIDDEN_SIZES.index(hidden) - 1]
+    assert steps(next_up, 128) < 1500 and steps(next_up, 64) < 1500
 
 
 def test_time_not_epochs_ends_the_run():
@@ -219,7 +221,7 @@ def test_longer_budget_gives_a_bigger_regularised_model():
 
 def test_small_corpus_caps_the_model_size():
     result = recommend(20_000, 600, 40, CPU_LIKE, PLENTY_OF_MEMORY)
-    assert result.model_config.num_parameters() <= 50_000
+    assert result.model_config.num_parameters() <= 4 * 18_000  # 4 x the training text
     assert result.model_config.dropout >= 0.1
 
 

@@ -427,3 +427,61 @@ def test_resume_from_a_checkpoint_saved_during_the_run(tmp_path, monkeypatch):
     assert resumed_stats["step_losses"] == straight_stats["step_losses"]
     assert resumed_stats["best_val_loss"] == straight_stats["best_val_loss"] == 1.0
     assert same_weights(weights(resumed), best_at_12)
+
+
+def test_carried_state_is_the_previous_batchs_final_state_reset_each_epoch():
+    trainer = make_trainer(epochs=2, batching="sequential")
+    per_epoch = len(trainer.train_loader)
+    given, returned = [], []
+    original = trainer.model.lstm.forward
+
+    def recording_forward(inputs, hx=None):
+        out, state = original(inputs, hx)
+        if trainer.model.training:
+            given.append(None if hx is None else tuple(s.clone() for s in hx))
+            returned.append(tuple(s.detach().clone() for s in state))
+        return out, state
+
+    trainer.model.lstm.forward = recording_forward
+    trainer.train()
+    assert len(given) == 2 * per_epoch
+    for step, state in enumerate(given):
+        if step % per_epoch == 0:
+            assert state is None  # each epoch starts the streams from a fresh state
+        else:  # (h, c) going into batch k+1 is exactly what batch k ended with
+            assert all(torch.equal(a, b) for a, b in zip(state, returned[step - 1],
+                                                         strict=True))
+
+
+def test_sequential_rows_pick_up_exactly_where_they_stopped():
+    trainer = make_trainer(batching="sequential")
+    loader = trainer.train_loader
+    batches = [loader.next_batch() for _ in range(len(loader))]
+    for (_, targets), (next_inputs, _) in zip(batches, batches[1:], strict=False):
+        # row r of batch k+1 starts with the character row r of batch k was predicting last
+        assert torch.equal(next_inputs[:, 0], targets[:, -1])
+    # ... and row r as a whole is stream r of the text read in order, batch after batch
+    stream = loader.stream_length()
+    for row in range(loader.batch_size):
+        read = torch.cat([inputs[row] for inputs, _ in batches])
+        start = row * stream
+        assert torch.equal(read, loader.tokens[start:start + len(read)].long())
+
+
+def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
+    trainer = make_trainer(epochs=4, precision="bfloat16", batching="sequential")
+    dtypes = []
+    original = trainer.model.lstm.forward
+
+    def recording_forward(inputs, hx=None):
+        out, state = original(inputs, hx)
+        if trainer.model.training:
+            dtypes.append(out.dtype)
+        return out, state
+
+    trainer.model.lstm.forward = recording_forward
+    stats = trainer.train()
+    assert set(dtypes) == {torch.bfloat16}
+    assert all(math.isfinite(loss) for loss in stats["step_losses"])
+    assert stats["losses"][-1] < stats["losses"][0]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32

@@ -1,0 +1,116 @@
+"""The quality bench and sweep: the issue's scoring, the baseline, tables, resumable sweeps."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from microlm import CharacterTokenizer, MicroLM, cli, quality
+
+TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_score_is_the_mean_over_fresh_128_character_windows_of_the_last_tenth():
+    tokenizer = CharacterTokenizer(TEXT)
+    torch.manual_seed(0)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16, num_layers=1,
+                    dropout=0.0)
+    val = TEXT[int(0.9 * len(TEXT)):]  # the last 10 %, never trained on
+    ids = torch.tensor(tokenizer.encode(val))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(ids) - 1, 128):  # each window from a fresh (zero) state
+            inputs = ids[start:min(start + 128, len(ids) - 1)]
+            targets = ids[start + 1:start + 1 + len(inputs)]
+            logits = model(inputs.unsqueeze(0))[0]
+            total += float(F.cross_entropy(logits, targets, reduction="sum"))
+            count += len(targets)
+    assert count == len(val) - 1
+    assert quality.score(model, tokenizer, TEXT) == pytest.approx(total / count, abs=1e-5)
+
+
+def test_the_split_holds_out_111540_characters_of_tinyshakespeare():
+    from microlm import split_text
+
+    train, val = split_text("x" * 1_115_394, 0.1)
+    assert (len(train), len(val)) == (1_003_854, 111_540)
+
+
+def test_sweep_compares_at_least_eight_configurations_with_the_recommendation():
+    settings = quality.sweep_settings(60)
+    assert settings[0].recommended and not any(s.recommended for s in settings[1:])
+    assert len(settings) >= 9
+    assert len({s.label for s in settings}) == len(settings)
+    flags = [dict(zip(s.flags[::2], s.flags[1::2], strict=True)) for s in settings[1:]]
+    for varied in ("--hidden-dim", "--num-layers", "--batch-size", "--sequence-length",
+                   "--learning-rate"):
+        assert len({f[varied] for f in flags}) > 1, varied
+    assert len({f["--dropout"] for f in flags_of(quality.sweep_settings(300))}) > 1
+
+
+def flags_of(settings):
+    return [dict(zip(s.flags[::2], s.flags[1::2], strict=True)) for s in settings[1:]]
+
+
+def fake_run(corpus, budget, setting, text, folder, threads=None):
+    loss = 1.5 if setting.recommended else 1.4 + 0.001 * len(setting.label)
+    return quality.RunResult(setting.label, loss, budget, budget - 1, 100, 1000, "fake",
+                             setting.recommended)
+
+
+def test_sweep_runs_in_parts_and_reuses_what_a_results_file_holds(tmp_path, monkeypatch):
+    calls = []
+
+    def recording_run(*args, **kwargs):
+        calls.append(args[2].label)
+        return fake_run(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "run_train_command", recording_run)
+    monkeypatch.setattr(quality, "load_text", lambda corpus: TEXT)
+    results = tmp_path / "sweep.jsonl"
+    first = quality.sweep("corpus.txt", 60, print, only=[1, 2], results_path=results)
+    assert len(first) == 2 and len(calls) == 2
+    everything = quality.sweep("corpus.txt", 60, print, results_path=results)
+    assert len(everything) == len(quality.sweep_settings(60))
+    assert len(calls) == len(quality.sweep_settings(60))  # the first two were not run again
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert {r["label"] for r in rows} == {s.label for s in quality.sweep_settings(60)}
+    # another budget is another sweep
+    quality.sweep("corpus.txt", 300, print, only=[1], results_path=results)
+    assert len(calls) == len(quality.sweep_settings(60)) + 1
+
+
+def test_table_ranks_runs_and_marks_the_recommended_one_with_its_gap():
+    runs = [quality.RunResult("a", 1.40, 60, 55, 10, 100, "x"),
+            quality.RunResult("recommended", 1.47, 60, 55, 10, 100, "y", recommended=True),
+            quality.RunResult("b", 1.50, 60, 55, 10, 100, "z")]
+    table = quality.format_results(runs, "title")
+    lines = table.splitlines()
+    assert lines[0] == "title"
+    assert lines[3].lstrip().startswith("a ") and "recommended *" in lines[4]
+    assert "5.0 %" in lines[4]
+    assert "5.0 % above the best" in table
+
+
+def test_quality_bench_without_the_corpus_skips_with_a_reason(tmp_path, capsys):
+    status = cli.main(["bench", "--quality", "--corpus", str(tmp_path / "missing.txt")])
+    err = capsys.readouterr().err
+    assert status == 0
+    assert "Skipped" in err and "missing.txt" in err and "--corpus" in err
+
+
+def test_baseline_trains_the_issues_plain_lstm_and_scores_it():
+    result = quality.train_baseline(TEXT * 3, seconds=0.3)
+    assert result.steps >= 1
+    vocab = len(set(TEXT))  # embedding 128, LSTM 128 -> 512 (4 gates, 2 biases), head
+    assert result.parameters == vocab * 128 + 4 * 512 * (128 + 512 + 2) + 512 * vocab + vocab
+    assert 0 < result.val_loss < 10
