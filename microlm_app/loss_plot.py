@@ -10,12 +10,15 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-REDRAW_INTERVAL_MS = 250  # at most one setData per curve this often (4 redraws a second)
+# At most one setData per curve this often (2 redraws a second). At 4 a second the GUI
+# thread took ~6 % of a core during training and in-app training fell to ~0.89 of headless
+# speed on 2 cores; at 2 it takes ~3 % and reaches 0.96-0.98 (python -m microlm_app.bench).
+REDRAW_INTERVAL_MS = 500
 SMOOTHING = 0.9  # EMA weight of the past: averages ~the last 10 steps, so it lags little
 INITIAL_CAPACITY = 4096  # points; buffers double when full
 # Each redraw scans every point (bounds, peak downsampling): ~20 ms for a million. Past
 # this many points the timer slows in proportion, keeping the plot's share of the GUI
-# thread small (1M points: one redraw every 250 ms).
+# thread small (1M points: one redraw every 2.5 s).
 POINTS_AT_FULL_RATE = 200_000
 
 
@@ -164,7 +167,7 @@ class LossPlot(pg.PlotWidget):
     # ---- drawing ----
 
     def refresh(self) -> None:
-        """Hand the buffers to the curves now (the timer calls this ~4 times a second)."""
+        """Hand the buffers to the curves now (the timer calls this ~2 times a second)."""
         self._timer.stop()
         self._dirty = False
         self.raw_curve.setData(*self.steps.data())

@@ -37,7 +37,7 @@ from microlm import (
     UnknownCharacterError,
 )
 
-STEP_BATCH_SECONDS = 0.25  # step events are sent in batches at most this often
+STEP_BATCH_SECONDS = 0.5  # step events are sent in batches at most this often
 GC_INTERVAL_SECONDS = 0.2  # how often the GUI thread collects cyclic garbage
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt() parameters (malloc.h)
 _malloc_tuned: bool | None = None
