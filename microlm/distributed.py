@@ -76,6 +76,17 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def wait_for_all() -> None:
+    """Every rank waits here until all have arrived (a no-op in a single process).
+
+    Called when a run has ended normally, before ranks leave the process group: rank 0
+    is still writing the checkpoint while the others are done, and a rank that tears
+    down its connections while a peer is still busy is the usual source of gloo errors
+    at exit."""
+    if is_distributed():
+        dist.barrier()
+
+
 def rank_seed(seed: int) -> int:
     """A different seed per rank, so ranks draw different batches and dropout masks."""
     return seed + rank()
