@@ -620,7 +620,6 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     print(f"{message} Step {finished.step:,} after {finished.elapsed_s:.1f} s of training; "
           f"this command took {time.monotonic() - args.started:.1f} s.")
     print(f"Checkpoint saved to {output}")
-    distributed.wait_for_all()  # under torchrun: no rank leaves while rank 0 still saves
     if finished.reason == "diverged":
         return 1
     return INTERRUPTED if interrupted else 0

@@ -79,8 +79,8 @@ def shutdown() -> None:
 def wait_for_all() -> None:
     """Every rank waits here until all have arrived (a no-op in a single process).
 
-    Called when a run has ended normally, before ranks leave the process group: rank 0
-    is still writing the checkpoint while the others are done, and a rank that tears
+    Called at the end of every training run (ModelTrainer.fit), after rank 0 has written
+    the checkpoint and before any rank can leave the process group: a rank that tears
     down its connections while a peer is still busy is the usual source of gloo errors
     at exit."""
     if is_distributed():

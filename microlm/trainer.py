@@ -437,6 +437,7 @@ class ModelTrainer:
         self._keep_best_weights()
         if cfg.checkpoint_path:
             yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
+        distributed.wait_for_all()  # under torchrun: no rank leaves while rank 0 still saves
         # A stopped run also continues from a checkpoint saved after fit() returned (a spent
         # time budget does not: continued as it was, it would end at once). This trainer's
         # own next fit() is a new run either way.

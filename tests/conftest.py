@@ -48,3 +48,13 @@ def gui_thread_tensor_ops():
 
     with Watch():
         yield recorded
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, above all on a busy 2-core machine; the
+    module's tests run on one, and the count is restored after them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

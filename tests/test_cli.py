@@ -18,14 +18,7 @@ TRAIN_CHARS = len(TEXT) - int(0.1 * len(TEXT))  # the default 10 % is held out
 STEPS_PER_EPOCH = (TRAIN_CHARS - 1) // (8 * 16)  # batches of 8 windows of 16 characters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run on one thread: on a busy 2-core machine, two threads waiting on each
-    other at every small matrix product made these runs up to 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -273,17 +273,8 @@ def test_recommend_rejects_a_budget_of_zero():
         recommend(10_000, 0, 65, CPU_LIKE, PLENTY_OF_MEMORY)
 
 
-@pytest.fixture
-def one_thread():
-    # On a shared 2-core machine two torch threads fighting other processes can be 100x
-    # slower than one; this test checks structure only, so keep it quick.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
-
-def test_calibrate_returns_positive_numbers_and_is_cached(one_thread):
+def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
     speed = calibrate(seconds=0.2, device="cpu")
     assert speed.device == "cpu"
     assert speed.flops_per_second > 0
@@ -292,7 +283,7 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_thread):
     assert calibrate(seconds=0.2, device="cpu") is speed
 
 
-def test_calibration_leaves_the_random_state_alone(one_thread):
+def test_calibration_leaves_the_random_state_alone(one_torch_thread):
     from microlm.hardware import _median_step_seconds
 
     torch.manual_seed(7)

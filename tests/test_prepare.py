@@ -23,12 +23,7 @@ PROSE = "".join(("the quick brown fox jumps over the lazy dog. ", "a stitch in t
                  "Ünïcödé: naïve café, Grüße — ✓ 😀 日本語\n")[i % 3] for i in range(120))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def prepared_equals_tokenizer(folder, text, val_fraction=0.1):

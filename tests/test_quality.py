@@ -11,12 +11,7 @@ from microlm import CharacterTokenizer, MicroLM, cli, quality
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_score_is_the_mean_over_fresh_128_character_windows_of_the_last_tenth():

@@ -26,13 +26,7 @@ TEXT = "the quick brown fox jumps over the lazy dog. " * 30  # 1,350 characters
 WAIT = 60  # seconds an event may take before the test gives up (a guard, not a timing)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_trainer(text: str = TEXT, seed: int = 0, **config) -> ModelTrainer:
