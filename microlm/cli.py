@@ -261,12 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: train the recommended model and 8 or more other "
                             "configurations for the same budget, each in a fresh process, and "
                             "print their validation losses as a table")
+    bench.add_argument("--estimates", action="store_true",
+                       help="instead: for several model sizes, compare the time per epoch and "
+                            "training memory that Configure estimates with what a run of a "
+                            "few seconds then measures (each in a fresh process)")
     bench.add_argument("--budget", type=positive_float, default=60.0, metavar="SECONDS",
                        help="time budget of each run for --quality and --sweep (default 60)")
     bench.add_argument("--corpus", default=None, metavar="PATH",
-                       help="text for --quality and --sweep: a file, or python-docs for the "
-                            "built-in Python documentation (default: tinyshakespeare.txt in "
-                            "the shared data folder)")
+                       help="text for --quality, --sweep and --estimates: a file, or "
+                            "python-docs for the built-in Python documentation (default: "
+                            "tinyshakespeare.txt in the shared data folder)")
     bench.add_argument("--only", type=positive_int, nargs="+", metavar="N",
                        help="--sweep: run only these configurations (numbered from 1)")
     bench.add_argument("--results", type=Path, metavar="PATH",
@@ -856,7 +860,7 @@ def _training_summary(metadata: dict) -> str:
 # ---- bench ----
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.quality or args.sweep:
+    if args.quality or args.sweep or args.estimates:
         return _run_quality_bench(args)
     from . import bench
 
@@ -883,6 +887,14 @@ def _run_quality_bench(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr, flush=True)
 
     name = Path(corpus).name if corpus not in quality.SAMPLE_NAMES else corpus
+    if args.estimates:
+        from . import estimate_check
+
+        checks = estimate_check.run_checks(corpus, log=log)
+        print(f"Estimates against runs on {name} (target: within "
+              f"{estimate_check.TARGET:.0%})")
+        print(estimate_check.format_checks(checks))
+        return 0 if all(check.within_target() for check in checks) else 1
     if args.quality:
         results = quality.quality_bench(corpus, args.budget, log, args.threads)
         print(quality.format_results(results, f"Quality at {args.budget:g} s on {name} "

@@ -233,6 +233,22 @@ def sweep_settings(budget: float) -> list[Setting]:
                                "--sequence-length", str(length), "--learning-rate", f"{lr:g}",
                                "--dropout", f"{dropout:g}"))
 
+    if budget >= 200:
+        # Long budgets: wider models, the higher rate, dropout and a second layer become
+        # candidates as the text is read many times.
+        settings = [
+            s("h512 b8 t128 lr3e-3 (issue's best plain)", 128, 512, 1, 8, 128, 3e-3),
+            s("h512 b8 t128 lr6e-3", 128, 512, 1, 8, 128, 6e-3),
+            s("h512 b8 t128 lr6e-3 dropout 0.2", 128, 512, 1, 8, 128, 6e-3, 0.2),
+            s("h512 b8 t64 lr6e-3", 128, 512, 1, 8, 64, 6e-3),
+            s("h384 b8 t128 lr6e-3", 128, 384, 1, 8, 128, 6e-3),
+            s("h384 b8 t128 lr6e-3 dropout 0.2", 128, 384, 1, 8, 128, 6e-3, 0.2),
+            s("h768 b8 t128 lr3e-3", 128, 768, 1, 8, 128, 3e-3),
+            s("h768 b8 t64 lr3e-3", 128, 768, 1, 8, 64, 3e-3),
+            s("h768 b8 t128 lr3e-3 dropout 0.3", 128, 768, 1, 8, 128, 3e-3, 0.3),
+            s("h384 x2 b8 t128 lr3e-3 dropout 0.2", 128, 384, 2, 8, 128, 3e-3, 0.2),
+        ]
+        return [Setting("recommended")] + settings
     settings = [
         s("h512 b8 t128 lr3e-3 (issue's best plain)", 128, 512, 1, 8, 128, 3e-3),
         s("h256 b8 t128 lr3e-3", 64, 256, 1, 8, 128, 3e-3),
@@ -247,9 +263,6 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h384 b8 t64 lr3e-3", 128, 384, 1, 8, 64, 3e-3),
         s("h256 b8 t64 lr3e-3", 128, 256, 1, 8, 64, 3e-3),
     ]
-    if budget >= 200:
-        settings += [s("h512 b8 t128 lr3e-3 dropout 0.2", 128, 512, 1, 8, 128, 3e-3, 0.2),
-                     s("h768 b8 t128 lr2e-3 dropout 0.2", 128, 768, 1, 8, 128, 2e-3, 0.2)]
     return [Setting("recommended")] + settings
 
 

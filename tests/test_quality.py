@@ -45,6 +45,7 @@ def test_sweep_compares_at_least_eight_configurations_with_the_recommendation():
     assert settings[0].recommended and not any(s.recommended for s in settings[1:])
     assert len(settings) >= 9
     assert len({s.label for s in settings}) == len(settings)
+    assert len(quality.sweep_settings(300)) >= 9
     flags = [dict(zip(s.flags[::2], s.flags[1::2], strict=True)) for s in settings[1:]]
     for varied in ("--hidden-dim", "--num-layers", "--batch-size", "--sequence-length",
                    "--learning-rate"):

@@ -1,0 +1,192 @@
+"""`microlm bench --estimates`: are the time per epoch and the training memory that Configure
+(and `microlm train`) show close to what a run then measures?
+
+Each configuration trains in a fresh process, as the app or the CLI would: the machine is
+calibrated first (that is where the estimate's speed comes from), then the model trains
+for a few seconds with validation on. Measured there:
+
+- time per epoch: the trainer's own clock (steps, evaluation included) per step, times the
+  steps in one epoch, leaving out the first steps (one-time kernel set-up);
+- training memory: the rise of the process's peak resident memory from just before the
+  text is encoded and the model is built to the end of training. The run-time's own
+  start-up (torch, its thread pool and kernels, which the calibration has already loaded)
+  is not part of the estimate and not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+TARGET = 0.25  # the issue's tolerance: estimates within 25 % of the measurement
+TRAIN_SECONDS = 12.0
+WARMUP_STEPS = 5  # left out of the step time: the first steps set up kernels and caches
+
+
+@dataclass(frozen=True)
+class Shape:
+    label: str
+    embedding_dim: int
+    hidden_dim: int
+    num_layers: int
+    batch_size: int
+    sequence_length: int
+
+
+# From the smallest preset to the large one, and the shapes the recommendation picks.
+SHAPES = (
+    Shape("small preset", 64, 128, 2, 32, 100),
+    Shape("medium preset", 128, 256, 2, 32, 128),
+    Shape("h256 b8 t64", 128, 256, 1, 8, 64),
+    Shape("h384 b8 t64", 128, 384, 1, 8, 64),
+    Shape("h512 b8 t128", 128, 512, 1, 8, 128),
+    Shape("h768 b8 t128", 128, 768, 1, 8, 128),
+    Shape("large preset", 256, 512, 3, 32, 128),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    label: str
+    parameters: int
+    estimated_epoch_s: float
+    measured_epoch_s: float
+    estimated_memory_bytes: int
+    measured_memory_bytes: int
+    steps: int
+
+    @property
+    def epoch_error(self) -> float:
+        return self.estimated_epoch_s / self.measured_epoch_s - 1
+
+    @property
+    def memory_error(self) -> float:
+        return self.estimated_memory_bytes / self.measured_memory_bytes - 1
+
+    def within_target(self) -> bool:
+        return abs(self.epoch_error) <= TARGET and abs(self.memory_error) <= TARGET
+
+
+# ---- the measuring process ----
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident memory since the last _reset_peak_rss()."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    """Give freed memory back to the system, then restart the peak count from now (Linux:
+    writing 5 to clear_refs resets the high-water mark)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")
+
+
+def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
+    """Estimate, then train `shape` on `text` for `seconds` in this process and compare."""
+    import torch
+
+    from . import hardware
+    from .model import MicroLM, ModelConfig
+    from .tokenizer import CharacterTokenizer
+    from .trainer import ModelTrainer, StepCompleted, TrainingConfig
+
+    speed = hardware.calibrate()
+    if speed.threads:
+        torch.set_num_threads(speed.threads)
+    vocab_size = len(set(text))
+    model_config = ModelConfig(vocab_size, shape.embedding_dim, shape.hidden_dim,
+                               shape.num_layers, 0.0)
+    training = TrainingConfig(batch_size=shape.batch_size,
+                              sequence_length=shape.sequence_length, learning_rate=3e-3,
+                              precision=speed.precision, grad_norm_interval=0)
+    # As a real run: the budget decides the epochs and a few validations along the way.
+    training = hardware.budget_plan(model_config, training, len(text), seconds, speed)
+    expected = hardware.estimate(model_config, training, len(text), speed)
+
+    _reset_peak_rss()
+    before = _peak_rss_bytes()
+    tokenizer = CharacterTokenizer(text)
+    trainer = ModelTrainer(MicroLM(config=model_config), tokenizer, config=training)
+    trainer.prepare_data(text)
+    times = [event.elapsed_s for event in trainer.fit() if isinstance(event, StepCompleted)]
+    peak = _peak_rss_bytes() - before
+    steps = len(times)
+    if steps <= WARMUP_STEPS + 1:
+        raise RuntimeError(f"{shape.label}: only {steps} steps in {seconds:g} s; too few to "
+                           f"time. Give it more seconds.")
+    step_seconds = (times[-1] - times[WARMUP_STEPS - 1]) / (steps - WARMUP_STEPS)
+    train_chars = len(text) - int(len(text) * training.val_fraction)
+    steps_per_epoch = max(1, (train_chars - 1) // (shape.batch_size * shape.sequence_length))
+    return Check(shape.label, model_config.num_parameters(), expected.seconds_per_epoch,
+                 step_seconds * steps_per_epoch, expected.memory_bytes, peak, steps)
+
+
+def run_checks(corpus: str, shapes: Sequence[Shape] | None = None,
+               seconds: float | None = None,
+               log: Callable[[str], None] = lambda message: None) -> list[Check]:
+    """Each shape in a fresh process (`python -m microlm.estimate_check --child ...`)."""
+    shapes = SHAPES if shapes is None else shapes
+    seconds = TRAIN_SECONDS if seconds is None else seconds
+    checks = []
+    for shape in shapes:
+        log(f"{shape.label}: calibrating, then training for {seconds:g} s (a fresh process) ...")
+        done = subprocess.run(
+            [sys.executable, "-m", "microlm.estimate_check", "--child", corpus,
+             json.dumps(asdict(shape)), f"{seconds:g}"],
+            capture_output=True, text=True)
+        if done.returncode != 0:
+            last = done.stderr.strip().splitlines()[-1:] or ["?"]
+            raise RuntimeError(f"The check of {shape.label} failed: {last[0]}")
+        checks.append(Check(**json.loads(done.stdout.strip().splitlines()[-1])))
+    return checks
+
+
+def format_checks(checks: Sequence[Check]) -> str:
+    from .cli import format_table
+
+    rows = [(c.label, f"{c.parameters:,}", f"{c.estimated_epoch_s:,.1f}",
+             f"{c.measured_epoch_s:,.1f}", f"{100 * c.epoch_error:+.0f} %",
+             f"{c.estimated_memory_bytes / 2**20:,.1f}", f"{c.measured_memory_bytes / 2**20:,.1f}",
+             f"{100 * c.memory_error:+.0f} %", f"{c.steps:,}")
+            for c in checks]
+    header = ("configuration", "parameters", "epoch s (est.)", "epoch s (run)", "error",
+              "MiB (est.)", "MiB (run)", "error", "steps")
+    return format_table([header, *rows])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m microlm.estimate_check",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=3, metavar=("CORPUS", "SHAPE_JSON", "SECONDS"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("corpus", nargs="?")
+    args = parser.parse_args(argv)
+    from .quality import load_text
+
+    if args.child:
+        corpus, shape, seconds = args.child
+        check = measure(Shape(**json.loads(shape)), load_text(corpus), float(seconds))
+        print(json.dumps(asdict(check)))
+        return 0
+    checks = run_checks(args.corpus, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(format_checks(checks))
+    return 0 if all(c.within_target() for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
