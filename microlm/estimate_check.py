@@ -48,6 +48,9 @@ SHAPES = (
     Shape("h512 b8 t128", 128, 512, 1, 8, 128),
     Shape("h768 b8 t128", 128, 768, 1, 8, 128),
     Shape("large preset", 256, 512, 3, 32, 128),
+    # not used to fit training_memory_bytes: a check of the fit
+    Shape("h1024 b8 t64", 128, 1024, 1, 8, 64),
+    Shape("h128 x3 b64 t128", 64, 128, 3, 64, 128),
 )
 
 

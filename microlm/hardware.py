@@ -154,9 +154,14 @@ def matmul_parameters(model_config: ModelConfig) -> int:
 class MachineSpeed:
     """A fitted cost model of one training step:
     seconds = step_overhead_s + num_layers * sequence_length * timestep_overhead_s
+              + matmul_parameters * sequence_length * weight_pass_s
               + 6 * matmul_parameters * batch_size * sequence_length / flops_per_second
     (6 FLOPs per parameter per character: 2 forward, 4 backward). Each LSTM layer walks
-    the window one character at a time, so the per-character cost is paid per layer."""
+    the window one character at a time, so the per-character cost is paid per layer, and
+    at each character the weights are read again whatever the batch size: on a CPU whose
+    caches cannot hold them, that reading (weight_pass_s per parameter and time step), not
+    the arithmetic, is most of a small batch's cost, which makes larger batches cheap per
+    character."""
 
     device: str
     step_overhead_s: float  # fixed cost per training step (Python, optimizer, kernel launches)
@@ -164,12 +169,15 @@ class MachineSpeed:
     timestep_overhead_s: float = 0.0  # fixed cost per character position and LSTM layer
     threads: int | None = None  # CPU threads the measurement found fastest (None: not chosen)
     precision: str = "float32"  # the precision the steps were timed in
+    weight_pass_s: float = 0.0  # per parameter and time step, whatever the batch size
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
-        flops = 6.0 * matmul_parameters(model_config) * batch_size * sequence_length
+        parameters = matmul_parameters(model_config)
+        flops = 6.0 * parameters * batch_size * sequence_length
         return (self.step_overhead_s
                 + model_config.num_layers * sequence_length * self.timestep_overhead_s
+                + parameters * sequence_length * self.weight_pass_s
                 + flops / self.flops_per_second)
 
     def chars_per_second(self, model_config: ModelConfig, batch_size: int,
@@ -246,6 +254,8 @@ def _measure_speed(seconds: float, device: torch.device,
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 16),
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 64),
         (ModelConfig(96, 128, 512, 1, 0.0), wide_batch, 64),
+        # the same model on 4x the batch separates reading the weights from the arithmetic
+        (ModelConfig(96, 128, 512, 1, 0.0), 4 * wide_batch, 32),
     ]
     threads = None
     share = seconds / len(shapes)
@@ -257,18 +267,25 @@ def _measure_speed(seconds: float, device: torch.device,
         for config, batch_size, sequence_length in shapes:
             step = _median_step_seconds(config, batch_size, sequence_length, device, share,
                                         precision)
-            rows.append([1.0, float(sequence_length),
-                         6.0 * matmul_parameters(config) * batch_size * sequence_length])
+            parameters = matmul_parameters(config)
+            rows.append([1.0, float(sequence_length), float(parameters * sequence_length),
+                         6.0 * parameters * batch_size * sequence_length])
             times.append(step)
-    # Three shapes, three unknowns: (step overhead, per-character overhead, seconds per FLOP).
-    overhead, per_timestep, seconds_per_flop = _solve3(rows, times)
-    big_flops, big_time = rows[2][2], times[2]
-    if seconds_per_flop <= 0:  # noise swamped the difference: charge the big step to the math
-        seconds_per_flop = big_time / big_flops
+    # Four shapes, four unknowns: (step overhead, per-character overhead, seconds per weight
+    # and time step, seconds per FLOP).
+    overhead, per_timestep, weight_pass, seconds_per_flop = _solve(rows, times)
+    if seconds_per_flop <= 0 or weight_pass < 0:
+        # Noise swamped the difference between the batches: the three-term model, with
+        # every per-weight cost charged to the arithmetic.
+        weight_pass = 0.0
+        three = [[row[0], row[1], row[3]] for row in rows[:3]]
+        overhead, per_timestep, seconds_per_flop = _solve(three, times[:3])
+        if seconds_per_flop <= 0:
+            seconds_per_flop = times[2] / rows[2][3]
     overhead = max(0.0, overhead)
     per_timestep = max(0.0, per_timestep)
     return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
-                        precision)
+                        precision, weight_pass)
 
 
 def _faster_thread_count(step: Callable[[], None]) -> int:
@@ -339,22 +356,27 @@ def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: 
     return statistics.median(durations)
 
 
-def _solve3(rows: list[list[float]], values: list[float]) -> tuple[float, float, float]:
-    """Solve a 3 x 3 linear system (Cramer's rule; singular -> zeros)."""
-    def det(m: list[list[float]]) -> float:
-        return (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-                - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
-
-    base = det(rows)
-    if base == 0:
-        return 0.0, 0.0, 0.0
-    solution = []
-    for column in range(3):
-        replaced = [[values[r] if c == column else rows[r][c] for c in range(3)]
-                    for r in range(3)]
-        solution.append(det(replaced) / base)
-    return solution[0], solution[1], solution[2]
+def _solve(rows: list[list[float]], values: list[float]) -> list[float]:
+    """Solve a small square linear system by Gaussian elimination with partial pivoting
+    (singular: zeros). Each column is scaled to its largest entry first, as the unknowns
+    differ by many orders of magnitude."""
+    n = len(rows)
+    scales = [max(abs(row[c]) for row in rows) or 1.0 for c in range(n)]
+    m = [[row[c] / scales[c] for c in range(n)] + [value]
+         for row, value in zip(rows, values, strict=True)]
+    for column in range(n):
+        pivot = max(range(column, n), key=lambda r: abs(m[r][column]))
+        if abs(m[pivot][column]) < 1e-12:
+            return [0.0] * n
+        m[column], m[pivot] = m[pivot], m[column]
+        for r in range(column + 1, n):
+            factor = m[r][column] / m[column][column]
+            m[r] = [a - factor * b for a, b in zip(m[r], m[column], strict=True)]
+    solution = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        known = sum(m[r][c] * solution[c] for c in range(r + 1, n))
+        solution[r] = (m[r][n] - known) / m[r][r]
+    return [x / scale for x, scale in zip(solution, scales, strict=True)]
 
 
 # ---- presets ----
@@ -415,17 +437,28 @@ class Estimate:
     memory_bytes: int  # peak training memory, see estimate()
 
 
+# Fitted to `microlm bench --estimates` (bf16 on a CPU; the README's table): what training
+# adds to a process's peak resident memory.
+RUN_TIME_BYTES = 32 * 2**20  # kernels' working space, the data split and loader, the clock
+BYTES_PER_PARAMETER = 36  # weights, gradients, 2 AdamW moments, the best weights, the
+#                           bf16 and oneDNN copies of the weights: ~9 float32-sized copies
+BYTES_PER_STATE_VALUE = 16  # per character, layer and hidden unit: gates and states kept
+#                             for backward, and their gradients
+
+
 def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_length: int,
                           corpus_chars: int) -> int:
-    """Weights + gradients + two AdamW moments (4 float32 copies of every parameter),
-    the activations kept for backward, and the encoded corpus."""
+    """Peak memory that training adds to a process: every parameter's copies (weights,
+    gradients, AdamW's two moments, the best weights so far, working copies), the
+    activations kept for backward, the encoded corpus and a fixed working space.
+    Fitted to measured runs within ~10 % (the README's estimates table)."""
     parameters = model_config.num_parameters()
-    per_char = (model_config.embedding_dim
-                + model_config.num_layers * model_config.hidden_dim * 10  # gates, states, grads
-                + model_config.vocab_size * 3)  # logits, softmax, their gradient
-    activations = batch_size * sequence_length * per_char * 4
+    per_char = (4 * (model_config.embedding_dim + 3 * model_config.vocab_size)  # embedding,
+                # logits, softmax and their gradients
+                + BYTES_PER_STATE_VALUE * model_config.num_layers * model_config.hidden_dim)
+    activations = batch_size * sequence_length * per_char
     corpus = corpus_chars * token_dtype(model_config.vocab_size).itemsize
-    return 4 * 4 * parameters + activations + corpus
+    return RUN_TIME_BYTES + BYTES_PER_PARAMETER * parameters + activations + corpus
 
 
 def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_chars: int,
@@ -503,8 +536,14 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     training_seconds = TRAINING_SHARE * time_budget_s
     memory_limit = memory_bytes // 2  # leave room for the OS, the app and the corpus text
     # Parameters the text can support: measured in 60 s on the 465,000-character Python
-    # documentation, a 1.4 M-parameter model (3x the text) beat a 0.36 M one.
+    # documentation, a 1.4 M-parameter model (3x the text) beat a 0.36 M one. A model that
+    # reads the text many times gets dropout (0.3 above 4x the text) and may be twice as
+    # large: at 300 s on that text (12 passes), hidden 768 with dropout 0.3 (6.7x the text)
+    # beat hidden 512 with dropout 0.2 by 1.5-2.7 %.
     capacity = max(50_000, 4 * train_chars)
+
+    def capacity_of(candidate: dict) -> int:
+        return capacity * (2 if candidate["passes"] >= MANY_PASSES else 1)
 
     def plan(hidden_dim: int, num_layers: int, sequence_length: int) -> dict:
         embedding_dim = min(128, max(16, hidden_dim // 2))
@@ -521,7 +560,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
 
     def acceptable(candidate: dict) -> bool:
         return (candidate["steps"] >= MIN_STEPS and candidate["memory"] <= memory_limit
-                and candidate["config"].num_parameters() <= capacity)
+                and candidate["config"].num_parameters() <= capacity_of(candidate))
 
     candidates = [plan(h, 1, t) for h in HIDDEN_SIZES for t in lengths]
     chosen = next((c for c in candidates if acceptable(c)), candidates[-1])
@@ -549,7 +588,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         f"Hidden size {config.hidden_dim}: at ~{_count(chosen['chars_per_second'])} chars/s "
         f"this machine processes ~{_count(chars_seen)} characters in {time_budget_s:g} s "
         f"(~{steps:,.0f} steps), enough to train ~{_count(parameters)} parameters; "
-        + _size_limit(chosen, candidates, memory_limit, capacity),
+        + _size_limit(chosen, candidates, memory_limit, capacity_of),
         _layers_reason(config.num_layers, chosen["passes"]),
         f"Embedding size {config.embedding_dim}: each character becomes a vector of "
         f"{config.embedding_dim} numbers, plenty for a vocabulary of {vocab_size} characters.",
@@ -647,7 +686,8 @@ def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: 
     return eval_chars, eval_interval, max(1, round(steps / eval_interval))
 
 
-def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int, capacity: int) -> str:
+def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
+                capacity_of: Callable[[dict], int]) -> str:
     """Why the next hidden size up was not chosen."""
     larger = [c for c in candidates if c["config"].hidden_dim > chosen["config"].hidden_dim]
     if not larger:
@@ -655,17 +695,14 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int, capacit
     bigger = larger[-1]  # the next size up
     if bigger["memory"] > memory_limit:
         return f"hidden size {bigger['config'].hidden_dim} would need more memory than is free."
-    if bigger["config"].num_parameters() > capacity:
-        return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
-                f"the text can teach (~{_count(capacity)}).")
     if chosen["steps"] < MIN_STEPS:
         return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
                 f"budget would help.")
-    if bigger["steps"] >= MIN_STEPS:  # only the two-layer search also asks for passes
-        return (f"hidden size {bigger['config'].hidden_dim} would read the text fewer than "
-                f"{MANY_PASSES:g} times, too few for a deeper model to pay off.")
-    return (f"hidden size {bigger['config'].hidden_dim} would get only "
-            f"~{bigger['steps']:,.0f} steps, too few to learn well (want {MIN_STEPS:,}+).")
+    if bigger["steps"] < MIN_STEPS:
+        return (f"hidden size {bigger['config'].hidden_dim} would get only "
+                f"~{bigger['steps']:,.0f} steps, too few to learn well (want {MIN_STEPS:,}+).")
+    return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
+            f"the text can teach (~{_count(capacity_of(bigger))}).")
 
 
 def _layers_reason(num_layers: int, passes: float) -> str:
