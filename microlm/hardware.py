@@ -491,10 +491,10 @@ class Recommendation:
 HIDDEN_SIZES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)  # tried largest first
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 # Fewer optimizer steps than this and a model is undertrained. Measured on tinyshakespeare
-# (the README's sweeps): runs with 1,300-2,050 steps ended 2-4 % above the best of their
-# budget, runs with 2,600-9,200 steps within 1 % of it; the margin covers a calibration
-# that is optimistic by 10-20 % for models whose weights outgrow the CPU's caches.
-MIN_STEPS = 3_000
+# at 60 s (the README's sweeps): hidden 384 with 2,550-2,870 steps ended 0.5-2.6 % above
+# hidden 256 with 4,700-5,100, and runs with 1,300-2,050 steps 2-5 % above the best; the
+# calibration's estimate of a model's steps varies by ~10 % from one run to the next.
+MIN_STEPS = 3_500
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
 MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
