@@ -352,9 +352,7 @@ def run_probe(args: argparse.Namespace) -> int:
     print(f"\nMeasuring training speed on {device} for about {args.seconds:g} s ...",
           file=sys.stderr, flush=True)
     speed = hardware.calibrate(seconds=args.seconds, device=device)
-    print(f"\nMeasured training speed on {speed.device}: "
-          f"{speed.flops_per_second / 1e9:.1f} GFLOP/s of LSTM math, "
-          f"{speed.step_overhead_s * 1000:.1f} ms fixed cost per step.")
+    print(f"\nMeasured training speed on {speed.device}: {speed.summary()}.")
     print(f"\nPresets (parameters for a text of {TYPICAL_VOCAB} distinct characters):")
     rows = [("preset", "embedding", "hidden", "layers", "parameters", "est. chars/s")]
     for name, preset in hardware.PRESETS.items():

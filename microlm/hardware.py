@@ -180,6 +180,14 @@ class MachineSpeed:
                 + parameters * sequence_length * self.weight_pass_s
                 + flops / self.flops_per_second)
 
+    def summary(self) -> str:
+        """The fitted costs in words, e.g. for a probe's report."""
+        text = f"{self.flops_per_second / 1e9:,.1f} GFLOP/s of LSTM math, "
+        if self.weight_pass_s > 0:
+            text += (f"{self.weight_pass_s * 1e9:.2f} ms per million weights read at each "
+                     f"character, ")
+        return text + f"{self.step_overhead_s * 1000:.1f} ms fixed cost per step"
+
     def chars_per_second(self, model_config: ModelConfig, batch_size: int,
                          sequence_length: int) -> float:
         """Training characters per second for this model and batch shape."""

@@ -320,3 +320,10 @@ def test_calibration_leaves_the_random_state_alone(one_torch_thread):
     torch.manual_seed(7)
     _median_step_seconds(ModelConfig(20, 4, 8, 1, 0.0), 2, 4, torch.device("cpu"), 0.0)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_speed_summary_names_each_fitted_cost():
+    speed = MachineSpeed("cpu", 0.0017, 7.05e11, 1e-5, 2, "bfloat16", 2.5e-10)
+    assert speed.summary() == ("705.0 GFLOP/s of LSTM math, 0.25 ms per million weights read "
+                               "at each character, 1.7 ms fixed cost per step")
+    assert "weights" not in MachineSpeed("cuda", 0.004, 2e13).summary()

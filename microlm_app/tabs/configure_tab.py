@@ -602,9 +602,7 @@ class ConfigureTab(QWidget):
     def _show_hardware(self) -> None:
         lines = [self.hardware_info.summary()] if self.hardware_info else []
         if self.speed is not None:
-            lines.append(f"Measured speed ({self.speed.device}): "
-                         f"{self.speed.flops_per_second / 1e9:,.1f} GFLOP/s of LSTM math, "
-                         f"{self.speed.step_overhead_s * 1000:.1f} ms fixed cost per step")
+            lines.append(f"Measured speed ({self.speed.device}): {self.speed.summary()}")
         self.hardware_label.setText("\n".join(lines))
 
     def _show_status(self, message: str) -> None:
