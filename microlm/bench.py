@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -294,6 +295,14 @@ def measure_generation_speed(tokenizer: CharacterTokenizer, lengths: Sequence[in
 
 # ---- 3. peak memory, in a fresh process ----
 
+def child_env() -> dict:
+    """The environment for a benchmark's child process: it must import this copy of
+    microlm, wherever that is installed (or not installed at all)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def measure_memory(corpus_bytes: int) -> MemoryUse:
     """Run _memory_child in a new interpreter and watch its resident memory from here."""
     with tempfile.TemporaryDirectory(prefix="microlm-bench-") as folder:
@@ -301,7 +310,7 @@ def measure_memory(corpus_bytes: int) -> MemoryUse:
         start = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-m", "microlm.bench", "--memory-child",
                                   str(corpus_bytes), folder], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
+                                 stderr=subprocess.PIPE, text=True, env=child_env())
         sampled_peak = _watch_peak_rss(child)
         error = child.stderr.read()
         child.stderr.close()

@@ -7,6 +7,7 @@ import os
 import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -65,15 +66,13 @@ def read_corpus(path: str | os.PathLike, progress: Callable[[float], None] | Non
     if path.is_dir():
         raise CorpusError(f"{path} is a folder. Pick a text file inside it.")
     size = path.stat().st_size
-    chunks = []
+    chunks, done = [], 0
     with open(path, "rb") as f:
-        while True:
-            chunk = f.read(READ_CHUNK)
-            if not chunk:
-                break
+        for chunk in iter(partial(f.read, READ_CHUNK), b""):
             chunks.append(chunk)
+            done += len(chunk)
             if progress is not None and size:
-                progress(min(1.0, sum(map(len, chunks)) / size) * 0.8)
+                progress(min(1.0, done / size) * 0.8)
     data = b"".join(chunks)
     del chunks
     text, encoding, notes = decode_bytes(data, str(path))

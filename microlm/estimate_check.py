@@ -111,8 +111,8 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
     speed = hardware.calibrate()
     if speed.threads:
         torch.set_num_threads(speed.threads)
-    vocab_size = len(set(text))
-    model_config = ModelConfig(vocab_size, shape.embedding_dim, shape.hidden_dim,
+    tokenizer = CharacterTokenizer(text)
+    model_config = ModelConfig(tokenizer.vocab_size(), shape.embedding_dim, shape.hidden_dim,
                                shape.num_layers, 0.0)
     training = TrainingConfig(batch_size=shape.batch_size,
                               sequence_length=shape.sequence_length, learning_rate=3e-3,
@@ -123,7 +123,6 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
 
     _reset_peak_rss()
     before = _peak_rss_bytes()
-    tokenizer = CharacterTokenizer(text)
     trainer = ModelTrainer(MicroLM(config=model_config), tokenizer, config=training)
     trainer.prepare_data(text)
     times = [event.elapsed_s for event in trainer.fit() if isinstance(event, StepCompleted)]
@@ -133,16 +132,17 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
         raise RuntimeError(f"{shape.label}: only {steps} steps in {seconds:g} s; too few to "
                            f"time. Give it more seconds.")
     step_seconds = (times[-1] - times[WARMUP_STEPS - 1]) / (steps - WARMUP_STEPS)
-    train_chars = len(text) - int(len(text) * training.val_fraction)
-    steps_per_epoch = max(1, (train_chars - 1) // (shape.batch_size * shape.sequence_length))
     return Check(shape.label, model_config.num_parameters(), expected.seconds_per_epoch,
-                 step_seconds * steps_per_epoch, expected.memory_bytes, peak, steps)
+                 step_seconds * hardware.steps_per_epoch(len(text), training),
+                 expected.memory_bytes, peak, steps)
 
 
 def run_checks(corpus: str, shapes: Sequence[Shape] | None = None,
                seconds: float | None = None,
                log: Callable[[str], None] = lambda message: None) -> list[Check]:
     """Each shape in a fresh process (`python -m microlm.estimate_check --child ...`)."""
+    from .bench import child_env
+
     shapes = SHAPES if shapes is None else shapes
     seconds = TRAIN_SECONDS if seconds is None else seconds
     checks = []
@@ -151,7 +151,7 @@ def run_checks(corpus: str, shapes: Sequence[Shape] | None = None,
         done = subprocess.run(
             [sys.executable, "-m", "microlm.estimate_check", "--child", corpus,
              json.dumps(asdict(shape)), f"{seconds:g}"],
-            capture_output=True, text=True)
+            capture_output=True, text=True, env=child_env())
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1:] or ["?"]
             raise RuntimeError(f"The check of {shape.label} failed: {last[0]}")

@@ -469,6 +469,14 @@ def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_l
     return RUN_TIME_BYTES + BYTES_PER_PARAMETER * parameters + activations + corpus
 
 
+def steps_per_epoch(corpus_chars: int, training_config: TrainingConfig) -> int:
+    """Optimizer steps in one epoch: the same split as split_text, and an epoch is
+    len(TextDataLoader) steps (at least one)."""
+    train_chars = corpus_chars - int(corpus_chars * training_config.val_fraction)
+    return max(1, (train_chars - 1) // (training_config.batch_size
+                                        * training_config.sequence_length))
+
+
 def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_chars: int,
              speed: MachineSpeed | None = None) -> Estimate:
     """Parameters, speed, time per epoch and peak memory of training this model on a corpus
@@ -476,11 +484,8 @@ def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_
     speed = speed or calibrate()
     batch_size, sequence_length = training_config.batch_size, training_config.sequence_length
     chars_per_second = speed.chars_per_second(model_config, batch_size, sequence_length)
-    # The same split as split_text, and an epoch is len(TextDataLoader) steps.
-    train_chars = corpus_chars - int(corpus_chars * training_config.val_fraction)
-    steps_per_epoch = max(1, (train_chars - 1) // (batch_size * sequence_length))
-    seconds_per_epoch = steps_per_epoch * speed.step_seconds(model_config, batch_size,
-                                                              sequence_length)
+    seconds_per_epoch = (steps_per_epoch(corpus_chars, training_config)
+                         * speed.step_seconds(model_config, batch_size, sequence_length))
     return Estimate(model_config.num_parameters(), chars_per_second, seconds_per_epoch,
                     training_memory_bytes(model_config, batch_size, sequence_length,
                                           corpus_chars))
@@ -636,14 +641,12 @@ def budget_plan(model_config: ModelConfig, training_config: TrainingConfig, corp
 
     cfg = training_config
     val_chars = int(corpus_chars * cfg.val_fraction)
-    train_chars = corpus_chars - val_chars
     chars_per_second = speed.chars_per_second(model_config, cfg.batch_size, cfg.sequence_length)
     steps = TRAINING_SHARE * time_budget_s * chars_per_second / (cfg.batch_size
                                                                  * cfg.sequence_length)
     # Enough epochs that the clock, not the epoch count, ends the run even if this
     # machine turns out three times faster than measured (an epoch is at least one step).
-    steps_per_epoch = max(1, (train_chars - 1) // (cfg.batch_size * cfg.sequence_length))
-    epochs = math.ceil(3 * steps / steps_per_epoch) + 1
+    epochs = math.ceil(3 * steps / steps_per_epoch(corpus_chars, cfg)) + 1
     eval_chars, eval_interval, _ = _evaluation_plan(
         speed, model_config, cfg.sequence_length, val_chars, time_budget_s, steps)
     return replace(cfg, epochs=epochs, eval_interval=eval_interval, eval_chars=eval_chars,

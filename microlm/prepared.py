@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -107,10 +108,7 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
     encoder = _StreamEncoder(path, provisional)
     try:
         with open(path, "rb") as source:
-            while True:
-                data = source.read(chunk_bytes)
-                if not data:
-                    break
+            for data in iter(partial(source.read, chunk_bytes), b""):
                 encoder.add(data)
                 if progress is not None:
                     progress(encoder.offset, total_bytes)

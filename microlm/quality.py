@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .bench import child_env
 from .data import CorpusError, encode_tokens, read_corpus, sample_corpus, split_text
 from .trainer import evaluate_loss
 
@@ -96,7 +96,7 @@ def run_train_command(corpus: str, budget: float, setting: Setting, text: str,
     if threads:
         command += ["--threads", str(threads)]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=_child_env())
+    done = subprocess.run(command, capture_output=True, text=True, env=child_env())
     wall = time.perf_counter() - start
     if done.returncode != 0:
         last = done.stderr.strip().splitlines()[-1:] or ["?"]
@@ -129,13 +129,6 @@ def _timeline(output: str) -> dict:
         if match:
             found[key] = float(match.group(1).replace(",", ""))
     return found
-
-
-def _child_env() -> dict:
-    # The child must import this copy of microlm, wherever it is installed.
-    root = str(Path(__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 def _slug(text: str) -> str:
@@ -201,7 +194,7 @@ def run_baseline_process(corpus: str, seconds: float, threads: int | None = None
                    f"{seconds}", str(report)]
         if threads:
             command += ["--threads", str(threads)]
-        done = subprocess.run(command, capture_output=True, text=True, env=_child_env())
+        done = subprocess.run(command, capture_output=True, text=True, env=child_env())
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1:] or ["?"]
             raise RuntimeError(f"the baseline run failed: {last[0]}")

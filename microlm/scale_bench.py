@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .bench import child_env
 from .data import sample_corpus
 from .generator import TextGenerator
 from .hardware import PRESETS, select_device, uses_bf16
@@ -107,9 +107,7 @@ _PEAK_MARK = "microlm-bench-peak-rss-kib="
 
 def run_child(command: Sequence[str]) -> ChildRun:
     """Run a command in a fresh process and measure its own peak resident memory."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent)]
-        + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    env = child_env()
     launcher = [sys.executable, "-c", f"_PEAK_MARK = {_PEAK_MARK!r}\n" + _LAUNCHER]
     started = time.perf_counter()
     result = subprocess.run(launcher + list(command), stdout=subprocess.PIPE,
