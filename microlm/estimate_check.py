@@ -51,6 +51,10 @@ SHAPES = (
     # not used to fit training_memory_bytes: a check of the fit
     Shape("h1024 b8 t64", 128, 1024, 1, 8, 64),
     Shape("h128 x3 b64 t128", 64, 128, 3, 64, 128),
+    # the batches of 32 the recommendation picks on a CPU that streams its weights
+    Shape("h256 b32 t64", 128, 256, 1, 32, 64),
+    Shape("h384 b32 t64", 128, 384, 1, 32, 64),
+    Shape("h768 b32 t64", 128, 768, 1, 32, 64),
 )
 
 

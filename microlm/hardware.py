@@ -503,11 +503,25 @@ class Recommendation:
 
 HIDDEN_SIZES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)  # tried largest first
 BATCH_SIZES = (8, 16, 32, 64, 128, 256)
-# Fewer optimizer steps than this and a model is undertrained. Measured on tinyshakespeare
-# at 60 s (the README's sweeps): hidden 384 with 2,550-2,870 steps ended 0.5-2.6 % above
-# hidden 256 with 4,700-5,100, and runs with 1,300-2,050 steps 2-5 % above the best; the
-# calibration's estimate of a model's steps varies by ~10 % from one run to the next.
+# A batch twice as large is taken when it trains at least this much faster (characters per
+# second): far below the batch where more windows per step stop helping (the "critical
+# batch", thousands of characters for a character model this early in training), what a
+# run learns follows the characters it reads. Measured on tinyshakespeare at 60 s, hidden
+# 256: batch 32 (3,104 steps) 1.538, batch 16 1.551, batch 8 (4,632 steps) 1.587.
+BATCH_GAIN = 1.3
+# On a CPU the cost model's straight line stops holding above 32 windows: the activations a
+# step keeps for its backward pass outgrow the caches (measured, hidden 256, windows of 64,
+# one thread: batch 64 took 61 ms a step against 27 ms for 32, fewer characters per second;
+# at 60 s it reached 1.547 against 1.538).
+CPU_MAX_BATCH = 32
+# Fewer optimizer steps than this (at batch 8) and a model is undertrained. Measured on
+# tinyshakespeare at 60 s (the README's sweeps): hidden 384 with 2,550-2,870 steps ended
+# 0.5-2.6 % above hidden 256 with 4,700-5,100, and runs with 1,300-2,050 steps 2-5 % above
+# the best; the calibration's estimate of a model's steps varies by ~10 % between runs.
 MIN_STEPS = 3_500
+# Larger batches need fewer steps: min_steps(batch) = MIN_STEPS * sqrt(8 / batch) (1,750 at
+# batch 32). Measured at 60 s: hidden 384 on batch 32, 1,860 steps, 1.537, as good as
+# hidden 256 with 3,104 (1.538).
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
 MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
@@ -516,17 +530,32 @@ EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
 MIN_EVALUATIONS = 10  # enough validation points to draw a curve
 
 
+def min_steps(batch_size: int) -> float:
+    """The fewest optimizer steps that train a model well at this batch size."""
+    return MIN_STEPS * math.sqrt(BATCH_SIZES[0] / max(batch_size, 1))
+
+
+def learning_rate_for(hidden_dim: int, batch_size: int) -> float:
+    """Peak AdamW rate: 6e-3 for one layer up to hidden 512 on batch 8 (3e-3 wider), times
+    sqrt(batch / 8), at most 1e-2. Measured at 60 s on tinyshakespeare: on batch 8, 6e-3
+    beat 3e-3 and 1e-2 (1.567 / 1.590 / 1.603); on batch 32, 1e-2 beat 6e-3 and 1.5e-2
+    (hidden 256: 1.538 / 1.545 / 1.571; hidden 384: 1.537 / 1.548)."""
+    base = 6e-3 if hidden_dim <= 512 else 3e-3
+    return min(1e-2, base * math.sqrt(max(batch_size, 1) / BATCH_SIZES[0]))
+
+
 def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
               speed: MachineSpeed | None = None,
               memory_bytes: int | None = None) -> Recommendation:
     """The model and training settings that should reach the lowest validation loss on a
     corpus of `corpus_chars` characters in `time_budget_s` seconds on this machine.
 
-    Measured on a 2-core CPU with a 60-70 s budget, one wide LSTM layer with small batches,
-    long windows, a high learning rate and no dropout beat deeper models, so that is the
-    starting point. The hidden size is the largest that still gets MIN_STEPS optimizer steps
-    in the budget, fits in memory and is not far larger than the text. Two layers and
-    dropout are chosen only when the budget lets the model read the text many times.
+    Measured on a 2-core CPU with a 60-70 s budget, one wide LSTM layer, a high learning
+    rate and no dropout beat deeper models, so that is the starting point. Each hidden size
+    gets the batch that reads the most text per second (_batch_for); the hidden size is the
+    largest that still gets min_steps(batch) optimizer steps in the budget, fits in memory
+    and is not far larger than the text. Dropout is chosen only when the budget lets the
+    model read the text many times.
     speed None: calibrate this machine; memory_bytes None: the RAM available now.
     """
     from .trainer import TrainingConfig
@@ -572,7 +601,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
                                                 corpus_chars)}
 
     def acceptable(candidate: dict) -> bool:
-        return (candidate["steps"] >= MIN_STEPS and candidate["memory"] <= memory_limit
+        return (candidate["steps"] >= min_steps(candidate["batch_size"]) and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
 
     candidates = [plan(h, 1, t) for h in HIDDEN_SIZES for t in lengths]
@@ -585,8 +614,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     dropout = _dropout_for(chosen["passes"], parameters, train_chars)
     config = ModelConfig(vocab_size, config.embedding_dim, config.hidden_dim,
                          config.num_layers, dropout)
-    # Measured at 60 s (hidden 512, one layer): 6e-3 beat 3e-3 on both sample texts.
-    learning_rate = 6e-3 if config.hidden_dim <= 512 else 3e-3
+    learning_rate = learning_rate_for(config.hidden_dim, batch_size)
     steps = chosen["steps"]
     training = budget_plan(config, TrainingConfig(
         learning_rate=learning_rate, batch_size=batch_size, sequence_length=sequence_length,
@@ -605,11 +633,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         _layers_reason(config.num_layers, chosen["passes"]),
         f"Embedding size {config.embedding_dim}: each character becomes a vector of "
         f"{config.embedding_dim} numbers, plenty for a vocabulary of {vocab_size} characters.",
-        f"Batch size {batch_size}: " + (
-            "small batches mean more, quicker weight updates, which beats fewer, bigger "
-            "updates in a fixed time." if batch_size == BATCH_SIZES[0] else
-            "on this device a smaller batch would leave it mostly waiting between steps, so "
-            "larger batches come almost for free."),
+        _batch_reason(speed, config, batch_size, sequence_length),
         f"Sequence length {sequence_length}: the model learns from windows of "
         f"{sequence_length} characters, so it can pick up patterns that span words and lines"
         + ("." if sequence_length == lengths[0] else
@@ -620,8 +644,10 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
             "weights stay float32)." if speed.precision == "bfloat16" else
             "full precision (no bfloat16 unit measured here)."),
         f"Learning rate {learning_rate:g}: " + (
-            "a fast rate suits a single layer in a fixed time" if learning_rate == 6e-3 else
-            "a little slower than for narrower layers, as wider ones are less stable")
+            "a fast rate suits a single layer in a fixed time" if config.hidden_dim <= 512
+            else "a little slower than for narrower layers, as wider ones are less stable")
+        + ("" if batch_size == BATCH_SIZES[0] else
+           f", and a batch of {batch_size} averages out enough noise for a larger step")
         + "; it warms up, then decays, and gradient clipping at 1.0 keeps it stable.",
         _dropout_reason(dropout, chosen["passes"], parameters, train_chars),
         f"Validation every {eval_interval:,} steps on {_count(eval_chars)} held-out "
@@ -654,21 +680,44 @@ def budget_plan(model_config: ModelConfig, training_config: TrainingConfig, corp
 
 
 def _batch_for(speed: MachineSpeed, config: ModelConfig, sequence_length: int) -> int:
-    """The smallest batch whose math costs at least as much as the fixed cost of a step:
-    below that, a step is mostly waiting and doubling the batch is nearly free."""
-    fixed = (speed.step_overhead_s
-             + config.num_layers * sequence_length * speed.timestep_overhead_s)
-    for batch_size in BATCH_SIZES:
-        math_seconds = (speed.step_seconds(config, batch_size, sequence_length) - fixed)
-        if math_seconds >= fixed:
-            return batch_size
-    return BATCH_SIZES[-1]
+    """The batch after which doubling no longer trains BATCH_GAIN times as many characters
+    per second. The fixed costs of a step (launching it, walking the window one character at
+    a time, reading the weights at each character) do not grow with the batch, so while they
+    dominate, a larger batch reads more text in nearly the same time."""
+    batch_size = BATCH_SIZES[0]
+    largest = CPU_MAX_BATCH if speed.device == "cpu" else BATCH_SIZES[-1]
+    for larger in BATCH_SIZES[1:]:
+        if larger > largest or (speed.chars_per_second(config, larger, sequence_length)
+                < BATCH_GAIN * speed.chars_per_second(config, batch_size, sequence_length)):
+            break
+        batch_size = larger
+    return batch_size
+
+
+def _batch_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
+                  sequence_length: int) -> str:
+    rate = speed.chars_per_second(config, batch_size, sequence_length)
+    doubled = speed.chars_per_second(config, 2 * batch_size, sequence_length)
+    text = f"Batch size {batch_size}: ~{_count(rate)} chars/s"
+    if speed.device == "cpu" and batch_size == CPU_MAX_BATCH and doubled >= BATCH_GAIN * rate:
+        text += (f", the most windows a CPU step takes here (beyond {CPU_MAX_BATCH}, the "
+                 f"activations kept for the backward pass outgrow the caches)")
+    else:
+        text += (f", and twice the batch would read only {doubled / rate - 1:.0%} more "
+                 f"characters per second")
+    if batch_size == BATCH_SIZES[0]:
+        return text + ", so smaller batches and more, quicker weight updates win."
+    smallest = speed.chars_per_second(config, BATCH_SIZES[0], sequence_length)
+    return (text + f"; batch {BATCH_SIZES[0]} would read {rate / smallest:.1f}x fewer "
+            f"(the fixed costs of a step, not the batch, take most of its time here).")
 
 
 def _dropout_for(passes: float, parameters: int, train_chars: int) -> float:
-    """No dropout unless the model reads the text many times; then more for models that
-    are large next to the text (they can memorise it)."""
-    if passes < MANY_PASSES:
+    """No dropout unless the model reads the text many times and is not small next to it;
+    then more for models that are large next to the text (they can memorise it). Measured
+    at 60 s on tinyshakespeare, hidden 256 (0.4 parameters per training character) on
+    batch 32 reading the text ~6 times: dropout 0.1 ended 1.2 % worse (two pairs of runs)."""
+    if passes < MANY_PASSES or parameters < train_chars / 2:
         return 0.0
     if parameters < train_chars:
         return 0.1
@@ -706,12 +755,13 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
     bigger = larger[-1]  # the next size up
     if bigger["memory"] > memory_limit:
         return f"hidden size {bigger['config'].hidden_dim} would need more memory than is free."
-    if chosen["steps"] < MIN_STEPS:
+    if chosen["steps"] < min_steps(chosen["batch_size"]):
         return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
                 f"budget would help.")
-    if bigger["steps"] < MIN_STEPS:
+    if bigger["steps"] < min_steps(bigger["batch_size"]):
         return (f"hidden size {bigger['config'].hidden_dim} would get only "
-                f"~{bigger['steps']:,.0f} steps, too few to learn well (want {MIN_STEPS:,}+).")
+                f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
+                f"learn well (want {min_steps(bigger['batch_size']):,.0f}+).")
     return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
             f"the text can teach (~{_count(capacity_of(bigger))}).")
 
@@ -725,9 +775,13 @@ def _layers_reason(num_layers: int, passes: float) -> str:
 
 
 def _dropout_reason(dropout: float, passes: float, parameters: int, train_chars: int) -> str:
-    if dropout == 0:
+    if dropout == 0 and passes < MANY_PASSES:
         return (f"No dropout: the model reads the text only ~{_times(passes)} times, too few "
                 f"to memorise it, so dropout would only slow learning.")
+    if dropout == 0:
+        return (f"No dropout: with {_count(parameters)} parameters for {_count(train_chars)} "
+                f"training characters the model is too small to memorise the text in "
+                f"~{_times(passes)} readings, so dropout would only slow learning.")
     return (f"Dropout {dropout:g}: the model reads the text ~{_times(passes)} times with "
             f"{_count(parameters)} parameters for {_count(train_chars)} training characters, "
             f"so it could memorise the text; dropout makes it generalise.")

@@ -59,6 +59,35 @@ def count_parameters(vocab_size: int, embedding_dim: int, hidden_dim: int, num_l
     return embedding + lstm + head
 
 
+class Dropout(nn.Module):
+    """nn.Dropout with a cheaper mask on the CPU.
+
+    torch draws one random number per element for its mask, which on a 2-core CPU cost a
+    fifth of a whole training step (hidden 256, batch 32 x 64: ~3.5 ms of ~18). Here each
+    64-bit draw gives four 16-bit uniform numbers, one per element, ~8x fewer draws (0.4 ms).
+    The rate is rounded to 1/65,536 and the kept values are scaled by 1 / (1 - that rate),
+    so the expected output equals the input. Elsewhere (CUDA, MPS) this is F.dropout."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, True)
+        dropped = round(self.p * 65536)  # of every 65,536 values
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, None)
+        uniform = words.view(torch.int16)[:n].view(x.shape)  # -32,768 ... 32,767
+        keep = (uniform >= dropped - 32768).to(x.dtype)
+        return (x * keep) * (65536 / (65536 - dropped))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
 class MicroLM(nn.Module):
     """A character-level LSTM language model.
 
@@ -81,7 +110,7 @@ class MicroLM(nn.Module):
         self.lstm = nn.LSTM(config.embedding_dim, config.hidden_dim, config.num_layers,
                             batch_first=True,
                             dropout=config.dropout if config.num_layers > 1 else 0.0)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_dim, config.vocab_size)
         self._init_forget_gate_bias()
 

@@ -240,6 +240,10 @@ def sweep_settings(budget: float) -> list[Setting]:
             s("h768 b8 t64 lr3e-3", 128, 768, 1, 8, 64, 3e-3),
             s("h768 b8 t128 lr3e-3 dropout 0.3", 128, 768, 1, 8, 128, 3e-3, 0.3),
             s("h384 x2 b8 t128 lr3e-3 dropout 0.2", 128, 384, 2, 8, 128, 3e-3, 0.2),
+            s("h768 b32 t64 lr5e-3 dropout 0.2", 128, 768, 1, 32, 64, 5e-3, 0.2),
+            s("h768 b32 t64 lr3e-3 dropout 0.2", 128, 768, 1, 32, 64, 3e-3, 0.2),
+            s("h512 b32 t64 lr6e-3 dropout 0.2", 128, 512, 1, 32, 64, 6e-3, 0.2),
+            s("h512 b32 t64 lr1e-2 dropout 0.3", 128, 512, 1, 32, 64, 1e-2, 0.3),
         ]
         return [Setting("recommended")] + settings
     settings = [
@@ -255,6 +259,12 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h128 b8 t128 lr3e-3", 64, 128, 1, 8, 128, 3e-3),
         s("h384 b8 t64 lr3e-3", 128, 384, 1, 8, 64, 3e-3),
         s("h256 b8 t64 lr3e-3", 128, 256, 1, 8, 64, 3e-3),
+        s("h256 b8 t64 lr6e-3 (the batch-8 recommendation)", 128, 256, 1, 8, 64, 6e-3),
+        s("h256 b16 t64 lr1e-2", 128, 256, 1, 16, 64, 1e-2),
+        s("h256 b32 t64 lr1e-2", 128, 256, 1, 32, 64, 1e-2),
+        s("h256 b32 t64 lr6e-3", 128, 256, 1, 32, 64, 6e-3),
+        s("h384 b32 t64 lr1e-2", 128, 384, 1, 32, 64, 1e-2),
+        s("h256 b64 t64 lr1e-2", 128, 256, 1, 64, 64, 1e-2),
     ]
     return [Setting("recommended")] + settings
 

@@ -7,14 +7,22 @@ import torch
 
 from microlm import MicroLM, ModelConfig, TrainingConfig
 from microlm.hardware import (
+    BATCH_GAIN,
+    BATCH_SIZES,
+    CPU_MAX_BATCH,
+    HIDDEN_SIZES,
+    MIN_STEPS,
     PRESETS,
     Estimate,
     HardwareInfo,
     MachineSpeed,
     Recommendation,
     calibrate,
+    _batch_for,
     estimate,
+    learning_rate_for,
     matmul_parameters,
+    min_steps,
     preset_parameters,
     probe,
     recommend,
@@ -28,6 +36,11 @@ CPU_LIKE = MachineSpeed("cpu", step_overhead_s=0.002, flops_per_second=150e9,
 # A GPU-like machine: launching a step is slow, the math is nearly free.
 GPU_LIKE = MachineSpeed("cuda", step_overhead_s=0.004, flops_per_second=20e12,
                         timestep_overhead_s=5e-5)
+# Calibrated on this project's 2-core CPU (bf16, one thread): reading the weights at each
+# character (0.5 ns per weight) dominates small batches, so larger batches are cheap.
+MEMORY_BOUND_CPU = MachineSpeed("cpu", step_overhead_s=0.002, flops_per_second=446e9,
+                                timestep_overhead_s=0.0, threads=1, precision="bfloat16",
+                                weight_pass_s=5e-10)
 PLENTY_OF_MEMORY = 16 * 2**30
 SHAKESPEARE_CHARS = 1_115_394
 
@@ -183,22 +196,83 @@ def test_short_budget_on_a_cpu_prefers_one_wide_layer_without_dropout():
     assert result.estimate.parameters == model.num_parameters()
 
 
-def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not():
-    result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+@pytest.mark.parametrize("speed", [CPU_LIKE, MEMORY_BOUND_CPU], ids=["math-bound", "memory-bound"])
+def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not(speed):
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, speed, PLENTY_OF_MEMORY)
     training = result.training_config
 
-    def steps(hidden_dim: int, length: int) -> float:
+    def enough_steps(hidden_dim: int, length: int) -> bool:
         config = ModelConfig(65, min(128, hidden_dim // 2), hidden_dim, 1, 0.0)
-        return 0.9 * 60 * CPU_LIKE.chars_per_second(config, 8, length) / (8 * length)
-
-    from microlm.hardware import HIDDEN_SIZES, MIN_STEPS
+        batch = _batch_for(speed, config, length)
+        steps = 0.9 * 60 * speed.chars_per_second(config, batch, length) / (batch * length)
+        return steps >= min_steps(batch)
 
     hidden = result.model_config.hidden_dim
-    assert steps(hidden, training.sequence_length) >= MIN_STEPS
+    assert enough_steps(hidden, training.sequence_length)
     if training.sequence_length == 64:  # the long windows were tried first
-        assert steps(hidden, 128) < MIN_STEPS
+        assert not enough_steps(hidden, 128)
     next_up = HIDDEN_SIZES[HIDDEN_SIZES.index(hidden) - 1]
-    assert steps(next_up, 128) < MIN_STEPS and steps(next_up, 64) < MIN_STEPS
+    assert not enough_steps(next_up, 128) and not enough_steps(next_up, 64)
+
+
+def test_a_cpu_that_streams_its_weights_trains_on_batches_of_32_at_a_higher_rate():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
+    training = result.training_config
+    assert training.batch_size == 32
+    assert training.learning_rate == pytest.approx(1e-2)
+    assert result.model_config.hidden_dim >= 256
+    text = " ".join(result.reasons)
+    assert "Batch size 32:" in text and "batch 8 would read" in text
+    assert "outgrow the caches" in text  # 64 would be faster on the cost model's line
+
+
+def test_batch_doubles_only_while_it_reads_30_percent_more_characters_per_second():
+    for speed in (CPU_LIKE, MEMORY_BOUND_CPU, GPU_LIKE):
+        for hidden in (128, 256, 512, 1024):
+            config = ModelConfig(65, 128, hidden, 1, 0.0)
+            batch = _batch_for(speed, config, 64)
+
+            def rate(b: int) -> float:
+                return speed.chars_per_second(config, b, 64)
+
+            if batch > BATCH_SIZES[0]:
+                assert rate(batch) >= BATCH_GAIN * rate(batch // 2)
+            if batch < (CPU_MAX_BATCH if speed.device == "cpu" else BATCH_SIZES[-1]):
+                assert rate(2 * batch) < BATCH_GAIN * rate(batch)
+
+
+def test_a_cpu_batch_stays_within_32_windows_however_cheap_the_model_says_it_is():
+    # the cost model's straight line: every doubling nearly doubles the characters per second
+    streaming = MachineSpeed("cpu", step_overhead_s=0.05, flops_per_second=1e13,
+                             weight_pass_s=1e-9)
+    config = ModelConfig(65, 128, 512, 1, 0.0)
+    assert _batch_for(streaming, config, 64) == CPU_MAX_BATCH == 32
+    gpu = MachineSpeed("cuda", step_overhead_s=0.05, flops_per_second=1e13, weight_pass_s=1e-9)
+    assert _batch_for(gpu, config, 64) > 32
+
+
+def test_a_model_small_next_to_the_text_gets_no_dropout_however_often_it_reads_it():
+    from microlm.hardware import _dropout_for
+
+    assert _dropout_for(6.0, 400_000, 1_000_000) == 0.0  # 0.4 parameters per character
+    assert _dropout_for(6.0, 700_000, 1_000_000) == 0.1
+    assert _dropout_for(6.0, 2_000_000, 1_000_000) == 0.2
+    assert _dropout_for(6.0, 5_000_000, 1_000_000) == 0.3
+    assert _dropout_for(3.0, 5_000_000, 1_000_000) == 0.0  # reads it too few times
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
+    assert result.model_config.hidden_dim == 256  # 420,289 parameters, 1.0 M characters
+    assert result.estimate.chars_per_second * 54 >= 4 * 0.9 * SHAKESPEARE_CHARS  # 4+ passes
+    assert result.model_config.dropout == 0.0
+    assert "too small to memorise" in " ".join(result.reasons)
+
+
+def test_larger_batches_need_fewer_steps_and_take_a_larger_learning_rate():
+    assert min_steps(8) == MIN_STEPS == 3_500
+    assert min_steps(32) == pytest.approx(1_750)
+    assert learning_rate_for(256, 8) == pytest.approx(6e-3)
+    assert learning_rate_for(256, 32) == pytest.approx(1e-2)  # 1.2e-2, capped
+    assert learning_rate_for(768, 8) == pytest.approx(3e-3)
+    assert learning_rate_for(768, 32) == pytest.approx(6e-3)
 
 
 def test_time_not_epochs_ends_the_run():

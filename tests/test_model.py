@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from microlm import MicroLM, ModelConfig
-from microlm.model import gradient_norms, layer_name
+from microlm.model import Dropout, gradient_norms, layer_name
 
 
 @pytest.fixture
@@ -104,3 +104,49 @@ def test_gradient_norms_per_layer(model):
     head = torch.cat([model.head.weight.grad.flatten(), model.head.bias.grad]).norm()
     assert norms["head"] == pytest.approx(float(head), rel=1e-5)
     assert layer_name("lstm.weight_hh_l1") == "lstm.1"
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_dropout_zeroes_its_share_and_keeps_the_expected_value(p):
+    torch.manual_seed(0)
+    dropout = Dropout(p)
+    x = torch.ones(400, 1001)  # an odd count: the mask does not need a multiple of 4
+    y = dropout(x)
+    assert (y == 0).float().mean().item() == pytest.approx(p, abs=0.003)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.005)
+    kept = y[y != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 65536 / (65536 - round(p * 65536))))
+
+
+def test_dropout_masks_are_independent_across_positions():
+    torch.manual_seed(0)
+    y = Dropout(0.5)(torch.ones(200_000))
+    dropped = (y == 0).float()
+    # neighbours (which share a 64-bit random draw) are no more alike than chance
+    agreement = (dropped[:-1] == dropped[1:]).float().mean().item()
+    assert agreement == pytest.approx(0.5, abs=0.01)
+    by_lane = dropped.view(-1, 4).mean(dim=0)
+    assert torch.allclose(by_lane, torch.full((4,), 0.5), atol=0.01)
+
+
+def test_dropout_gradient_follows_the_mask_and_evaluation_passes_through():
+    dropout = Dropout(0.2)
+    x = torch.randn(16, 64, 32, requires_grad=True)
+    y = dropout(x)
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y.detach() == 0)
+    assert 0.1 < (x.grad == 0).float().mean().item() < 0.3
+    dropout.eval()
+    assert dropout(x) is x
+    assert Dropout(0.0).train()(x) is x
+
+
+def test_dropout_is_reproducible_with_a_seed_and_keeps_bf16():
+    x = torch.ones(8, 64, 256, dtype=torch.bfloat16)
+    torch.manual_seed(3)
+    first = Dropout(0.1)(x)
+    torch.manual_seed(3)
+    second = Dropout(0.1)(x)
+    assert first.dtype == torch.bfloat16
+    assert torch.equal(first, second)
+    assert not torch.equal(first, Dropout(0.1)(x))
