@@ -8,12 +8,19 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from microlm import CharacterTokenizer, MicroLM, ModelTrainer, TrainingConfig
-from microlm.inspection import activations, next_char_distribution, top_neurons
+from microlm.inspection import (
+    ActivationTrace,
+    LayerActivations,
+    activations,
+    next_char_distribution,
+    top_neurons,
+)
 from microlm_app.session import Session
 from microlm_app.tabs.inspect_tab import (
     NO_MODEL_MESSAGE,
     InspectTab,
     activation_colour,
+    colour_centre,
     display_char,
 )
 from microlm_app.workers import running_threads
@@ -125,6 +132,12 @@ def _coloured_chars(tab) -> list[tuple[str, str]]:
     return out
 
 
+def _expected_colours(series: np.ndarray) -> list[str]:
+    centre = colour_centre(series)
+    scale = float(np.abs(series - centre).max())
+    return [activation_colour(float(v) - centre, scale).name() for v in series]
+
+
 def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab, trained):
     model, tokenizer, _ = trained
     text = "the fox\nate."
@@ -143,9 +156,8 @@ def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab
     tab.top_neurons_list.itemClicked.emit(items[3])
     assert tab.neuron_spin.value() == chosen
     series = activations(model, tokenizer, text).layers[0].cell[:, chosen]
-    scale = float(np.abs(series).max())
     colours = [colour for _, colour in _coloured_chars(tab)]
-    assert colours == [activation_colour(float(v), scale).name() for v in series]
+    assert colours == _expected_colours(series)
     assert len(set(colours)) > 1
 
     tab.layer_spin.setValue(1)  # the second layer: its own values and its own best neuron
@@ -153,9 +165,7 @@ def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab
     assert tab.neuron_spin.value() == best_in_layer_1
     assert tab.top_neurons_list.currentRow() == 0
     series = activations(model, tokenizer, text).layers[1].cell[:, best_in_layer_1]
-    scale = float(np.abs(series).max())
-    assert [c for _, c in _coloured_chars(tab)] == [
-        activation_colour(float(v), scale).name() for v in series]
+    assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)
 
 
 def test_activation_text_with_unknown_characters_is_pointed_out_not_a_crash(qtbot, tab):
@@ -165,6 +175,33 @@ def test_activation_text_with_unknown_characters_is_pointed_out_not_a_crash(qtbo
     assert not tab.activation_status.isHidden()
     assert "'Z', '€'" in tab.activation_status.text()
     assert len(_coloured_chars(tab)) == len("the  fox")
+
+
+def test_white_is_zero_unless_the_neuron_stays_far_from_it():
+    assert colour_centre(np.array([-1.0, 0.5, 1.0, -0.2])) == 0.0
+    assert colour_centre(np.array([0.9, 0.95, 0.7, 0.99])) == pytest.approx(0.885)  # a gate
+    assert colour_centre(np.array([20.0, 40.0, 30.0, 30.0])) == pytest.approx(30.0)
+    assert colour_centre(np.array([-4.0, -6.0])) == pytest.approx(-5.0)
+    assert colour_centre(np.array([])) == 0.0
+
+
+def test_a_neuron_far_from_zero_is_coloured_around_its_average(qtbot, tab):
+    # a memory cell that varies by +-10 around +30: all red if coloured by sign
+    qtbot.waitUntil(lambda: tab._trace is not None, timeout=WAIT_MS)  # the tab's own first
+    series = np.array([30.0, 40.0, 20.0, 30.0, 30.0], dtype=np.float32)  # average 30
+    zeros = np.zeros((5, 1), dtype=np.float32)
+    layer = LayerActivations(hidden=zeros, cell=series[:, None], input_gate=zeros,
+                             forget_gate=zeros, cell_candidate=zeros, output_gate=zeros)
+    tab._trace = ActivationTrace("ab cd", tuple("ab cd"), (layer,))
+    tab.layer_spin.setValue(0)
+    tab.neuron_spin.setValue(0)
+    tab._draw_activations()
+    colours = [QColor(c) for _, c in _coloured_chars(tab)]
+    assert colours[0] == QColor(255, 255, 255)  # at the average: white
+    assert colours[1].red() == 255 and colours[1].blue() < 255  # above: red
+    assert colours[2].blue() == 255 and colours[2].red() < 255  # below: blue
+    assert "average 30.00" in tab.activation_legend.text()
+    assert "20.00" in tab.activation_legend.text() and "40.00" in tab.activation_legend.text()
 
 
 def test_activation_colours_are_blue_negative_red_positive():
@@ -260,6 +297,4 @@ def test_showing_the_hidden_state_lists_its_own_top_neurons(qtbot, tab, trained)
     assert tab.top_neurons_list.currentRow() == -1  # a neuron outside the top list
     tab.neuron_spin.setValue(expected[0][0])
     series = activations(model, tokenizer, clean).layers[0].hidden[:, tab.neuron_spin.value()]
-    scale = float(np.abs(series).max())
-    assert [c for _, c in _coloured_chars(tab)] == [
-        activation_colour(float(v), scale).name() for v in series]
+    assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)

@@ -72,6 +72,17 @@ def activation_colour(value: float, scale: float) -> QColor:
     return QColor(255, fade, fade) if value >= 0 else QColor(fade, fade, 255)
 
 
+def colour_centre(series: np.ndarray) -> float:
+    """The value shown white: zero, unless the neuron stays far from zero over the text
+    (its average is further from zero than its typical swing), as gates (0 to 1) and
+    drifting memory cells do; then its average, so that the text shows where it rises
+    and falls instead of one colour throughout."""
+    if series.size == 0:
+        return 0.0
+    mean, spread = float(series.mean()), float(series.std())
+    return 0.0 if abs(mean) <= spread else mean
+
+
 # ---- work done in worker threads: plain functions of the model -------------------------
 
 def summarize_model(model: MicroLM) -> tuple[dict, dict]:
@@ -282,6 +293,8 @@ class InspectTab(QWidget):
             "QLabel { padding: 3px 10px; color: black; background: qlineargradient(x1:0, "
             f"y1:0, x2:1, y2:0, stop:0 {activation_colour(-1, 1).name()}, stop:0.5 #ffffff, "
             f"stop:1 {activation_colour(1, 1).name()}); }}")
+        self.activation_legend.setToolTip("What the colours mean: white is zero, the strongest "
+                                          "colour the largest value in this text.")
         controls.addWidget(self.activation_legend)
         column.addLayout(controls)
 
@@ -296,8 +309,9 @@ class InspectTab(QWidget):
         self.activation_view.setFont(font)
         self.activation_view.setToolTip(
             "Each character's background shows the chosen neuron's value right after the "
-            "model read it: red positive, blue negative, white near zero. Hover a character "
-            "for the number.")
+            "model read it: red positive, blue negative, white near zero (or, for a neuron "
+            "that stays far from zero, red above and blue below its average: see the "
+            "legend). Hover a character for the number.")
         views.addWidget(self.activation_view)
         neurons = QWidget()
         neuron_column = QVBoxLayout(neurons)
@@ -637,13 +651,23 @@ class InspectTab(QWidget):
         if values.shape[0] == 0 or neuron >= values.shape[1]:
             return
         series = values[:, neuron]
-        scale = float(np.abs(series).max())
-        self.activation_legend.setText(f"−{scale:.2f}  ←  blue · 0 · red  →  +{scale:.2f}")
+        centre = colour_centre(series)
+        scale = float(np.abs(series - centre).max())
+        if centre == 0.0:
+            self.activation_legend.setText(f"−{scale:.2f}  ←  blue · 0 · red  →  +{scale:.2f}")
+            self.activation_legend.setToolTip("White is zero; the strongest colour is the "
+                                              "largest value in this text.")
+        else:
+            self.activation_legend.setText(f"{centre - scale:.2f}  ←  blue · average "
+                                           f"{centre:.2f} · red  →  {centre + scale:.2f}")
+            self.activation_legend.setToolTip(
+                "This neuron stays far from zero over the text, so white is its average "
+                "here: red where it rises above it, blue where it falls below.")
         cursor = QTextCursor(self.activation_view.document())
         cursor.beginEditBlock()
         for char, value in zip(trace.chars, series, strict=True):
             char_format = QTextCharFormat()
-            char_format.setBackground(activation_colour(float(value), scale))
+            char_format.setBackground(activation_colour(float(value) - centre, scale))
             char_format.setToolTip(f"{display_char(char)}: {float(value):+.3f}")
             cursor.insertText(display_char(char) if char in WHITESPACE_SYMBOLS and char != " "
                               else char, char_format)
