@@ -37,24 +37,25 @@ class Shape:
     num_layers: int
     batch_size: int
     sequence_length: int
+    dropout: float = 0.0
 
 
 # From the smallest preset to the large one, and the shapes the recommendation picks.
 SHAPES = (
-    Shape("small preset", 64, 128, 2, 32, 100),
-    Shape("medium preset", 128, 256, 2, 32, 128),
+    Shape("small preset", 64, 128, 2, 32, 100, 0.2),
+    Shape("medium preset", 128, 256, 2, 32, 128, 0.2),
     Shape("h256 b8 t64", 128, 256, 1, 8, 64),
     Shape("h384 b8 t64", 128, 384, 1, 8, 64),
     Shape("h512 b8 t128", 128, 512, 1, 8, 128),
     Shape("h768 b8 t128", 128, 768, 1, 8, 128),
-    Shape("large preset", 256, 512, 3, 32, 128),
+    Shape("large preset", 256, 512, 3, 32, 128, 0.3),
     # not used to fit training_memory_bytes: a check of the fit
     Shape("h1024 b8 t64", 128, 1024, 1, 8, 64),
     Shape("h128 x3 b64 t128", 64, 128, 3, 64, 128),
     # the batches of 32 the recommendation picks on a CPU that streams its weights
     Shape("h256 b32 t64", 128, 256, 1, 32, 64),
     Shape("h384 b32 t64", 128, 384, 1, 32, 64),
-    Shape("h768 b32 t64", 128, 768, 1, 32, 64),
+    Shape("h768 b32 t64 dropout 0.2", 128, 768, 1, 32, 64, 0.2),
 )
 
 
@@ -117,7 +118,7 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
         torch.set_num_threads(speed.threads)
     tokenizer = CharacterTokenizer(text)
     model_config = ModelConfig(tokenizer.vocab_size(), shape.embedding_dim, shape.hidden_dim,
-                               shape.num_layers, 0.0)
+                               shape.num_layers, shape.dropout)
     training = TrainingConfig(batch_size=shape.batch_size,
                               sequence_length=shape.sequence_length, learning_rate=3e-3,
                               precision=speed.precision, grad_norm_interval=0)

@@ -170,15 +170,25 @@ class MachineSpeed:
     threads: int | None = None  # CPU threads the measurement found fastest (None: not chosen)
     precision: str = "float32"  # the precision the steps were timed in
     weight_pass_s: float = 0.0  # per parameter and time step, whatever the batch size
+    # Dropout, forward and backward, per value it masks: the model's own (before the output
+    # layer) and torch's inside a stacked LSTM (between layers), which draws one random
+    # number per value and can cost a fifth of a step on a CPU.
+    dropout_value_s: float = 0.0
+    lstm_dropout_value_s: float = 0.0
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
         parameters = matmul_parameters(model_config)
         flops = 6.0 * parameters * batch_size * sequence_length
-        return (self.step_overhead_s
-                + model_config.num_layers * sequence_length * self.timestep_overhead_s
-                + parameters * sequence_length * self.weight_pass_s
-                + flops / self.flops_per_second)
+        seconds = (self.step_overhead_s
+                   + model_config.num_layers * sequence_length * self.timestep_overhead_s
+                   + parameters * sequence_length * self.weight_pass_s
+                   + flops / self.flops_per_second)
+        if model_config.dropout > 0:
+            values = batch_size * sequence_length * model_config.hidden_dim
+            seconds += values * (self.dropout_value_s
+                                 + (model_config.num_layers - 1) * self.lstm_dropout_value_s)
+        return seconds
 
     def summary(self) -> str:
         """The fitted costs in words, e.g. for a probe's report."""
@@ -186,7 +196,11 @@ class MachineSpeed:
         if self.weight_pass_s > 0:
             text += (f"{self.weight_pass_s * 1e9:.2f} ms per million weights read at each "
                      f"character, ")
-        return text + f"{self.step_overhead_s * 1000:.1f} ms fixed cost per step"
+        text += f"{self.step_overhead_s * 1000:.1f} ms fixed cost per step"
+        if self.dropout_value_s > 0:
+            text += (f", dropout {self.dropout_value_s * 1e9:.1f} ns per value (torch's, "
+                     f"between LSTM layers: {self.lstm_dropout_value_s * 1e9:.1f} ns)")
+        return text
 
     def chars_per_second(self, model_config: ModelConfig, batch_size: int,
                          sequence_length: int) -> float:
@@ -279,6 +293,7 @@ def _measure_speed(seconds: float, device: torch.device,
             rows.append([1.0, float(sequence_length), float(parameters * sequence_length),
                          6.0 * parameters * batch_size * sequence_length])
             times.append(step)
+        dropout_value_s, lstm_dropout_value_s = _dropout_costs(device, precision)
     # Four shapes, four unknowns: (step overhead, per-character overhead, seconds per weight
     # and time step, seconds per FLOP).
     overhead, per_timestep, weight_pass, seconds_per_flop = _solve(rows, times)
@@ -293,7 +308,29 @@ def _measure_speed(seconds: float, device: torch.device,
     overhead = max(0.0, overhead)
     per_timestep = max(0.0, per_timestep)
     return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
-                        precision, weight_pass)
+                        precision, weight_pass, dropout_value_s, lstm_dropout_value_s)
+
+
+def _dropout_costs(device: torch.device, precision: str) -> tuple[float, float]:
+    """Seconds per value of the model's dropout and of torch's (which a stacked LSTM uses
+    between its layers), forward and backward, on activations of a batch-32 step."""
+    from .model import Dropout
+
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    rng_state = torch.get_rng_state()  # the masks must not move a seeded run's randomness
+    values = torch.ones(32, 64, 256, device=device, dtype=dtype, requires_grad=True)
+    gradient = torch.ones_like(values)
+    costs = []
+    for dropout in (Dropout(0.2), torch.nn.Dropout(0.2)):
+        def step(dropout=dropout) -> None:
+            dropout(values).backward(gradient)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        step()
+        costs.append(statistics.median(_timed(step) for _ in range(3)) / values.numel())
+    torch.set_rng_state(rng_state)
+    return costs[0], costs[1]
 
 
 def _faster_thread_count(step: Callable[[], None]) -> int:

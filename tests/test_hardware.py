@@ -120,6 +120,18 @@ def test_chars_per_second_follows_the_cost_model():
     assert speed.chars_per_second(config, 2, 5) == pytest.approx(10 / step)
 
 
+def test_dropout_costs_per_masked_value_and_torch_s_between_layers():
+    speed = MachineSpeed("cpu", step_overhead_s=0.01, flops_per_second=1e9,
+                         dropout_value_s=2e-9, lstm_dropout_value_s=8e-9)
+    plain = speed.step_seconds(ModelConfig(10, 4, 8, 3, 0.0), 2, 5)
+    dropped = speed.step_seconds(ModelConfig(10, 4, 8, 3, 0.2), 2, 5)
+    # 2 x 5 x 8 = 80 values: the model's own dropout once, torch's between the 3 layers twice
+    assert dropped - plain == pytest.approx(80 * (2e-9 + 2 * 8e-9))
+    one_layer = speed.step_seconds(ModelConfig(10, 4, 8, 1, 0.2), 2, 5)
+    assert one_layer - speed.step_seconds(ModelConfig(10, 4, 8, 1, 0.0), 2, 5) == \
+        pytest.approx(80 * 2e-9)
+
+
 def test_per_character_overhead_is_paid_per_layer():
     config = ModelConfig(10, 4, 8, 1, 0.0)
     with_overhead = MachineSpeed("cpu", 0.0, 1e9, timestep_overhead_s=1e-3)
@@ -382,6 +394,7 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
     assert speed.flops_per_second > 0
     assert speed.step_overhead_s >= 0 and speed.timestep_overhead_s >= 0
     assert speed.weight_pass_s >= 0
+    assert speed.dropout_value_s > 0 and speed.lstm_dropout_value_s > 0
     assert speed.chars_per_second(ModelConfig(65, 16, 32, 1, 0.0), 8, 64) > 0
     assert calibrate(seconds=0.2, device="cpu") is speed
 
@@ -401,3 +414,7 @@ def test_the_speed_summary_names_each_fitted_cost():
     assert speed.summary() == ("705.0 GFLOP/s of LSTM math, 0.25 ms per million weights read "
                                "at each character, 1.7 ms fixed cost per step")
     assert "weights" not in MachineSpeed("cuda", 0.004, 2e13).summary()
+    with_dropout = MachineSpeed("cpu", 0.0017, 7.05e11, 1e-5, 2, "bfloat16", 2.5e-10,
+                                dropout_value_s=1.5e-9, lstm_dropout_value_s=1.1e-8)
+    assert with_dropout.summary().endswith(
+        "dropout 1.5 ns per value (torch's, between LSTM layers: 11.0 ns)")
