@@ -156,8 +156,10 @@ class MachineSpeed:
     seconds = step_overhead_s + num_layers * sequence_length * timestep_overhead_s
               + matmul_parameters * sequence_length * weight_pass_s
               + 6 * matmul_parameters * batch_size * sequence_length / flops_per_second
-    (6 FLOPs per parameter per character: 2 forward, 4 backward). Each LSTM layer walks
-    the window one character at a time, so the per-character cost is paid per layer, and
+    (6 FLOPs per parameter per character: 2 forward, 4 backward), plus, for a model with
+    dropout, a cost per masked value (dropout_value_s, lstm_dropout_value_s). Each LSTM
+    layer walks the window one character at a time, so the per-character cost is paid per
+    layer, and
     at each character the weights are read again whatever the batch size: on a CPU whose
     caches cannot hold them, that reading (weight_pass_s per parameter and time step), not
     the arithmetic, is most of a small batch's cost, which makes larger batches cheap per
@@ -557,9 +559,6 @@ CPU_MAX_BATCH = 32
 # 0.5-2.6 % above hidden 256 with 4,700-5,100, and runs with 1,300-2,050 steps 2-5 % above
 # the best; the calibration's estimate of a model's steps varies by ~10 % between runs.
 MIN_STEPS = 3_500
-# Larger batches need fewer steps: min_steps(batch) = MIN_STEPS * sqrt(8 / batch) (1,750 at
-# batch 32). Measured at 60 s: hidden 384 on batch 32, 1,860 steps, 1.537, as good as
-# hidden 256 with 3,104 (1.538).
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
 MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
@@ -569,7 +568,9 @@ MIN_EVALUATIONS = 10  # enough validation points to draw a curve
 
 
 def min_steps(batch_size: int) -> float:
-    """The fewest optimizer steps that train a model well at this batch size."""
+    """The fewest optimizer steps that train a model well at this batch size: larger
+    batches need fewer, MIN_STEPS * sqrt(8 / batch) (1,750 at batch 32). Measured at 60 s:
+    hidden 384 on batch 32, 1,860 steps, 1.537, as good as hidden 256 with 3,104 (1.538)."""
     return MIN_STEPS * math.sqrt(BATCH_SIZES[0] / max(batch_size, 1))
 
 
@@ -639,7 +640,8 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
                                                 corpus_chars)}
 
     def acceptable(candidate: dict) -> bool:
-        return (candidate["steps"] >= min_steps(candidate["batch_size"]) and candidate["memory"] <= memory_limit
+        return (candidate["steps"] >= min_steps(candidate["batch_size"])
+                and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
 
     candidates = [plan(h, 1, t) for h in HIDDEN_SIZES for t in lengths]

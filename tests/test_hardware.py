@@ -17,8 +17,8 @@ from microlm.hardware import (
     HardwareInfo,
     MachineSpeed,
     Recommendation,
-    calibrate,
     _batch_for,
+    calibrate,
     estimate,
     learning_rate_for,
     matmul_parameters,
@@ -244,7 +244,7 @@ def test_batch_doubles_only_while_it_reads_30_percent_more_characters_per_second
             config = ModelConfig(65, 128, hidden, 1, 0.0)
             batch = _batch_for(speed, config, 64)
 
-            def rate(b: int) -> float:
+            def rate(b: int, speed=speed, config=config) -> float:
                 return speed.chars_per_second(config, b, 64)
 
             if batch > BATCH_SIZES[0]:

@@ -72,6 +72,11 @@ def activation_colour(value: float, scale: float) -> QColor:
     return QColor(255, fade, fade) if value >= 0 else QColor(fade, fade, 255)
 
 
+ZERO_CENTRED_TIP = "White is zero; the strongest colour is the largest value in this text."
+AVERAGE_CENTRED_TIP = ("This neuron stays far from zero over the text, so white is its average "
+                       "here: red where it rises above it, blue where it falls below.")
+
+
 def colour_centre(series: np.ndarray) -> float:
     """The value shown white: zero, unless the neuron stays far from zero over the text
     (its average is further from zero than its typical swing), as gates (0 to 1) and
@@ -293,8 +298,7 @@ class InspectTab(QWidget):
             "QLabel { padding: 3px 10px; color: black; background: qlineargradient(x1:0, "
             f"y1:0, x2:1, y2:0, stop:0 {activation_colour(-1, 1).name()}, stop:0.5 #ffffff, "
             f"stop:1 {activation_colour(1, 1).name()}); }}")
-        self.activation_legend.setToolTip("What the colours mean: white is zero, the strongest "
-                                          "colour the largest value in this text.")
+        self.activation_legend.setToolTip(ZERO_CENTRED_TIP)
         controls.addWidget(self.activation_legend)
         column.addLayout(controls)
 
@@ -655,14 +659,11 @@ class InspectTab(QWidget):
         scale = float(np.abs(series - centre).max())
         if centre == 0.0:
             self.activation_legend.setText(f"−{scale:.2f}  ←  blue · 0 · red  →  +{scale:.2f}")
-            self.activation_legend.setToolTip("White is zero; the strongest colour is the "
-                                              "largest value in this text.")
+            self.activation_legend.setToolTip(ZERO_CENTRED_TIP)
         else:
             self.activation_legend.setText(f"{centre - scale:.2f}  ←  blue · average "
                                            f"{centre:.2f} · red  →  {centre + scale:.2f}")
-            self.activation_legend.setToolTip(
-                "This neuron stays far from zero over the text, so white is its average "
-                "here: red where it rises above it, blue where it falls below.")
+            self.activation_legend.setToolTip(AVERAGE_CENTRED_TIP)
         cursor = QTextCursor(self.activation_view.document())
         cursor.beginEditBlock()
         for char, value in zip(trace.chars, series, strict=True):
