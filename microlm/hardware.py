@@ -627,9 +627,15 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         return capacity * (2 if candidate["passes"] >= MANY_PASSES else 1)
 
     def plan(hidden_dim: int, num_layers: int, sequence_length: int) -> dict:
+        """One candidate as it would train: its batch, then its dropout (which depends on
+        how often it reads the text), then its speed, steps and memory with that dropout."""
         embedding_dim = min(128, max(16, hidden_dim // 2))
-        config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
-        batch_size = _batch_for(speed, config, sequence_length)
+        plain = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
+        batch_size = _batch_for(speed, plain, sequence_length)
+        passes = (speed.chars_per_second(plain, batch_size, sequence_length)
+                  * training_seconds / train_chars)
+        dropout = _dropout_for(passes, plain.num_parameters(), train_chars)
+        config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, dropout)
         chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
         chars_seen = chars_per_second * training_seconds
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
@@ -650,15 +656,9 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     # sweep); reading the text many times is met with dropout instead.
     config, batch_size = chosen["config"], chosen["batch_size"]
     sequence_length = chosen["sequence_length"]
-    parameters = config.num_parameters()
-    dropout = _dropout_for(chosen["passes"], parameters, train_chars)
-    config = ModelConfig(vocab_size, config.embedding_dim, config.hidden_dim,
-                         config.num_layers, dropout)
+    parameters, dropout = config.num_parameters(), config.dropout
     learning_rate = learning_rate_for(config.hidden_dim, batch_size)
-    # The speed of the model as trained (with its dropout, if any), which the reasons and
-    # Configure's cost panel both quote.
-    chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
-    steps = chars_per_second * training_seconds / (batch_size * sequence_length)
+    chars_per_second, steps = chosen["chars_per_second"], chosen["steps"]
     training = budget_plan(config, TrainingConfig(
         learning_rate=learning_rate, batch_size=batch_size, sequence_length=sequence_length,
         grad_clip=1.0, val_fraction=val_fraction, precision=speed.precision),
