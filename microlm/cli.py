@@ -40,7 +40,7 @@ TYPICAL_VOCAB = 96  # distinct characters of a typical English text: sizes the p
 DEFAULT_PRESET = "small"  # used when neither --preset nor --time-budget is given
 INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C
 
-MODEL_FLAGS = ("embedding_dim", "hidden_dim", "num_layers", "dropout")
+MODEL_FLAGS = ("embedding_dim", "hidden_dim", "num_layers", "dropout", "output_hidden_dim")
 TRAINING_FLAGS = ("sequence_length", "batch_size", "learning_rate", "epochs", "val_fraction",
                   "eval_interval", "patience", "batching", "precision")
 # What a resumed run may still change: how long it goes on and how it is watched.
@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=dropout_float,
                        help="fraction of activations zeroed during training against "
                             "memorising (0 = off)")
+    model.add_argument("--output-hidden-dim", type=_number(int, lambda v: v >= 0,
+                                                           "a whole number >= 0"),
+                       metavar="N",
+                       help="units in a hidden layer (GELU) between the LSTM and the "
+                            "character scores; 0 = one linear output layer")
     run = train.add_argument_group("training (override the preset or recommendation)")
     run.add_argument("--sequence-length", type=positive_int,
                      help="characters per training window: how far back the model learns to look")
@@ -561,8 +566,10 @@ def _finishing_reserve(trainer: ModelTrainer, budget: float, device: str) -> flo
 def _describe(trainer: ModelTrainer, corpus_chars: int) -> str:
     m, t = trainer.model.config, trainer.config
     parameters = sum(p.numel() for p in trainer.model.parameters())
+    output = f", output layer {m.output_hidden_dim} units" if m.output_hidden_dim else ""
     return (f"Model: {parameters:,} parameters (embedding {m.embedding_dim}, hidden "
-            f"{m.hidden_dim} x {m.num_layers} layer(s), dropout {m.dropout:g}), vocabulary "
+            f"{m.hidden_dim} x {m.num_layers} layer(s){output}, dropout {m.dropout:g}), "
+            f"vocabulary "
             f"{m.vocab_size}. Training on {corpus_chars:,} characters with batches of "
             f"{t.batch_size} x {t.sequence_length}, learning rate {t.learning_rate:g}, "
             f"on {trainer.device}.")

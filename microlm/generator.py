@@ -36,8 +36,8 @@ class TextGenerator:
                              f"together.")
         self.model = model
         self.tokenizer = tokenizer
-        self.device = torch.device(device) if device else model.head.weight.device
-        if self.device != model.head.weight.device:
+        self.device = torch.device(device) if device else model.device
+        if self.device != model.device:
             model.to(self.device)
         self.bf16 = bf16  # bf16 autocast on CUDA GPUs that support it; no effect elsewhere
 

@@ -10,7 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import psutil
@@ -145,8 +145,11 @@ def _cpu_model() -> str:
 # ---- how fast this machine trains ----
 
 def matmul_parameters(model_config: ModelConfig) -> int:
-    """Parameters used in matrix multiplications (LSTM + output layer): the embedding is a
-    table lookup and costs next to nothing."""
+    """Parameters whose arithmetic the cost model prices at its FLOP rate: the LSTM and a
+    linear output layer. The embedding is a table lookup and costs next to nothing; an
+    output layer with hidden units is priced per unit instead (output_value_s)."""
+    if model_config.output_hidden_dim:
+        return model_config.lstm_parameters()
     return model_config.num_parameters() - model_config.vocab_size * model_config.embedding_dim
 
 
@@ -154,16 +157,23 @@ def matmul_parameters(model_config: ModelConfig) -> int:
 class MachineSpeed:
     """A fitted cost model of one training step:
     seconds = step_overhead_s + num_layers * sequence_length * timestep_overhead_s
-              + matmul_parameters * sequence_length * weight_pass_s
+              + lstm_parameters * sequence_length * weight_pass_s
               + 6 * matmul_parameters * batch_size * sequence_length / flops_per_second
+              + batch_size * sequence_length * num_layers * hidden_dim * state_value_s
+              + batch_size * sequence_length * output_hidden_dim * output_value_s
     (6 FLOPs per parameter per character: 2 forward, 4 backward), plus, for a model with
-    dropout, a cost per masked value (dropout_value_s, lstm_dropout_value_s). Each LSTM
-    layer walks the window one character at a time, so the per-character cost is paid per
-    layer, and
-    at each character the weights are read again whatever the batch size: on a CPU whose
-    caches cannot hold them, that reading (weight_pass_s per parameter and time step), not
-    the arithmetic, is most of a small batch's cost, which makes larger batches cheap per
-    character."""
+    dropout, a cost per masked value (dropout_value_s, lstm_dropout_value_s).
+    Each LSTM layer walks the window one character at a time, so the per-character cost is
+    paid per layer, and at each character the LSTM's weights are read again whatever the
+    batch size: on a CPU whose caches cannot hold them, that reading (weight_pass_s per
+    parameter and time step), not the arithmetic, is most of a small batch's cost, which
+    makes larger batches cheap per character. The output layer is not read per character:
+    it scores every position of the batch in one product.
+    The state-value term is the work per hidden unit and character (the gates' sigmoids and
+    tanhs, storing them for the backward pass and reading them back): it grows with the
+    width, not its square as the matrix products do, so it is most of the cost of a narrow
+    layer on a large batch. An output layer with hidden units costs output_value_s per
+    position and unit (its two products, run at a large matrix's speed, and its GELU)."""
 
     device: str
     step_overhead_s: float  # fixed cost per training step (Python, optimizer, kernel launches)
@@ -177,6 +187,8 @@ class MachineSpeed:
     # number per value and can cost a fifth of a step on a CPU.
     dropout_value_s: float = 0.0
     lstm_dropout_value_s: float = 0.0
+    state_value_s: float = 0.0  # per character, layer and hidden unit (gate arithmetic)
+    output_value_s: float = 0.0  # per character and hidden unit of the output layer
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
@@ -184,10 +196,13 @@ class MachineSpeed:
         flops = 6.0 * parameters * batch_size * sequence_length
         seconds = (self.step_overhead_s
                    + model_config.num_layers * sequence_length * self.timestep_overhead_s
-                   + parameters * sequence_length * self.weight_pass_s
+                   + model_config.lstm_parameters() * sequence_length * self.weight_pass_s
                    + flops / self.flops_per_second)
+        values = batch_size * sequence_length * model_config.hidden_dim
+        seconds += values * model_config.num_layers * self.state_value_s
+        seconds += (batch_size * sequence_length * model_config.output_hidden_dim
+                    * self.output_value_s)
         if model_config.dropout > 0:
-            values = batch_size * sequence_length * model_config.hidden_dim
             seconds += values * (self.dropout_value_s
                                  + (model_config.num_layers - 1) * self.lstm_dropout_value_s)
         return seconds
@@ -197,6 +212,12 @@ class MachineSpeed:
         text = f"{self.flops_per_second / 1e9:,.1f} GFLOP/s of LSTM math, "
         if self.weight_pass_s > 0:
             text += (f"{self.weight_pass_s * 1e9:.2f} ms per million weights read at each "
+                     f"character, ")
+        if self.state_value_s > 0:
+            text += (f"{self.state_value_s * 1e9:.1f} ns per state value (a character's "
+                     f"hidden unit in one layer), ")
+        if self.output_value_s > 0:
+            text += (f"{self.output_value_s * 1e9:.1f} ns per output-layer unit and "
                      f"character, ")
         text += f"{self.step_overhead_s * 1000:.1f} ms fixed cost per step"
         if self.dropout_value_s > 0:
@@ -218,9 +239,12 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
               precision: str | None = None) -> MachineSpeed:
     """Measure this machine's training speed by timing real training steps.
 
-    Three shapes are timed (forward + backward + clipping + AdamW step, like
+    Seven shapes are timed (forward + backward + clipping + AdamW step, like
     ModelTrainer._train_step): a small model on short and on long windows, which separates
-    the per-step from the per-character cost, and a larger model, which gives the FLOP rate.
+    the per-step from the per-character cost; a wide model on a small and a larger batch,
+    which separates reading its weights at each character from the arithmetic; a narrow
+    model on a large batch, which gives the cost per state value; and one model with and
+    without hidden units in its output layer (MachineSpeed's terms).
     On a CPU with several threads the large shape is first timed with one thread and with
     all of them, and the faster count is used (and reported in `threads`): on a busy
     machine, threads waiting on each other at every character can make a step many times
@@ -280,6 +304,12 @@ def _measure_speed(seconds: float, device: torch.device,
         (ModelConfig(96, 128, 512, 1, 0.0), wide_batch, 64),
         # the same model on 4x the batch separates reading the weights from the arithmetic
         (ModelConfig(96, 128, 512, 1, 0.0), 4 * wide_batch, 32),
+        # a narrow layer on a large batch: most of its time is the work per state value (the
+        # first model again: 6 x its 31,000 weights is little arithmetic next to 64 values)
+        (ModelConfig(96, 32, 64, 1, 0.0), 16 * wide_batch, 32),
+        # an output layer with hidden units: what it adds to a step of the recommended shape
+        (ModelConfig(96, 128, 256, 1, 0.0), 4 * wide_batch, 32),
+        (ModelConfig(96, 128, 256, 1, 0.0, OUTPUT_HIDDEN_DIM), 4 * wide_batch, 32),
     ]
     threads = None
     share = seconds / len(shapes)
@@ -292,13 +322,34 @@ def _measure_speed(seconds: float, device: torch.device,
             step = _median_step_seconds(config, batch_size, sequence_length, device, share,
                                         precision)
             parameters = matmul_parameters(config)
-            rows.append([1.0, float(sequence_length), float(parameters * sequence_length),
-                         6.0 * parameters * batch_size * sequence_length])
+            rows.append([1.0, float(sequence_length),
+                         float(config.lstm_parameters() * sequence_length),
+                         6.0 * parameters * batch_size * sequence_length,
+                         float(batch_size * sequence_length * config.hidden_dim)])
             times.append(step)
         dropout_value_s, lstm_dropout_value_s = _dropout_costs(device, precision)
-    # Four shapes, four unknowns: (step overhead, per-character overhead, seconds per weight
-    # and time step, seconds per FLOP).
-    overhead, per_timestep, weight_pass, seconds_per_flop = _solve(rows, times)
+    overhead, per_timestep, weight_pass, seconds_per_flop, per_value = _fit_costs(rows[:5],
+                                                                                  times[:5])
+    # The last two shapes differ only in the output layer: its cost per position and unit.
+    (_, batch_size, sequence_length), with_output = shapes[5], shapes[6][0]
+    per_output = max(0.0, (times[6] - times[5]) / (batch_size * sequence_length
+                                                    * with_output.output_hidden_dim))
+    return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
+                        precision, weight_pass, dropout_value_s, lstm_dropout_value_s,
+                        per_value, per_output)
+
+
+def _fit_costs(rows: list[list[float]], times: list[float]) -> list[float]:
+    """(step overhead, per-character overhead, seconds per weight and time step, seconds
+    per FLOP, seconds per state value) from the five timed shapes: five equations, five
+    unknowns. Where noise makes a cost come out negative, that term is dropped and the
+    shapes before it are solved without it."""
+    overhead, per_timestep, weight_pass, seconds_per_flop, per_value = _solve(rows, times)
+    if seconds_per_flop <= 0 or weight_pass < 0 or per_value < 0:
+        # The narrow shape did not tell the state values apart: the four-term model.
+        per_value = 0.0
+        four = [row[:4] for row in rows[:4]]
+        overhead, per_timestep, weight_pass, seconds_per_flop = _solve(four, times[:4])
     if seconds_per_flop <= 0 or weight_pass < 0:
         # Noise swamped the difference between the batches: the three-term model, with
         # every per-weight cost charged to the arithmetic.
@@ -307,10 +358,8 @@ def _measure_speed(seconds: float, device: torch.device,
         overhead, per_timestep, seconds_per_flop = _solve(three, times[:3])
         if seconds_per_flop <= 0:
             seconds_per_flop = times[2] / rows[2][3]
-    overhead = max(0.0, overhead)
-    per_timestep = max(0.0, per_timestep)
-    return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
-                        precision, weight_pass, dropout_value_s, lstm_dropout_value_s)
+    return [max(0.0, overhead), max(0.0, per_timestep), weight_pass, seconds_per_flop,
+            per_value]
 
 
 def _dropout_costs(device: torch.device, precision: str) -> tuple[float, float]:
@@ -439,10 +488,11 @@ class Preset:
     sequence_length: int
     batch_size: int
     learning_rate: float
+    output_hidden_dim: int = 0
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size, self.embedding_dim, self.hidden_dim, self.num_layers,
-                           self.dropout)
+                           self.dropout, self.output_hidden_dim)
 
     def training_config(self, **overrides) -> TrainingConfig:
         from .trainer import TrainingConfig
@@ -491,6 +541,8 @@ BYTES_PER_PARAMETER = 36  # weights, gradients, 2 AdamW moments, the best weight
 #                           bf16 and oneDNN copies of the weights: ~9 float32-sized copies
 BYTES_PER_STATE_VALUE = 22  # per character, layer and hidden unit: gates and states kept
 #                             for backward, and their gradients
+BYTES_PER_OUTPUT_VALUE = 10  # per character and unit of the output layer's hidden layer:
+#                              its input and GELU output kept for backward, their gradients
 
 
 def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_length: int,
@@ -503,7 +555,8 @@ def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_l
     parameters = model_config.num_parameters()
     per_char = (4 * (model_config.embedding_dim + 3 * model_config.vocab_size)  # embedding,
                 # logits, softmax and their gradients
-                + BYTES_PER_STATE_VALUE * model_config.num_layers * model_config.hidden_dim)
+                + BYTES_PER_STATE_VALUE * model_config.num_layers * model_config.hidden_dim
+                + BYTES_PER_OUTPUT_VALUE * model_config.output_hidden_dim)
     activations = batch_size * sequence_length * per_char
     corpus = corpus_chars * token_dtype(model_config.vocab_size).itemsize
     return RUN_TIME_BYTES + BYTES_PER_PARAMETER * parameters + activations + corpus
@@ -560,6 +613,10 @@ CPU_MAX_BATCH = 32
 # the best; the calibration's estimate of a model's steps varies by ~10 % between runs.
 MIN_STEPS = 3_500
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
+# The recommendation's output layer: this many GELU units between the LSTM and the scores
+# (model.output_layer). Measured at 60 s on tinyshakespeare, hidden 256, batch 32: 1.526 and
+# 1.529 with it (1,635-1,856 steps) against 1.548-1.553 without (2,410-2,679 steps).
+OUTPUT_HIDDEN_DIM = 1024
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
 MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
 TRAINING_SHARE = 0.9  # of the budget; the rest goes to evaluation and set-up
@@ -626,16 +683,21 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     def capacity_of(candidate: dict) -> int:
         return capacity * (2 if candidate["passes"] >= MANY_PASSES else 1)
 
-    def plan(hidden_dim: int, num_layers: int, sequence_length: int) -> dict:
+    def plan(hidden_dim: int, num_layers: int, sequence_length: int,
+             output_hidden_dim: int) -> dict:
         """One candidate as it would train: its batch, then its dropout (which depends on
         how often it reads the text), then its speed, steps and memory with that dropout."""
         embedding_dim = min(128, max(16, hidden_dim // 2))
-        plain = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
-        batch_size = _batch_for(speed, plain, sequence_length)
+        # The batch rule was measured on the LSTM's own costs (BATCH_GAIN): an output layer
+        # priced per position would make every doubling look dearer and pick batch 16,
+        # which lost to 32 in 60 s with that layer too.
+        linear = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, 0.0)
+        batch_size = _batch_for(speed, linear, sequence_length)
+        plain = replace(linear, output_hidden_dim=output_hidden_dim)
         passes = (speed.chars_per_second(plain, batch_size, sequence_length)
                   * training_seconds / train_chars)
         dropout = _dropout_for(passes, plain.num_parameters(), train_chars)
-        config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, dropout)
+        config = replace(plain, dropout=dropout)
         chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
         chars_seen = chars_per_second * training_seconds
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
@@ -650,7 +712,10 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
                 and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
 
-    candidates = [plan(h, 1, t) for h in HIDDEN_SIZES for t in lengths]
+    # With the output layer's hidden units first: a narrower LSTM with them beat a wider one
+    # without at equal time. Without them only where none fits the text, memory or budget.
+    candidates = [plan(h, 1, t, units) for units in (OUTPUT_HIDDEN_DIM, 0)
+                  for h in HIDDEN_SIZES for t in lengths]
     chosen = next((c for c in candidates if acceptable(c)), candidates[-1])
     # One layer only: at 60 s a second layer lost on both sample texts (see the README's
     # sweep); reading the text many times is met with dropout instead.
@@ -674,6 +739,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         f"(~{steps:,.0f} steps), enough to train ~{_count(parameters)} parameters; "
         + _size_limit(chosen, candidates, memory_limit, capacity_of),
         _layers_reason(config.num_layers, chosen["passes"]),
+        _output_reason(speed, config, batch_size, sequence_length, capacity_of(chosen)),
         f"Embedding size {config.embedding_dim}: each character becomes a vector of "
         f"{config.embedding_dim} numbers, plenty for a vocabulary of {vocab_size} characters.",
         _batch_reason(speed, config, batch_size, sequence_length),
@@ -706,8 +772,6 @@ def budget_plan(model_config: ModelConfig, training_config: TrainingConfig, corp
                 time_budget_s: float, speed: MachineSpeed) -> TrainingConfig:
     """training_config with the epochs, evaluation interval and evaluation size that suit
     this model in `time_budget_s` on a machine of this speed (the clock ends the run)."""
-    from dataclasses import replace
-
     cfg = training_config
     val_chars = int(corpus_chars * cfg.val_fraction)
     chars_per_second = speed.chars_per_second(model_config, cfg.batch_size, cfg.sequence_length)
@@ -792,7 +856,9 @@ def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: 
 def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
                 capacity_of: Callable[[dict], int]) -> str:
     """Why the next hidden size up was not chosen."""
-    larger = [c for c in candidates if c["config"].hidden_dim > chosen["config"].hidden_dim]
+    chosen_config = chosen["config"]
+    larger = [c for c in candidates if c["config"].hidden_dim > chosen_config.hidden_dim
+              and c["config"].output_hidden_dim == chosen_config.output_hidden_dim]
     if not larger:
         return "it is the largest size considered."
     bigger = larger[-1]  # the next size up
@@ -807,6 +873,23 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
                 f"learn well (want {min_steps(bigger['batch_size']):,.0f}+).")
     return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
             f"the text can teach (~{_count(capacity_of(bigger))}).")
+
+
+def _output_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
+                   sequence_length: int, capacity: int) -> str:
+    if not config.output_hidden_dim:
+        return (f"Output layer: one linear map from the LSTM to the character scores. "
+                f"{OUTPUT_HIDDEN_DIM} hidden units between them (which lower the loss where "
+                f"they fit) would leave no model within this text's ~{_count(capacity)} "
+                f"parameters, the memory or the budget.")
+    linear = replace(config, output_hidden_dim=0)
+    share = 1 - (speed.step_seconds(linear, batch_size, sequence_length)
+                 / speed.step_seconds(config, batch_size, sequence_length))
+    return (f"Output layer of {config.output_hidden_dim} units (GELU) between the LSTM and "
+            f"the character scores: it reads all {batch_size} x {sequence_length} positions "
+            f"of a step at once, so its extra capacity costs only ~{share:.0%} of a step here "
+            f"(the LSTM must walk each window one character at a time). Measured in 60 s: a "
+            f"lower loss than one linear output layer, despite fewer steps.")
 
 
 def _layers_reason(num_layers: int, passes: float) -> str:

@@ -31,8 +31,14 @@ def inspect_model(model: MicroLM) -> dict:
                      f"{config.hidden_dim} hidden and cell units "
                      f"({_layer_parameters(layers, f'lstm.{index}'):,} parameters)")
     lines.append(f"  dropout: p={config.dropout:g} while training (no parameters)")
-    lines.append(f"  head: {config.hidden_dim} hidden units -> {config.vocab_size} "
-                 f"next-character scores ({_layer_parameters(layers, 'head'):,} parameters)")
+    if config.output_hidden_dim:
+        lines.append(f"  head: {config.hidden_dim} hidden units -> {config.output_hidden_dim} "
+                     f"units (GELU) -> {config.vocab_size} next-character scores "
+                     f"({_layer_parameters(layers, 'head'):,} parameters)")
+    else:
+        lines.append(f"  head: {config.hidden_dim} hidden units -> {config.vocab_size} "
+                     f"next-character scores ({_layer_parameters(layers, 'head'):,} "
+                     f"parameters)")
     total = sum(p.numel() for p in model.parameters())
     return {
         "architecture": "\n".join(lines),
@@ -283,8 +289,8 @@ def next_char_distribution(model: MicroLM, tokenizer: CharacterTokenizer, prompt
         raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
     trace = activations(model, tokenizer, prompt or TextGenerator(model, tokenizer).start_char())
     with torch.no_grad():
-        last_hidden = torch.from_numpy(trace.layers[-1].hidden[-1]).to(model.head.weight.device)
-        logits = model.head(last_hidden.to(model.head.weight.dtype))  # (vocab_size,)
+        last_hidden = torch.from_numpy(trace.layers[-1].hidden[-1]).to(model.device)
+        logits = model.head(last_hidden.to(model.dtype))  # (vocab_size,)
         probabilities = F.softmax(logits.float(), dim=-1).cpu().numpy()
     vocab = tokenizer.vocab_size()
     # Rows beyond the tokenizer's characters (a model built larger) cannot be shown as text.

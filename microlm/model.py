@@ -1,4 +1,9 @@
-"""The language model: character embedding -> LSTM -> dropout -> linear, and its config."""
+"""The language model: character embedding -> LSTM -> dropout -> output layer, and its config.
+
+The output layer is one linear map from the LSTM's hidden units to the next-character
+scores, or, with output_hidden_dim > 0, a small two-layer network (linear, GELU, linear).
+That second form adds capacity where a CPU computes it fastest: it reads every position of
+a batch at once, while the LSTM must walk the window one character at a time."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ class ModelConfig:
     hidden_dim: int = 256  # size of the LSTM hidden and cell state, per layer
     num_layers: int = 2  # stacked LSTM layers
     dropout: float = 0.2  # dropout between LSTM layers and before the output layer
+    output_hidden_dim: int = 0  # hidden units in the output layer; 0: a single linear map
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -30,6 +36,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 out.append(f"{name} must be a whole number >= 1 (got {value!r})")
+        value = self.output_hidden_dim
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            out.append(f"output_hidden_dim must be a whole number >= 0 (got {value!r}); "
+                       f"0 means a single linear output layer")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             out.append(f"dropout must be in [0, 1) (got {self.dropout!r})")
         return out
@@ -45,17 +55,31 @@ class ModelConfig:
     def num_parameters(self) -> int:
         """Exact parameter count of MicroLM(config), computed without building it."""
         return count_parameters(self.vocab_size, self.embedding_dim, self.hidden_dim,
-                                self.num_layers)
+                                self.num_layers, self.output_hidden_dim)
+
+    def lstm_parameters(self) -> int:
+        """Parameters of the LSTM layers alone."""
+        return lstm_parameters(self.embedding_dim, self.hidden_dim, self.num_layers)
 
 
-def count_parameters(vocab_size: int, embedding_dim: int, hidden_dim: int, num_layers: int) -> int:
-    """Embedding + LSTM (4 gates, two bias vectors as in PyTorch) + output layer."""
-    embedding = vocab_size * embedding_dim
-    lstm = 0
+def lstm_parameters(embedding_dim: int, hidden_dim: int, num_layers: int) -> int:
+    """4 gates, each with input and recurrent weights and two bias vectors (as in PyTorch)."""
+    total = 0
     for layer in range(num_layers):
         layer_input = embedding_dim if layer == 0 else hidden_dim
-        lstm += 4 * hidden_dim * (layer_input + hidden_dim + 2)
-    head = hidden_dim * vocab_size + vocab_size
+        total += 4 * hidden_dim * (layer_input + hidden_dim + 2)
+    return total
+
+
+def count_parameters(vocab_size: int, embedding_dim: int, hidden_dim: int, num_layers: int,
+                     output_hidden_dim: int = 0) -> int:
+    """Embedding + LSTM (4 gates, two bias vectors as in PyTorch) + output layer."""
+    embedding = vocab_size * embedding_dim
+    lstm = lstm_parameters(embedding_dim, hidden_dim, num_layers)
+    if output_hidden_dim:
+        head = (hidden_dim + 1) * output_hidden_dim + (output_hidden_dim + 1) * vocab_size
+    else:
+        head = (hidden_dim + 1) * vocab_size
     return embedding + lstm + head
 
 
@@ -99,12 +123,13 @@ class MicroLM(nn.Module):
 
     def __init__(self, vocab_size: int | None = None, embedding_dim: int = 128,
                  hidden_dim: int = 256, num_layers: int = 2, dropout: float = 0.2,
-                 *, config: ModelConfig | None = None):
+                 output_hidden_dim: int = 0, *, config: ModelConfig | None = None):
         super().__init__()
         if config is None:
             if vocab_size is None:
                 raise ValueError("MicroLM needs vocab_size (tokenizer.vocab_size()) or config=.")
-            config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, dropout)
+            config = ModelConfig(vocab_size, embedding_dim, hidden_dim, num_layers, dropout,
+                                 output_hidden_dim)
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
         # PyTorch applies LSTM dropout only between layers; a 1-layer LSTM gets none here.
@@ -112,7 +137,7 @@ class MicroLM(nn.Module):
                             batch_first=True,
                             dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.dropout = Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden_dim, config.vocab_size)
+        self.head = output_layer(config)
         self._init_forget_gate_bias()
 
     @classmethod
@@ -122,6 +147,16 @@ class MicroLM(nn.Module):
     @property
     def vocab_size(self) -> int:
         return self.config.vocab_size
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self.embedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' number type (float32 unless converted)."""
+        return self.embedding.weight.dtype
 
     def _init_forget_gate_bias(self) -> None:
         # Gates are stored (input, forget, cell, output). A forget bias of 1 makes the
@@ -145,7 +180,7 @@ class MicroLM(nn.Module):
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> LSTMState:
         """Zero (h, c) for a batch: what the LSTM starts from when given no state."""
-        device = device or self.head.weight.device
+        device = device or self.device
         shape = (self.config.num_layers, batch_size, self.config.hidden_dim)
         return (torch.zeros(shape, device=device), torch.zeros(shape, device=device))
 
@@ -163,6 +198,17 @@ class MicroLM(nn.Module):
             "lstm_parameters": sum(p.numel() for p in self.lstm.parameters()),
             "output_parameters": sum(p.numel() for p in self.head.parameters()),
         }
+
+
+def output_layer(config: ModelConfig) -> nn.Module:
+    """hidden -> scores: one linear map, or linear -> GELU -> linear with
+    config.output_hidden_dim units between (measured on a 2-core CPU at 60 s: hidden 256
+    with 1,024 such units reached a lower validation loss than without, though each step
+    took a third longer)."""
+    if not config.output_hidden_dim:
+        return nn.Linear(config.hidden_dim, config.vocab_size)
+    return nn.Sequential(nn.Linear(config.hidden_dim, config.output_hidden_dim), nn.GELU(),
+                         nn.Linear(config.output_hidden_dim, config.vocab_size))
 
 
 def layer_name(parameter_name: str) -> str:

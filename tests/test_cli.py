@@ -67,6 +67,24 @@ def test_train_saves_a_checkpoint_with_one_epoch(checkpoint, text_file, capsys):
     assert metadata["best_val_loss"] is not None
 
 
+def test_an_output_layer_with_hidden_units_trains_saves_reloads_and_generates(text_file,
+                                                                             tmp_path, capsys):
+    output = tmp_path / "deep.pt"
+    status, out, err = run(capsys, "train", text_file, *TINY, "--output-hidden-dim", "24",
+                           "--epochs", "1", "--output", output)
+    assert status == 0, err
+    assert "output layer 24 units" in err  # the model line goes to stderr
+    model, _, _ = load_model(output)
+    assert model.config.output_hidden_dim == 24
+    assert model.head[0].weight.shape == (24, 16)
+    status, out, err = run(capsys, "generate", output, "--prompt", "the ", "--length", "20",
+                           "--seed", "1")
+    assert status == 0, err
+    assert out.startswith("the ") and len(out.strip()) >= 20
+    status, _, err = run(capsys, "train", text_file, "--output-hidden-dim", "-3")
+    assert status == 2 and "'-3' is not a whole number >= 0" in err
+
+
 def test_train_reports_best_loss_and_checkpoint(text_file, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1")

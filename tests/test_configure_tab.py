@@ -85,6 +85,24 @@ def test_parameter_count_updates_live_and_equals_the_model_config(tab):
     assert tab.preset_combo.currentText() == "Custom"
 
 
+def test_output_layer_units_reach_the_model_config_and_the_parameter_split(tab):
+    spin = tab.findChild(QSpinBox, "outputHiddenSpin")
+    assert spin is not None and spin.toolTip()
+    vocab = tab.session.tokenizer.vocab_size()
+    spin.setValue(0)
+    linear = tab.session.model_config
+    assert linear.output_hidden_dim == 0
+    spin.setValue(512)
+    deep = tab.session.model_config
+    assert deep.output_hidden_dim == 512
+    # the extra parameters are all in the output layer: (hidden + 1) x 512 + 513 x vocab
+    added = (deep.hidden_dim + 1) * 512 + 513 * vocab - (deep.hidden_dim + 1) * vocab
+    assert deep.num_parameters() - linear.num_parameters() == added
+    head = deep.num_parameters() - vocab * deep.embedding_dim - deep.lstm_parameters()
+    assert f"output layer {head:,})" in tab.parameter_label.text()
+    assert f"Parameters: {deep.num_parameters():,}" in tab.parameter_label.text()
+
+
 def test_sequence_longer_than_the_text_is_a_problem_shown_inline(tab):
     assert tab.session.config_valid
     tab.spins["sequence_length"].setValue(50_000)

@@ -12,6 +12,7 @@ from microlm.hardware import (
     CPU_MAX_BATCH,
     HIDDEN_SIZES,
     MIN_STEPS,
+    OUTPUT_HIDDEN_DIM,
     PRESETS,
     Estimate,
     HardwareInfo,
@@ -143,23 +144,59 @@ def test_per_character_overhead_is_paid_per_layer():
 
 
 def test_reading_the_weights_costs_the_same_whatever_the_batch():
-    config = ModelConfig(10, 4, 8, 1, 0.0)  # 538 matmul parameters
+    config = ModelConfig(10, 4, 8, 1, 0.0)  # 538 matmul parameters, 448 of them the LSTM's
     speed = MachineSpeed("cpu", 0.0, 1e9, weight_pass_s=1e-6)
     for batch in (1, 8, 64):
         assert speed.step_seconds(config, batch, 100) == pytest.approx(
-            538 * 100 * 1e-6 + 6 * 538 * batch * 100 / 1e9)
+            448 * 100 * 1e-6 + 6 * 538 * batch * 100 / 1e9)
     # so a larger batch costs less per character
     assert speed.chars_per_second(config, 64, 100) > 8 * speed.chars_per_second(config, 1, 100)
 
 
-def test_the_calibration_solver_recovers_four_costs_of_very_different_sizes():
+def test_the_gate_arithmetic_costs_per_state_value_in_every_layer():
+    speed = MachineSpeed("cpu", 0.0, 1e9, state_value_s=1e-8)
+    one = ModelConfig(10, 4, 8, 1, 0.0)  # 538 matmul parameters
+    # batch 2 x 5 characters x 8 hidden units = 80 state values per layer
+    assert speed.step_seconds(one, 2, 5) == pytest.approx(6 * 538 * 10 / 1e9 + 80 * 1e-8)
+    three = ModelConfig(10, 4, 8, 3, 0.0)  # + 2 layers of 4*8*(8+8+2) = 576
+    assert speed.step_seconds(three, 2, 5) == pytest.approx(
+        6 * (538 + 2 * 576) * 10 / 1e9 + 3 * 80 * 1e-8)
+    # linear in the width, so it weighs most on narrow layers
+    narrow, wide = ModelConfig(10, 4, 8, 1, 0.0), ModelConfig(10, 4, 256, 1, 0.0)
+    share = [speed.state_value_s * 64 * 32 * c.hidden_dim / speed.step_seconds(c, 64, 32)
+             for c in (narrow, wide)]
+    assert share[0] > 5 * share[1]
+
+
+# (step overhead, per-character overhead, per weight and time step, per FLOP, per state value)
+COSTS = [0.003, 1e-5, 1e-9, 1e-11, 1e-8]
+CALIBRATION_ROWS = [[1, 16, 1e5, 1e8, 8e3], [1, 64, 4e5, 4e8, 3.3e4],
+                    [1, 64, 5e7, 2.4e10, 2.6e5], [1, 32, 2.5e7, 4.8e10, 5.2e5],
+                    [1, 64, 1e7, 2e10, 4.2e6]]
+
+
+def test_the_calibration_solver_recovers_five_costs_of_very_different_sizes():
     from microlm.hardware import _solve
 
-    costs = [0.003, 1e-5, 1e-9, 1e-11]
-    rows = [[1, 16, 1e5, 1e8], [1, 64, 4e5, 4e8], [1, 64, 5e7, 2.4e10], [1, 32, 2.5e7, 4.8e10]]
-    times = [sum(a * b for a, b in zip(row, costs, strict=True)) for row in rows]
-    assert _solve(rows, times) == pytest.approx(costs, rel=1e-6)
+    times = [sum(a * b for a, b in zip(row, COSTS, strict=True)) for row in CALIBRATION_ROWS]
+    assert _solve(CALIBRATION_ROWS, times) == pytest.approx(COSTS, rel=1e-6)
     assert _solve([[1, 2], [2, 4]], [1, 2]) == [0.0, 0.0]  # singular
+
+
+def test_a_noisy_narrow_shape_drops_the_state_value_term_not_the_others():
+    from microlm.hardware import _fit_costs
+
+    times = [sum(a * b for a, b in zip(row, COSTS, strict=True)) for row in CALIBRATION_ROWS]
+    assert _fit_costs(CALIBRATION_ROWS, times) == pytest.approx(COSTS, rel=1e-6)
+    # the narrow shape ran faster than the other four allow: no negative cost per value
+    times[4] = 0.5 * sum(a * b for a, b in zip(CALIBRATION_ROWS[4][:4], COSTS, strict=False))
+    fitted = _fit_costs(CALIBRATION_ROWS, times)
+    assert fitted[4] == 0.0
+    four = [sum(a * b for a, b in zip(row[:4], COSTS, strict=False)) for row in CALIBRATION_ROWS]
+    # the first four shapes, without their state values, are then fitted exactly
+    assert _fit_costs(CALIBRATION_ROWS, four[:4] + [0.0])[:4] == pytest.approx(COSTS[:4],
+                                                                             rel=1e-6)
+    assert all(cost >= 0 for cost in fitted)
 
 
 def test_estimate_memory_grows_with_batch_and_matches_formula():
@@ -173,6 +210,23 @@ def test_estimate_memory_grows_with_batch_and_matches_formula():
     # a fixed working space + 36 bytes per parameter + activations + uint8 tokens
     assert small.memory_bytes == 40 * 2**20 + 36 * params + activations + 10_000
     assert small.parameters == params
+    # an output layer with hidden units keeps 10 bytes per unit and character besides
+    deep = ModelConfig(65, 16, 32, 1, 0.0, 100)
+    extra = training_memory_bytes(deep, 8, 50, 10_000) - training_memory_bytes(
+        config, 8, 50, 10_000)
+    assert extra == 36 * (deep.num_parameters() - params) + 8 * 50 * 10 * 100
+
+
+def test_an_output_layer_is_priced_per_unit_and_position_not_per_weight_and_time_step():
+    speed = MachineSpeed("cpu", 0.0, 1e9, weight_pass_s=1e-6, output_value_s=2e-9)
+    linear = ModelConfig(10, 4, 8, 1, 0.0)  # LSTM 448 + linear output 90
+    deep = ModelConfig(10, 4, 8, 1, 0.0, 32)
+    assert linear.lstm_parameters() == deep.lstm_parameters() == 448
+    assert speed.step_seconds(linear, 2, 5) == pytest.approx(448 * 5 * 1e-6
+                                                             + 6 * 538 * 10 / 1e9)
+    # its weights are not read once per character, and its arithmetic is in the per-unit cost
+    assert speed.step_seconds(deep, 2, 5) == pytest.approx(448 * 5 * 1e-6 + 6 * 448 * 10 / 1e9
+                                                           + 10 * 32 * 2e-9)
 
 
 def test_estimate_time_per_epoch():
@@ -214,8 +268,9 @@ def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not(sp
     training = result.training_config
 
     def enough_steps(hidden_dim: int, length: int) -> bool:
-        config = ModelConfig(65, min(128, hidden_dim // 2), hidden_dim, 1, 0.0)
-        batch = _batch_for(speed, config, length)
+        linear = ModelConfig(65, min(128, hidden_dim // 2), hidden_dim, 1, 0.0)
+        batch = _batch_for(speed, linear, length)  # the batch rule prices the LSTM alone
+        config = ModelConfig(65, linear.embedding_dim, hidden_dim, 1, 0.0, OUTPUT_HIDDEN_DIM)
         steps = 0.9 * 60 * speed.chars_per_second(config, batch, length) / (batch * length)
         return steps >= min_steps(batch)
 
@@ -271,11 +326,17 @@ def test_a_model_small_next_to_the_text_gets_no_dropout_however_often_it_reads_i
     assert _dropout_for(6.0, 2_000_000, 1_000_000) == 0.2
     assert _dropout_for(6.0, 5_000_000, 1_000_000) == 0.3
     assert _dropout_for(3.0, 5_000_000, 1_000_000) == 0.0  # reads it too few times
+    from microlm.hardware import _dropout_reason
+
+    assert "too small to memorise" in _dropout_reason(0.0, 6.0, 400_000, 1_000_000)
+    # the recommendation applies the rule to its whole model, output layer included:
+    # hidden 256 with 1,024 output units has 733,377 parameters, 0.73 per training character
     result = recommend(SHAKESPEARE_CHARS, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
-    assert result.model_config.hidden_dim == 256  # 420,289 parameters, 1.0 M characters
+    config = result.model_config
+    assert (config.hidden_dim, config.output_hidden_dim) == (256, 1024)
+    assert config.num_parameters() == 733_377
     assert result.estimate.chars_per_second * 54 >= 4 * 0.9 * SHAKESPEARE_CHARS  # 4+ passes
-    assert result.model_config.dropout == 0.0
-    assert "too small to memorise" in " ".join(result.reasons)
+    assert config.dropout == 0.1
 
 
 def test_reasons_and_the_estimate_quote_one_speed_for_a_model_with_dropout():
@@ -287,7 +348,8 @@ def test_reasons_and_the_estimate_quote_one_speed_for_a_model_with_dropout():
     result = recommend(465_000, 60, 103, speed, PLENTY_OF_MEMORY)  # read ~10 times
     assert result.model_config.dropout > 0
     rate = f"~{_count(result.estimate.chars_per_second)} chars/s"
-    hidden_reason, batch_reason = result.reasons[0], result.reasons[3]
+    hidden_reason = result.reasons[0]
+    batch_reason = next(r for r in result.reasons if r.startswith("Batch size"))
     assert hidden_reason.startswith(f"Hidden size {result.model_config.hidden_dim}: at {rate}")
     assert batch_reason.startswith(f"Batch size 32: {rate}")
     without = replace(result.model_config, dropout=0.0)
@@ -374,6 +436,24 @@ def test_gpu_like_speed_gets_bigger_batches():
     assert result.training_config.batch_size > 8
 
 
+def test_the_recommendation_adds_output_units_and_says_what_they_cost_here():
+    from dataclasses import replace
+
+    speed = replace(MEMORY_BOUND_CPU, output_value_s=5e-9)
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, speed, PLENTY_OF_MEMORY)
+    config, training = result.model_config, result.training_config
+    assert config.output_hidden_dim == OUTPUT_HIDDEN_DIM == 1024
+    # the speeds quoted are those of the model with its output layer
+    assert result.estimate.chars_per_second == pytest.approx(
+        speed.chars_per_second(config, training.batch_size, training.sequence_length))
+    linear = replace(config, output_hidden_dim=0)
+    share = 1 - (speed.step_seconds(linear, training.batch_size, training.sequence_length)
+                 / speed.step_seconds(config, training.batch_size, training.sequence_length))
+    assert 0.05 < share < 0.95
+    reason = next(r for r in result.reasons if r.startswith("Output layer"))
+    assert "of 1024 units (GELU)" in reason and f"~{share:.0%} of a step" in reason
+
+
 def test_reasons_explain_each_choice_with_numbers():
     result = recommend(SHAKESPEARE_CHARS, 60, 65, CPU_LIKE, PLENTY_OF_MEMORY)
     assert len(result.reasons) >= 6
@@ -409,7 +489,7 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
     assert speed.device == "cpu"
     assert speed.flops_per_second > 0
     assert speed.step_overhead_s >= 0 and speed.timestep_overhead_s >= 0
-    assert speed.weight_pass_s >= 0
+    assert speed.weight_pass_s >= 0 and speed.state_value_s >= 0
     assert speed.dropout_value_s > 0 and speed.lstm_dropout_value_s > 0
     assert speed.chars_per_second(ModelConfig(65, 16, 32, 1, 0.0), 8, 64) > 0
     assert calibrate(seconds=0.2, device="cpu") is speed
@@ -430,6 +510,10 @@ def test_the_speed_summary_names_each_fitted_cost():
     assert speed.summary() == ("705.0 GFLOP/s of LSTM math, 0.25 ms per million weights read "
                                "at each character, 1.7 ms fixed cost per step")
     assert "weights" not in MachineSpeed("cuda", 0.004, 2e13).summary()
+    with_values = MachineSpeed("cpu", 0.0017, 7.05e11, 1e-5, 2, "bfloat16", 2.5e-10,
+                               state_value_s=1.2e-8)
+    assert "at each character, 12.0 ns per state value (a character's hidden unit in one " \
+        "layer), 1.7 ms fixed" in with_values.summary()
     with_dropout = MachineSpeed("cpu", 0.0017, 7.05e11, 1e-5, 2, "bfloat16", 2.5e-10,
                                 dropout_value_s=1.5e-9, lstm_dropout_value_s=1.1e-8)
     assert with_dropout.summary().endswith(

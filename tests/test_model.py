@@ -50,15 +50,18 @@ def test_forget_gate_bias_starts_at_one(model):
         assert not torch.allclose(total[:hidden], torch.ones(hidden))
 
 
-@pytest.mark.parametrize("sizes", [(11, 8, 16, 1), (65, 16, 32, 2), (200, 128, 256, 3)])
+@pytest.mark.parametrize("sizes", [(11, 8, 16, 1, 0), (65, 16, 32, 2, 0), (200, 128, 256, 3, 0),
+                                   (65, 16, 32, 1, 48), (200, 64, 128, 2, 1024)])
 def test_model_info_counts_are_true(sizes):
-    vocab, emb, hidden, layers = sizes
-    model = MicroLM(vocab, emb, hidden, layers)
+    vocab, emb, hidden, layers, output_hidden = sizes
+    model = MicroLM(vocab, emb, hidden, layers, output_hidden_dim=output_hidden)
     info = model.get_model_info()
     true_count = sum(p.numel() for p in model.parameters())
     assert info["total_parameters"] == true_count
     assert info["trainable_parameters"] == true_count
-    assert ModelConfig(vocab, emb, hidden, layers).num_parameters() == true_count
+    config = ModelConfig(vocab, emb, hidden, layers, output_hidden_dim=output_hidden)
+    assert config.num_parameters() == true_count
+    assert config.lstm_parameters() == info["lstm_parameters"]
     assert info["embedding_parameters"] + info["lstm_parameters"] + info[
         "output_parameters"] == true_count
     assert info["model_size_mb"] == pytest.approx(true_count * 4 / 2**20)
@@ -75,6 +78,7 @@ def test_nano_preset_of_the_seed_has_its_true_size():
     ({"vocab_size": 10, "hidden_dim": -4}, "hidden_dim must be a whole number >= 1"),
     ({"vocab_size": 10, "num_layers": 1.5}, "num_layers must be a whole number"),
     ({"vocab_size": 10, "dropout": 1.0}, "dropout must be in [0, 1)"),
+    ({"vocab_size": 10, "output_hidden_dim": -1}, "output_hidden_dim must be a whole number >= 0"),
 ])
 def test_invalid_configs_raise_readable_messages(kwargs, words):
     with pytest.raises(ValueError) as info:
@@ -150,3 +154,31 @@ def test_dropout_is_reproducible_with_a_seed_and_keeps_bf16():
     assert first.dtype == torch.bfloat16
     assert torch.equal(first, second)
     assert not torch.equal(first, Dropout(0.1)(x))
+
+
+def test_an_output_layer_with_hidden_units_scores_each_position_from_its_own_state():
+    torch.manual_seed(0)
+    model = MicroLM(vocab_size=11, embedding_dim=8, hidden_dim=16, num_layers=1, dropout=0.0,
+                    output_hidden_dim=24).eval()
+    assert [type(m).__name__ for m in model.head] == ["Linear", "GELU", "Linear"]
+    assert model.head[0].weight.shape == (24, 16) and model.head[2].weight.shape == (11, 24)
+    x = torch.randint(0, 11, (2, 9))
+    logits, (h, _) = model(x, return_state=True)
+    assert logits.shape == (2, 9, 11)
+    # the last position's scores are the output layer applied to the final hidden state
+    expected = model.head[2](torch.nn.functional.gelu(model.head[0](h[-1])))
+    assert torch.allclose(logits[:, -1], expected, atol=1e-6)
+    # and that is not an affine function of the state (f(a + b) - f(a) - f(b) + f(0) would
+    # be 0): the hidden layer and its GELU are really there
+    a, b = h[-1][0], h[-1][1]
+    f = model.head
+    assert (f(a + b) - f(a) - f(b) + f(torch.zeros_like(a))).abs().max() > 1e-3
+
+
+def test_a_config_saved_before_the_output_layer_option_loads_as_a_linear_output():
+    saved = {"vocab_size": 20, "embedding_dim": 8, "hidden_dim": 16, "num_layers": 1,
+             "dropout": 0.0}  # what older checkpoints hold
+    model = MicroLM.from_config(ModelConfig.from_dict(saved))
+    assert isinstance(model.head, torch.nn.Linear)
+    assert set(model.state_dict()) >= {"head.weight", "head.bias"}
+    assert model.device == torch.device("cpu") and model.dtype == torch.float32

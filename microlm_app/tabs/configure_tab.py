@@ -51,6 +51,12 @@ MODEL_FIELDS = {
                    "How many LSTM layers are stacked; each reads the one below. A second "
                    "layer can learn more abstract patterns (words, syntax) but trains "
                    "slower; with little text or time one wide layer usually wins."),
+    "output_hidden_dim": ("outputHiddenSpin", "Output layer units", (0, 8192, 128),
+                          "0: the LSTM's hidden units are turned into next-character scores "
+                          "by one linear map. Above 0: by a small network with this many "
+                          "units (and a GELU) between. It adds capacity cheaply: it scores "
+                          "every position of a batch at once, while the LSTM must read the "
+                          "text one character at a time."),
 }
 TRAINING_FIELDS = {
     "sequence_length": ("sequenceLengthSpin", "Sequence length", (1, 100_000, 16),
@@ -484,7 +490,8 @@ class ConfigureTab(QWidget):
         preset = hardware.PRESETS[name]
         return all(abs(self.spins[field].value() - getattr(preset, field)) < 1e-9
                    for field in ("embedding_dim", "hidden_dim", "num_layers", "dropout",
-                                 "sequence_length", "batch_size", "learning_rate"))
+                                 "output_hidden_dim", "sequence_length", "batch_size",
+                                 "learning_rate"))
 
     def current_configs(self) -> tuple[ModelConfig | None, TrainingConfig | None, list[str]]:
         """The configs the fields describe and what is wrong with them (empty: valid)."""
@@ -494,7 +501,7 @@ class ConfigureTab(QWidget):
         try:
             model_config = ModelConfig(self.vocab_size, values["embedding_dim"],
                                        values["hidden_dim"], values["num_layers"],
-                                       values["dropout"])
+                                       values["dropout"], values["output_hidden_dim"])
             training_config = replace(
                 self._base_training, val_fraction=self.session.val_fraction,
                 time_budget_s=self.time_budget_s if self.stop_at_budget.isChecked() else None,
@@ -556,10 +563,10 @@ class ConfigureTab(QWidget):
     def _show_costs(self, model_config: ModelConfig, training_config: TrainingConfig) -> None:
         parameters = model_config.num_parameters()
         embedding = model_config.vocab_size * model_config.embedding_dim
-        head = model_config.hidden_dim * model_config.vocab_size + model_config.vocab_size
+        lstm = model_config.lstm_parameters()
         self.parameter_label.setText(
-            f"<b>Parameters: {parameters:,}</b> (embedding {embedding:,}, LSTM "
-            f"{parameters - embedding - head:,}, output layer {head:,}) for a vocabulary of "
+            f"<b>Parameters: {parameters:,}</b> (embedding {embedding:,}, LSTM {lstm:,}, "
+            f"output layer {parameters - embedding - lstm:,}) for a vocabulary of "
             f"{model_config.vocab_size} characters")
         memory = hardware.training_memory_bytes(model_config, training_config.batch_size,
                                                 training_config.sequence_length,
