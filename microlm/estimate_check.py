@@ -38,6 +38,7 @@ class Shape:
     batch_size: int
     sequence_length: int
     dropout: float = 0.0
+    output_hidden_dim: int = 0
 
 
 # From the smallest preset to the large one, and the shapes the recommendation picks.
@@ -56,6 +57,10 @@ SHAPES = (
     Shape("h256 b32 t64", 128, 256, 1, 32, 64),
     Shape("h384 b32 t64", 128, 384, 1, 32, 64),
     Shape("h768 b32 t64 dropout 0.2", 128, 768, 1, 32, 64, 0.2),
+    # with the output layer's 1,024 hidden units the recommendation adds
+    Shape("h192 out1024 b32 t64", 96, 192, 1, 32, 64, 0.0, 1024),
+    Shape("h256 out1024 b32 t64", 128, 256, 1, 32, 64, 0.0, 1024),
+    Shape("h768 out1024 b32 t64 dropout 0.2", 128, 768, 1, 32, 64, 0.2, 1024),
 )
 
 
@@ -118,7 +123,7 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
         torch.set_num_threads(speed.threads)
     tokenizer = CharacterTokenizer(text)
     model_config = ModelConfig(tokenizer.vocab_size(), shape.embedding_dim, shape.hidden_dim,
-                               shape.num_layers, shape.dropout)
+                               shape.num_layers, shape.dropout, shape.output_hidden_dim)
     training = TrainingConfig(batch_size=shape.batch_size,
                               sequence_length=shape.sequence_length, learning_rate=3e-3,
                               precision=speed.precision, grad_norm_interval=0)

@@ -312,22 +312,16 @@ def _measure_speed(seconds: float, device: torch.device,
         (ModelConfig(96, 128, 256, 1, 0.0, OUTPUT_HIDDEN_DIM), 4 * wide_batch, 32),
     ]
     threads = None
-    share = seconds / len(shapes)
     if device.type == "cpu" and torch.get_num_threads() > 1:
         threads = _faster_thread_count(_training_step(shapes[2][0], shapes[2][1], 16, device,
                                                       precision))
-    rows, times = [], []
     with _torch_threads(threads):
-        for config, batch_size, sequence_length in shapes:
-            step = _median_step_seconds(config, batch_size, sequence_length, device, share,
-                                        precision)
-            parameters = matmul_parameters(config)
-            rows.append([1.0, float(sequence_length),
-                         float(config.lstm_parameters() * sequence_length),
-                         6.0 * parameters * batch_size * sequence_length,
-                         float(batch_size * sequence_length * config.hidden_dim)])
-            times.append(step)
+        times = _interleaved_step_seconds(shapes, device, seconds, precision)
         dropout_value_s, lstm_dropout_value_s = _dropout_costs(device, precision)
+    rows = [[1.0, float(sequence_length), float(config.lstm_parameters() * sequence_length),
+             6.0 * matmul_parameters(config) * batch_size * sequence_length,
+             float(batch_size * sequence_length * config.hidden_dim)]
+            for config, batch_size, sequence_length in shapes]
     overhead, per_timestep, weight_pass, seconds_per_flop, per_value = _fit_costs(rows[:5],
                                                                                   times[:5])
     # The last two shapes differ only in the output layer: its cost per position and unit.
@@ -337,6 +331,31 @@ def _measure_speed(seconds: float, device: torch.device,
     return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
                         precision, weight_pass, dropout_value_s, lstm_dropout_value_s,
                         per_value, per_output)
+
+
+def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device: torch.device,
+                              seconds: float, precision: str) -> list[float]:
+    """The median time of one training step of each (model, batch, window) shape, timed in
+    turns: one step of each, then again, for about `seconds`. The fitted costs rest on the
+    ratios between the shapes, and on a shared machine the speed can change by half within
+    a second; timed in turns, such a change moves every shape alike. (Timed one shape after
+    the other, one slow second once made batch 32 look barely faster than 16, and a 300 s
+    run trained on batch 16 to 1.514 instead of 1.478.)"""
+    steps = [_training_step(config, batch_size, sequence_length, device, precision)
+             for config, batch_size, sequence_length in shapes]
+    for step in steps:
+        step()  # the first step allocates memory and optimizer state: not typical
+    durations: list[list[float]] = [[] for _ in steps]
+    deadline = time.perf_counter() + seconds
+    while len(durations[0]) < 4 or (time.perf_counter() < deadline
+                                    and len(durations[0]) < 200):
+        for step, measured in zip(steps, durations, strict=True):
+            step()  # a turn's first step finds the caches full of another shape: untimed
+            measured.extend(_timed(step) for _ in range(TIMED_PER_TURN))
+    return [statistics.median(measured) for measured in durations]
+
+
+TIMED_PER_TURN = 2  # steps timed per shape and turn, after one that warms the caches
 
 
 def _fit_costs(rows: list[list[float]], times: list[float]) -> list[float]:
@@ -650,7 +669,8 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     rate and no dropout beat deeper models, so that is the starting point. Each hidden size
     gets the batch that reads the most text per second (_batch_for); the hidden size is the
     largest that still gets min_steps(batch) optimizer steps in the budget, fits in memory
-    and is not far larger than the text. Dropout is chosen only when the budget lets the
+    and is not far larger than the text. The output layer gets OUTPUT_HIDDEN_DIM hidden
+    units unless no model fits with them. Dropout is chosen only when the budget lets the
     model read the text many times.
     speed None: calibrate this machine; memory_bytes None: the RAM available now.
     """

@@ -220,11 +220,12 @@ def quality_bench(corpus: str, budget: float, log: Callable[[str], None],
 def sweep_settings(budget: float) -> list[Setting]:
     """The configurations a sweep compares with the recommendation (explicit flags)."""
     def s(label: str, emb: int, hidden: int, layers: int, batch: int, length: int, lr: float,
-          dropout: float = 0.0) -> Setting:
+          dropout: float = 0.0, output_hidden: int = 0) -> Setting:
         return Setting(label, ("--embedding-dim", str(emb), "--hidden-dim", str(hidden),
                                "--num-layers", str(layers), "--batch-size", str(batch),
                                "--sequence-length", str(length), "--learning-rate", f"{lr:g}",
-                               "--dropout", f"{dropout:g}"))
+                               "--dropout", f"{dropout:g}",
+                               "--output-hidden-dim", str(output_hidden)))
 
     if budget >= 200:
         # Long budgets: wider models, the higher rate, dropout and a second layer become
@@ -244,6 +245,11 @@ def sweep_settings(budget: float) -> list[Setting]:
             s("h768 b32 t64 lr3e-3 dropout 0.2", 128, 768, 1, 32, 64, 3e-3, 0.2),
             s("h512 b32 t64 lr6e-3 dropout 0.2", 128, 512, 1, 32, 64, 6e-3, 0.2),
             s("h512 b32 t64 lr1e-2 dropout 0.3", 128, 512, 1, 32, 64, 1e-2, 0.3),
+            s("h768 b32 t64 lr6e-3 dropout 0.2 (before output units)", 128, 768, 1, 32, 64,
+              6e-3, 0.2),
+            s("h512 out1024 b32 t64 lr1e-2 dropout 0.2", 128, 512, 1, 32, 64, 1e-2, 0.2, 1024),
+            s("h768 out1024 b32 t64 lr6e-3 dropout 0.3", 128, 768, 1, 32, 64, 6e-3, 0.3, 1024),
+            s("h768 out2048 b32 t64 lr6e-3 dropout 0.2", 128, 768, 1, 32, 64, 6e-3, 0.2, 2048),
         ]
         return [Setting("recommended")] + settings
     settings = [
@@ -265,6 +271,12 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h256 b32 t64 lr6e-3", 128, 256, 1, 32, 64, 6e-3),
         s("h384 b32 t64 lr1e-2", 128, 384, 1, 32, 64, 1e-2),
         s("h256 b64 t64 lr1e-2", 128, 256, 1, 64, 64, 1e-2),
+        s("h192 b32 t64 lr1e-2", 96, 192, 1, 32, 64, 1e-2),
+        s("h128 out1024 b32 t64 lr1e-2", 64, 128, 1, 32, 64, 1e-2, 0.0, 1024),
+        s("h192 out512 b32 t64 lr1e-2", 96, 192, 1, 32, 64, 1e-2, 0.0, 512),
+        s("h192 out2048 b32 t64 lr1e-2", 96, 192, 1, 32, 64, 1e-2, 0.0, 2048),
+        s("h256 out1024 b32 t64 lr1e-2", 128, 256, 1, 32, 64, 1e-2, 0.0, 1024),
+        s("h384 out1024 b32 t64 lr1e-2", 128, 384, 1, 32, 64, 1e-2, 0.0, 1024),
     ]
     return [Setting("recommended")] + settings
 

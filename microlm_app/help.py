@@ -64,7 +64,10 @@ that memory at every character:</p>
 a new matrix each step, the learning signal survives across many characters. That is
 what lets an LSTM remember that a quote or a bracket is still open, where a plain
 recurrent network soon forgets. Finally an <b>output layer</b> turns the LSTM's state
-into one score per character, and a softmax turns the scores into probabilities.</p>
+into one score per character, and a softmax turns the scores into probabilities. It is
+one linear map, or, with <i>Output layer units</i> above 0, a small network with a hidden
+layer: extra capacity that is cheap to train, because it scores every position of a batch
+at once while the LSTM must read the text one character at a time.</p>
 
 <h3>Training, one step at a time</h3>
 <ol>

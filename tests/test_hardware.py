@@ -495,6 +495,40 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
     assert calibrate(seconds=0.2, device="cpu") is speed
 
 
+def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(monkeypatch):
+    from microlm import hardware
+
+    calls: list[str] = []
+    clock = {"now": 0.0}
+    cost = {"small": 1.0, "large": 4.0}
+
+    def fake_training_step(config, batch_size, sequence_length, device, precision):
+        name = "small" if config.hidden_dim == 8 else "large"
+
+        def step():
+            calls.append(name)
+            slow = 3.0 if 20 <= clock["now"] < 40 else 1.0  # the machine slows for a while
+            clock["now"] += cost[name] * slow
+        return step
+
+    def fake_timed(action):
+        start = clock["now"]
+        action()
+        return clock["now"] - start
+
+    monkeypatch.setattr(hardware, "_training_step", fake_training_step)
+    monkeypatch.setattr(hardware, "_timed", fake_timed)
+    monkeypatch.setattr(hardware.time, "perf_counter", lambda: clock["now"])
+    shapes = [(ModelConfig(10, 4, 8, 1, 0.0), 2, 4), (ModelConfig(10, 4, 16, 1, 0.0), 2, 4)]
+    times = hardware._interleaved_step_seconds(shapes, torch.device("cpu"), 60.0, "float32")
+    assert calls[:2] == ["small", "large"]  # one first step of each, to set up
+    # then in turns of 3 steps (the first warms the caches, untimed), not all of one first
+    assert calls[2:14] == ["small"] * 3 + ["large"] * 3 + ["small"] * 3 + ["large"] * 3
+    assert calls.count("small") == calls.count("large") >= 4
+    # the slow stretch lands on both shapes, so their ratio stays what it is: 4
+    assert times[1] / times[0] == pytest.approx(4.0)
+
+
 def test_calibration_leaves_the_random_state_alone(one_torch_thread):
     from microlm.hardware import _median_step_seconds
 

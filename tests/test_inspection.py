@@ -325,6 +325,25 @@ def test_next_char_distribution_matches_the_model(model, tokenizer):
                                             abs=1e-6)
 
 
+def test_an_output_layer_with_hidden_units_is_described_and_used_for_the_next_char(tokenizer):
+    torch.manual_seed(1)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=8, hidden_dim=12, num_layers=1,
+                    dropout=0.0, output_hidden_dim=20).eval()
+    info = inspect_model(model)
+    vocab = tokenizer.vocab_size()
+    head = 13 * 20 + 21 * vocab  # (12 + 1) x 20, then (20 + 1) x vocab
+    assert (f"head: 12 hidden units -> 20 units (GELU) -> {vocab} next-character scores "
+            f"({head:,} parameters)") in info["architecture"]
+    assert {row["name"] for row in info["layers"] if row["layer"] == "head"} == {
+        "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"}
+    distribution = dict(next_char_distribution(model, tokenizer, "the c"))
+    with torch.no_grad():
+        expected = F.softmax(model(torch.tensor([tokenizer.encode("the c")]))[0, -1], dim=-1)
+    assert all(distribution[c] == pytest.approx(float(expected[tokenizer.char_to_id[c]]),
+                                                abs=1e-6) for c in distribution)
+    assert analyze_parameters(model)["health_score"] == 1.0  # fresh: every tensor healthy
+
+
 def test_next_char_distribution_with_a_planted_favourite(tokenizer):
     model = MicroLM(config=ModelConfig(tokenizer.vocab_size(), 4, 8, 1, 0.0))
     with torch.no_grad():

@@ -48,9 +48,12 @@ def test_sweep_compares_at_least_eight_configurations_with_the_recommendation():
     assert len(quality.sweep_settings(300)) >= 9
     flags = [dict(zip(s.flags[::2], s.flags[1::2], strict=True)) for s in settings[1:]]
     for varied in ("--hidden-dim", "--num-layers", "--batch-size", "--sequence-length",
-                   "--learning-rate"):
+                   "--learning-rate", "--output-hidden-dim"):
         assert len({f[varied] for f in flags}) > 1, varied
     assert len({f["--dropout"] for f in flags_of(quality.sweep_settings(300))}) > 1
+    # the long sweep sets both output layers against each other too
+    assert {"0", "1024"} <= {f["--output-hidden-dim"] for f in flags_of(
+        quality.sweep_settings(300))}
 
 
 def flags_of(settings):
