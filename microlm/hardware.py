@@ -355,7 +355,7 @@ def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device
     return [statistics.median(measured) for measured in durations]
 
 
-TIMED_PER_TURN = 2  # steps timed per shape and turn, after one that warms the caches
+TIMED_PER_TURN = 4  # steps timed per shape and turn, after one that warms the caches
 
 
 def _fit_costs(rows: list[list[float]], times: list[float]) -> list[float]:
