@@ -636,6 +636,12 @@ MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 # (model.output_layer). Measured at 60 s on tinyshakespeare, hidden 256, batch 32: 1.526 and
 # 1.529 with it (1,635-1,856 steps) against 1.548-1.553 without (2,410-2,679 steps).
 OUTPUT_HIDDEN_DIM = 1024
+# A model with that output layer learns more per step and needs fewer of them: at 60 s on
+# tinyshakespeare (batch 32), hidden 128 / 192 / 256 / 384 with it reached 1.538-1.548 /
+# 1.520-1.530 / 1.520-1.529 / 1.528 with ~2,600 / ~2,000 / ~1,600 / 935 steps: flat from
+# 935 to 2,000 steps, while the rule without this factor (1,750) picked hidden 128 whenever
+# the machine was slow.
+OUTPUT_LAYER_STEPS = 0.7
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
 MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
 TRAINING_SHARE = 0.9  # of the budget; the rest goes to evaluation and set-up
@@ -643,11 +649,14 @@ EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
 MIN_EVALUATIONS = 10  # enough validation points to draw a curve
 
 
-def min_steps(batch_size: int) -> float:
+def min_steps(batch_size: int, output_hidden_dim: int = 0) -> float:
     """The fewest optimizer steps that train a model well at this batch size: larger
-    batches need fewer, MIN_STEPS * sqrt(8 / batch) (1,750 at batch 32). Measured at 60 s:
-    hidden 384 on batch 32, 1,860 steps, 1.537, as good as hidden 256 with 3,104 (1.538)."""
-    return MIN_STEPS * math.sqrt(BATCH_SIZES[0] / max(batch_size, 1))
+    batches need fewer, MIN_STEPS * sqrt(8 / batch) (1,750 at batch 32), and a model with
+    hidden units in its output layer OUTPUT_LAYER_STEPS as many (1,225 at batch 32).
+    Measured at 60 s: hidden 384 on batch 32, 1,860 steps, 1.537, as good as hidden 256
+    with 3,104 (1.538)."""
+    steps = MIN_STEPS * math.sqrt(BATCH_SIZES[0] / max(batch_size, 1))
+    return steps * (OUTPUT_LAYER_STEPS if output_hidden_dim else 1.0)
 
 
 def learning_rate_for(hidden_dim: int, batch_size: int) -> float:
@@ -728,7 +737,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
                                                 corpus_chars)}
 
     def acceptable(candidate: dict) -> bool:
-        return (candidate["steps"] >= min_steps(candidate["batch_size"])
+        return (candidate["steps"] >= _min_steps_of(candidate)
                 and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
 
@@ -884,15 +893,19 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
     bigger = larger[-1]  # the next size up
     if bigger["memory"] > memory_limit:
         return f"hidden size {bigger['config'].hidden_dim} would need more memory than is free."
-    if chosen["steps"] < min_steps(chosen["batch_size"]):
+    if chosen["steps"] < _min_steps_of(chosen):
         return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
                 f"budget would help.")
-    if bigger["steps"] < min_steps(bigger["batch_size"]):
+    if bigger["steps"] < _min_steps_of(bigger):
         return (f"hidden size {bigger['config'].hidden_dim} would get only "
                 f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
-                f"learn well (want {min_steps(bigger['batch_size']):,.0f}+).")
+                f"learn well (want {_min_steps_of(bigger):,.0f}+).")
     return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
             f"the text can teach (~{_count(capacity_of(bigger))}).")
+
+
+def _min_steps_of(candidate: dict) -> float:
+    return min_steps(candidate["batch_size"], candidate["config"].output_hidden_dim)
 
 
 def _output_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,

@@ -272,7 +272,7 @@ def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not(sp
         batch = _batch_for(speed, linear, length)  # the batch rule prices the LSTM alone
         config = ModelConfig(65, linear.embedding_dim, hidden_dim, 1, 0.0, OUTPUT_HIDDEN_DIM)
         steps = 0.9 * 60 * speed.chars_per_second(config, batch, length) / (batch * length)
-        return steps >= min_steps(batch)
+        return steps >= min_steps(batch, OUTPUT_HIDDEN_DIM)
 
     hidden = result.model_config.hidden_dim
     assert enough_steps(hidden, training.sequence_length)
@@ -359,6 +359,7 @@ def test_reasons_and_the_estimate_quote_one_speed_for_a_model_with_dropout():
 def test_larger_batches_need_fewer_steps_and_take_a_larger_learning_rate():
     assert min_steps(8) == MIN_STEPS == 3_500
     assert min_steps(32) == pytest.approx(1_750)
+    assert min_steps(32, output_hidden_dim=1024) == pytest.approx(1_225)  # x 0.7
     assert learning_rate_for(256, 8) == pytest.approx(6e-3)
     assert learning_rate_for(256, 32) == pytest.approx(1e-2)  # 1.2e-2, capped
     assert learning_rate_for(768, 8) == pytest.approx(3e-3)
