@@ -336,11 +336,12 @@ def _measure_speed(seconds: float, device: torch.device,
 def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device: torch.device,
                               seconds: float, precision: str) -> list[float]:
     """The median time of one training step of each (model, batch, window) shape, timed in
-    turns: one step of each, then again, for about `seconds`. The fitted costs rest on the
-    ratios between the shapes, and on a shared machine the speed can change by half within
-    a second; timed in turns, such a change moves every shape alike. (Timed one shape after
-    the other, one slow second once made batch 32 look barely faster than 16, and a 300 s
-    run trained on batch 16 to 1.514 instead of 1.478.)"""
+    turns (a few steps of one shape, then of the next, round again) for about `seconds`, at
+    least one turn. The fitted costs rest on the ratios between the shapes, and on a shared
+    machine the speed can change by half within a second; timed in turns, such a change
+    moves every shape alike. (Timed one shape after the other, one slow second once made
+    batch 32 look barely faster than 16, and a 300 s run trained on batch 16 to 1.514
+    instead of 1.478.)"""
     steps = [_training_step(config, batch_size, sequence_length, device, precision)
              for config, batch_size, sequence_length in shapes]
     for step in steps:
@@ -560,8 +561,9 @@ BYTES_PER_PARAMETER = 36  # weights, gradients, 2 AdamW moments, the best weight
 #                           bf16 and oneDNN copies of the weights: ~9 float32-sized copies
 BYTES_PER_STATE_VALUE = 22  # per character, layer and hidden unit: gates and states kept
 #                             for backward, and their gradients
-BYTES_PER_OUTPUT_VALUE = 10  # per character and unit of the output layer's hidden layer:
+BYTES_PER_OUTPUT_VALUE = 28  # per character and unit of the output layer's hidden layer:
 #                              its input and GELU output kept for backward, their gradients
+#                              (fitted to hidden 192, 256 and 768 with 1,024 such units)
 
 
 def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_length: int,
@@ -632,6 +634,7 @@ CPU_MAX_BATCH = 32
 # the best; the calibration's estimate of a model's steps varies by ~10 % between runs.
 MIN_STEPS = 3_500
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
+MANY_PASSES_CAPACITY = 2.5  # then a model may be this much larger, with dropout
 # The recommendation's output layer: this many GELU units between the LSTM and the scores
 # (model.output_layer). Measured at 60 s on tinyshakespeare, hidden 256, batch 32: 1.526 and
 # 1.529 with it (1,635-1,856 steps) against 1.548-1.553 without (2,410-2,679 steps).
@@ -704,13 +707,15 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     memory_limit = memory_bytes // 2  # leave room for the OS, the app and the corpus text
     # Parameters the text can support: measured in 60 s on the 465,000-character Python
     # documentation, a 1.4 M-parameter model (3x the text) beat a 0.36 M one. A model that
-    # reads the text many times gets dropout (0.3 above 4x the text) and may be twice as
+    # reads the text many times gets dropout (0.3 above 4x the text) and may be 2.5x as
     # large: at 300 s on that text (12 passes), hidden 768 with dropout 0.3 (6.7x the text)
-    # beat hidden 512 with dropout 0.2 by 1.5-2.7 %.
+    # beat hidden 512 with dropout 0.2 by 1.5-2.7 %; with 1,024 output units (8.8x the
+    # text) it reached 1.1172, against 1.1353 for hidden 512 with them (4.7x).
     capacity = max(50_000, 4 * train_chars)
 
     def capacity_of(candidate: dict) -> int:
-        return capacity * (2 if candidate["passes"] >= MANY_PASSES else 1)
+        return int(capacity * (MANY_PASSES_CAPACITY if candidate["passes"] >= MANY_PASSES
+                               else 1))
 
     def plan(hidden_dim: int, num_layers: int, sequence_length: int,
              output_hidden_dim: int) -> dict:
@@ -920,9 +925,10 @@ def _output_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
                  / speed.step_seconds(config, batch_size, sequence_length))
     return (f"Output layer of {config.output_hidden_dim} units (GELU) between the LSTM and "
             f"the character scores: it reads all {batch_size} x {sequence_length} positions "
-            f"of a step at once, so its extra capacity costs only ~{share:.0%} of a step here "
-            f"(the LSTM must walk each window one character at a time). Measured in 60 s: a "
-            f"lower loss than one linear output layer, despite fewer steps.")
+            f"of a step at once, so its extra capacity costs {'only ' if share < 0.4 else ''}"
+            f"~{share:.0%} of a step here (the LSTM must walk each window one character at a "
+            f"time). Measured in 60 s: a lower loss than one linear output layer, despite "
+            f"fewer steps.")
 
 
 def _layers_reason(num_layers: int, passes: float) -> str:

@@ -107,8 +107,9 @@ def run_train_command(corpus: str, budget: float, setting: Setting, text: str,
     config = metadata.get("training_config") or {}
     history = metadata.get("history") or {}
     m = model.config
-    description = (f"emb {m.embedding_dim}, hidden {m.hidden_dim} x {m.num_layers}, dropout "
-                   f"{m.dropout:g}, batch {config.get('batch_size')} x "
+    head = f", output layer {m.output_hidden_dim}" if m.output_hidden_dim else ""
+    description = (f"emb {m.embedding_dim}, hidden {m.hidden_dim} x {m.num_layers}{head}, "
+                   f"dropout {m.dropout:g}, batch {config.get('batch_size')} x "
                    f"{config.get('sequence_length')}, lr {config.get('learning_rate'):g}, "
                    f"{config.get('batching')}, {config.get('precision', 'float32')}")
     return RunResult(setting.label, score(model, tokenizer, text), wall,

@@ -61,6 +61,12 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
     assert hidden.value() == expected.model_config.hidden_dim
     assert session.model_config.hidden_dim == expected.model_config.hidden_dim
     assert configure.reasons_list.count() == len(expected.reasons)
+    output_units = window.findChild(QSpinBox, "outputHiddenSpin")
+    assert output_units.value() == expected.model_config.output_hidden_dim
+    # This short text gets a single linear output layer; the path below runs with hidden
+    # units in it, as longer texts get.
+    output_units.setValue(48)
+    assert session.model_config.output_hidden_dim == 48
     # Keep the run short and ending by its epochs, not by the clock.
     configure.stop_at_budget.setChecked(False)
     window.findChild(QSpinBox, "epochsSpin").setValue(2)
@@ -113,6 +119,7 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
     assert gui_thread_tensor_ops == []  # inspecting and saving ran in workers too
     reloaded, tokenizer, metadata = load_model(model_file)
     assert len(metadata["history"]["step_losses"]) == steps
+    assert reloaded.config.output_hidden_dim == 48
     gui_thread_tensor_ops.clear()  # the test's own load_model above
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
