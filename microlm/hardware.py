@@ -460,18 +460,6 @@ def _training_step(config: ModelConfig, batch_size: int, sequence_length: int,
     return step
 
 
-def _median_step_seconds(config: ModelConfig, batch_size: int, sequence_length: int,
-                         device: torch.device, seconds: float,
-                         precision: str = "float32") -> float:
-    step = _training_step(config, batch_size, sequence_length, device, precision)
-    deadline = time.perf_counter() + seconds
-    step()  # the first step allocates memory and optimizer state: not typical
-    durations: list[float] = []
-    while len(durations) < 2 or (time.perf_counter() < deadline and len(durations) < 200):
-        durations.append(_timed(step))
-    return statistics.median(durations)
-
-
 def _solve(rows: list[list[float]], values: list[float]) -> list[float]:
     """Solve a small square linear system by Gaussian elimination with partial pivoting
     (singular: zeros). Each column is scaled to its largest entry first, as the unknowns

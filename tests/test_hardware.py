@@ -542,12 +542,13 @@ def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(m
 
 
 def test_calibration_leaves_the_random_state_alone(one_torch_thread):
-    from microlm.hardware import _median_step_seconds
+    from microlm.hardware import _interleaved_step_seconds
 
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    _median_step_seconds(ModelConfig(20, 4, 8, 1, 0.0), 2, 4, torch.device("cpu"), 0.0)
+    _interleaved_step_seconds([(ModelConfig(20, 4, 8, 1, 0.0), 2, 4)], torch.device("cpu"),
+                              0.0, "float32")
     assert torch.equal(torch.rand(3), expected)
 
 
