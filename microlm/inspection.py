@@ -31,14 +31,10 @@ def inspect_model(model: MicroLM) -> dict:
                      f"{config.hidden_dim} hidden and cell units "
                      f"({_layer_parameters(layers, f'lstm.{index}'):,} parameters)")
     lines.append(f"  dropout: p={config.dropout:g} while training (no parameters)")
-    if config.output_hidden_dim:
-        lines.append(f"  head: {config.hidden_dim} hidden units -> {config.output_hidden_dim} "
-                     f"units (GELU) -> {config.vocab_size} next-character scores "
-                     f"({_layer_parameters(layers, 'head'):,} parameters)")
-    else:
-        lines.append(f"  head: {config.hidden_dim} hidden units -> {config.vocab_size} "
-                     f"next-character scores ({_layer_parameters(layers, 'head'):,} "
-                     f"parameters)")
+    between = (f"{config.output_hidden_dim} units (GELU) -> " if config.output_hidden_dim
+               else "")
+    lines.append(f"  head: {config.hidden_dim} hidden units -> {between}{config.vocab_size} "
+                 f"next-character scores ({_layer_parameters(layers, 'head'):,} parameters)")
     total = sum(p.numel() for p in model.parameters())
     return {
         "architecture": "\n".join(lines),
