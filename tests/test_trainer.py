@@ -479,3 +479,64 @@ def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
     assert all(math.isfinite(loss) for loss in stats["step_losses"])
     assert stats["losses"][-1] < stats["losses"][0]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32
+
+
+def _adamw_pair(fused_optimizer):
+    """The same groups in torch's unfused AdamW, for comparison."""
+    groups = [{**{k: v for k, v in group.items() if k not in ("fused", "foreach")}}
+              for group in fused_optimizer.param_groups]
+    return torch.optim.AdamW(groups, foreach=False)
+
+
+def _fused_cpu_adamw() -> bool:
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _fused_cpu_adamw(), reason="this torch has no fused AdamW on a CPU")
+def test_fused_adamw_makes_the_same_update_as_the_usual_one():
+    from microlm.trainer import make_optimizer
+
+    torch.manual_seed(0)
+    model = MicroLM(20, embedding_dim=8, hidden_dim=16, num_layers=1, dropout=0.0,
+                    output_hidden_dim=12)
+    twin = MicroLM(config=model.config)
+    twin.load_state_dict(model.state_dict())
+    start = model.head[0].weight.detach().clone()
+    fused = make_optimizer(model, TrainingConfig(learning_rate=1e-2))
+    assert all(group["fused"] for group in fused.param_groups)
+    usual = _adamw_pair(make_optimizer(twin, TrainingConfig(learning_rate=1e-2)))
+    assert not any(group.get("fused") for group in usual.param_groups)
+    for step in range(3):
+        x = torch.randint(0, 20, (2, 5))
+        for net, optimizer in ((model, fused), (twin, usual)):
+            optimizer.zero_grad()
+            net(x).square().mean().backward()
+            optimizer.step()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert (model.head[0].weight - start).abs().max() > 1e-3  # the steps did move it
+
+
+@pytest.mark.skipif(not _fused_cpu_adamw(), reason="this torch has no fused AdamW on a CPU")
+def test_a_state_saved_by_the_usual_adamw_resumes_in_the_fused_one():
+    from microlm.trainer import load_optimizer_state, make_optimizer
+
+    torch.manual_seed(0)
+    model = MicroLM(20, embedding_dim=8, hidden_dim=16, num_layers=1, dropout=0.0)
+    old = _adamw_pair(make_optimizer(model, TrainingConfig()))
+    model(torch.randint(0, 20, (2, 5))).sum().backward()
+    old.step()
+    saved = old.state_dict()  # as a checkpoint from before the fused kernel holds it
+    fresh = make_optimizer(model, TrainingConfig())
+    load_optimizer_state(fresh, saved)
+    assert all(group["fused"] for group in fresh.param_groups)
+    param = model.lstm.weight_hh_l0
+    assert torch.equal(fresh.state[param]["exp_avg"], old.state[param]["exp_avg"])
+    assert float(fresh.state[param]["step"]) == 1.0
+    before = param.detach().clone()
+    fresh.step()  # runs with the loaded moments
+    assert not torch.equal(param, before)
