@@ -208,7 +208,7 @@ def test_estimate_memory_grows_with_batch_and_matches_formula():
     params = config.num_parameters()
     activations = 8 * 50 * (4 * (16 + 3 * 65) + 22 * 1 * 32)
     # a fixed working space + 36 bytes per parameter + activations + uint8 tokens
-    assert small.memory_bytes == 40 * 2**20 + 36 * params + activations + 10_000
+    assert small.memory_bytes == 48 * 2**20 + 36 * params + activations + 10_000
     assert small.parameters == params
     # an output layer with hidden units keeps 28 bytes per unit and character besides
     deep = ModelConfig(65, 16, 32, 1, 0.0, 100)
@@ -425,7 +425,7 @@ def test_tiny_corpus_shortens_the_window():
 
 
 def test_recommendation_never_exceeds_memory():
-    tight = 96 * 2**20  # 96 MiB free: 48 for training, of which 40 the fixed working space
+    tight = 112 * 2**20  # 112 MiB free: 56 for training, of which 48 the fixed working space
     result = recommend(SHAKESPEARE_CHARS, 3600, 65, CPU_LIKE, tight)
     assert result.estimate.memory_bytes <= tight // 2
     roomy = recommend(SHAKESPEARE_CHARS, 3600, 65, CPU_LIKE, PLENTY_OF_MEMORY)
