@@ -664,7 +664,8 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     """Load a saved AdamW state, keeping this optimizer's implementation (fused or not): a
     checkpoint saved before the fused kernel was used would otherwise turn it off."""
     groups = [{**saved, **{key: current.get(key) for key in ("fused", "foreach")}}
-              for saved, current in zip(state["param_groups"], optimizer.param_groups)]
+              for saved, current in zip(state["param_groups"], optimizer.param_groups,
+                                        strict=False)]  # a count that differs: torch says so
     optimizer.load_state_dict({**state, "param_groups": groups})
 
 

@@ -510,13 +510,14 @@ def test_fused_adamw_makes_the_same_update_as_the_usual_one():
     assert all(group["fused"] for group in fused.param_groups)
     usual = _adamw_pair(make_optimizer(twin, TrainingConfig(learning_rate=1e-2)))
     assert not any(group.get("fused") for group in usual.param_groups)
-    for step in range(3):
+    for _ in range(3):
         x = torch.randint(0, 20, (2, 5))
         for net, optimizer in ((model, fused), (twin, usual)):
             optimizer.zero_grad()
             net(x).square().mean().backward()
             optimizer.step()
-    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values(),
+                            strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     assert (model.head[0].weight - start).abs().max() > 1e-3  # the steps did move it
 
