@@ -61,6 +61,10 @@ SHAPES = (
     Shape("h192 out1024 b32 t64", 96, 192, 1, 32, 64, 0.0, 1024),
     Shape("h256 out1024 b32 t64", 128, 256, 1, 32, 64, 0.0, 1024),
     Shape("h768 out1024 b32 t64 dropout 0.2", 128, 768, 1, 32, 64, 0.2, 1024),
+    # what the recommendation picks at 60 s and at 300 s on tinyshakespeare since the
+    # output layer's step floor is 875
+    Shape("h384 out1024 b32 t64", 128, 384, 1, 32, 64, 0.0, 1024),
+    Shape("h768 out1024 b32 t128 dropout 0.2", 128, 768, 1, 32, 128, 0.2, 1024),
 )
 
 
