@@ -483,7 +483,7 @@ def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
 
 def _adamw_pair(fused_optimizer):
     """The same groups in torch's unfused AdamW, for comparison."""
-    groups = [{**{k: v for k, v in group.items() if k not in ("fused", "foreach")}}
+    groups = [{k: v for k, v in group.items() if k not in ("fused", "foreach")}
               for group in fused_optimizer.param_groups]
     return torch.optim.AdamW(groups, foreach=False)
 
