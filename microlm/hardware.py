@@ -538,7 +538,7 @@ def preset_parameters(name: str, vocab_size: int) -> int:
 class Estimate:
     parameters: int
     chars_per_second: float  # training characters per second on the measured machine
-    seconds_per_epoch: float  # one pass over the training part of the corpus
+    seconds_per_epoch: float  # one pass over the training part, with its validations
     memory_bytes: int  # peak training memory, see estimate()
 
 
@@ -591,8 +591,14 @@ def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_
     speed = speed or calibrate()
     batch_size, sequence_length = training_config.batch_size, training_config.sequence_length
     chars_per_second = speed.chars_per_second(model_config, batch_size, sequence_length)
-    seconds_per_epoch = (steps_per_epoch(corpus_chars, training_config)
-                         * speed.step_seconds(model_config, batch_size, sequence_length))
+    steps = steps_per_epoch(corpus_chars, training_config)
+    # An epoch's validations (one per epoch when eval_interval is 0), as the trainer runs them.
+    evaluations = steps / training_config.eval_interval if training_config.eval_interval else 1
+    val_chars = min(training_config.eval_chars,
+                    int(corpus_chars * training_config.val_fraction))
+    seconds_per_epoch = (steps * speed.step_seconds(model_config, batch_size, sequence_length)
+                         + evaluations * evaluation_seconds(speed, model_config,
+                                                           sequence_length, val_chars))
     return Estimate(model_config.num_parameters(), chars_per_second, seconds_per_epoch,
                     training_memory_bytes(model_config, batch_size, sequence_length,
                                           corpus_chars))
@@ -864,15 +870,22 @@ def _dropout_for(passes: float, parameters: int, train_chars: int) -> float:
     return 0.3
 
 
+def evaluation_seconds(speed: MachineSpeed, config: ModelConfig, sequence_length: int,
+                       chars: int) -> float:
+    """One validation of `chars` characters: scoring a character costs about a third of
+    training on it (forward only), in batches of 64 windows."""
+    if chars <= 0:
+        return 0.0
+    batches = max(1, math.ceil(chars / (64 * sequence_length)))
+    return batches * speed.step_seconds(config, 64, sequence_length) / 3
+
+
 def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: int,
                      val_chars: int, time_budget_s: float, steps: float) -> tuple[int, int, int]:
     """(eval_chars, eval_interval, number of evaluations) keeping evaluation under
-    EVAL_SHARE of the budget. Scoring a character costs about a third of training on it
-    (forward only), in batches of 64 windows."""
+    EVAL_SHARE of the budget."""
     def seconds_for(chars: int) -> float:
-        batches = max(1, math.ceil(chars / (64 * sequence_length)))
-        per_batch = speed.step_seconds(config, 64, sequence_length) / 3
-        return batches * per_batch
+        return evaluation_seconds(speed, config, sequence_length, chars)
 
     eval_seconds_allowed = EVAL_SHARE * time_budget_s
     eval_chars = max(1, min(100_000, val_chars))

@@ -234,9 +234,23 @@ def test_estimate_time_per_epoch():
     training = TrainingConfig(batch_size=10, sequence_length=100, val_fraction=0.1)
     result = estimate(config, training, 100_001, CPU_LIKE)
     steps_per_epoch = 90_000 // 1000  # (90,001 train chars - 1) // 1000 chars per step
+    # one validation per epoch (eval_interval 0) of the 10,000 held-out characters: two
+    # batches of 64 windows of 100, each a third of a training step of that shape
+    validation = 2 * CPU_LIKE.step_seconds(config, 64, 100) / 3
     assert result.seconds_per_epoch == pytest.approx(
-        steps_per_epoch * CPU_LIKE.step_seconds(config, 10, 100))
+        steps_per_epoch * CPU_LIKE.step_seconds(config, 10, 100) + validation)
     assert result.chars_per_second == pytest.approx(1000 / CPU_LIKE.step_seconds(config, 10, 100))
+
+
+def test_estimate_time_per_epoch_counts_every_validation_the_epoch_runs():
+    config = ModelConfig(65, 16, 32, 1, 0.0)
+    training = TrainingConfig(batch_size=10, sequence_length=100, val_fraction=0.1,
+                              eval_interval=30, eval_chars=3_000)
+    result = estimate(config, training, 100_001, CPU_LIKE)
+    # 90 steps, a validation every 30: three, each one batch of 30 windows of 100
+    assert result.seconds_per_epoch == pytest.approx(
+        90 * CPU_LIKE.step_seconds(config, 10, 100)
+        + 3 * CPU_LIKE.step_seconds(config, 64, 100) / 3)
 
 
 def test_training_memory_uses_int16_tokens_for_large_vocabularies():

@@ -2,6 +2,7 @@
 
 import math
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -479,6 +480,28 @@ def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
     assert all(math.isfinite(loss) for loss in stats["step_losses"])
     assert stats["losses"][-1] < stats["losses"][0]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32
+
+
+def test_bfloat16_validates_in_bfloat16_too_and_scores_like_float32():
+    trainer = make_trainer(epochs=1, precision="bfloat16")
+    trainer.train()
+    dtypes = []
+    original = trainer.model.lstm.forward
+
+    def recording_forward(inputs, hx=None):
+        out, state = original(inputs, hx)
+        dtypes.append(out.dtype)
+        return out, state
+
+    trainer.model.lstm.forward = recording_forward
+    in_bf16 = trainer.evaluate()
+    assert set(dtypes) == {torch.bfloat16}  # a float32 LSTM here ran 2-3x slower
+    dtypes.clear()
+    trainer.config = replace(trainer.config, precision="float32")
+    in_fp32 = trainer.evaluate()
+    assert set(dtypes) == {torch.float32}
+    assert in_bf16 == pytest.approx(in_fp32, rel=0.02)
+    assert in_bf16 != in_fp32  # really computed in the other precision
 
 
 def _adamw_pair(fused_optimizer):
