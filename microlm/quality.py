@@ -221,12 +221,15 @@ def quality_bench(corpus: str, budget: float, log: Callable[[str], None],
 def sweep_settings(budget: float) -> list[Setting]:
     """The configurations a sweep compares with the recommendation (explicit flags)."""
     def s(label: str, emb: int, hidden: int, layers: int, batch: int, length: int, lr: float,
-          dropout: float = 0.0, output_hidden: int = 0) -> Setting:
+          dropout: float = 0.0, output_hidden: int = 0,
+          weight_decay: float | None = None) -> Setting:
+        """One row; weight_decay None: the recommendation's (hardware.WEIGHT_DECAY)."""
+        decay = () if weight_decay is None else ("--weight-decay", f"{weight_decay:g}")
         return Setting(label, ("--embedding-dim", str(emb), "--hidden-dim", str(hidden),
                                "--num-layers", str(layers), "--batch-size", str(batch),
                                "--sequence-length", str(length), "--learning-rate", f"{lr:g}",
                                "--dropout", f"{dropout:g}",
-                               "--output-hidden-dim", str(output_hidden)))
+                               "--output-hidden-dim", str(output_hidden), *decay))
 
     if budget >= 200:
         # Long budgets: wider models, the higher rate, dropout and a second layer become
@@ -251,6 +254,8 @@ def sweep_settings(budget: float) -> list[Setting]:
             s("h512 out1024 b32 t64 lr1e-2 dropout 0.2", 128, 512, 1, 32, 64, 1e-2, 0.2, 1024),
             s("h768 out1024 b32 t64 lr6e-3 dropout 0.3", 128, 768, 1, 32, 64, 6e-3, 0.3, 1024),
             s("h768 out2048 b32 t64 lr6e-3 dropout 0.2", 128, 768, 1, 32, 64, 6e-3, 0.2, 2048),
+            s("h768 out1024 b32 t128 lr6e-3 dropout 0.2 weight decay 0.01", 128, 768, 1, 32,
+              128, 6e-3, 0.2, 1024, 0.01),
         ]
         return [Setting("recommended")] + settings
     settings = [
@@ -278,6 +283,8 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h192 out2048 b32 t64 lr1e-2", 96, 192, 1, 32, 64, 1e-2, 0.0, 2048),
         s("h256 out1024 b32 t64 lr1e-2", 128, 256, 1, 32, 64, 1e-2, 0.0, 1024),
         s("h384 out1024 b32 t64 lr1e-2", 128, 384, 1, 32, 64, 1e-2, 0.0, 1024),
+        s("h384 out1024 b32 t64 lr1e-2 weight decay 0.01", 128, 384, 1, 32, 64, 1e-2, 0.0,
+          1024, 0.01),
     ]
     return [Setting("recommended")] + settings
 

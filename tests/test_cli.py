@@ -85,6 +85,16 @@ def test_an_output_layer_with_hidden_units_trains_saves_reloads_and_generates(te
     assert status == 2 and "'-3' is not a whole number >= 0" in err
 
 
+def test_weight_decay_is_a_training_flag(text_file, tmp_path, capsys):
+    output = tmp_path / "decayed.pt"
+    status, _, err = run(capsys, "train", text_file, *TINY, "--weight-decay", "0.25",
+                         "--epochs", "1", "--output", output)
+    assert status == 0, err
+    assert load_model(output)[2]["training_config"]["weight_decay"] == 0.25
+    status, _, err = run(capsys, "train", text_file, "--weight-decay", "-0.1")
+    assert status == 2 and "'-0.1' is not a number in [0, 10]" in err
+
+
 def test_train_reports_best_loss_and_checkpoint(text_file, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1")

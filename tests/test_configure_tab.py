@@ -155,8 +155,11 @@ def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
     assert tab.session.model_config == expected.model_config
     training = tab.session.training_config
     for name in ("sequence_length", "batch_size", "learning_rate", "epochs", "eval_interval",
-                 "grad_clip"):
+                 "grad_clip", "weight_decay"):
         assert getattr(training, name) == pytest.approx(getattr(expected.training_config, name))
+    assert training.weight_decay == pytest.approx(hardware.WEIGHT_DECAY) != 0.01  # not the default
+    assert tab.findChild(QDoubleSpinBox, "weightDecaySpin").value() == pytest.approx(
+        hardware.WEIGHT_DECAY)
     assert training.time_budget_s == 90
     assert tab.reasons_list.count() == len(expected.reasons) > 0
     assert tab.reasons_list.item(0).text() == expected.reasons[0]

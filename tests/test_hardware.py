@@ -503,6 +503,8 @@ def test_reasons_explain_each_choice_with_numbers():
     assert "chars/s" in text and "60 s" in text
     assert "No dropout" in text
     assert f"Batch size {result.training_config.batch_size}" in text
+    assert result.training_config.weight_decay == 0.3
+    assert "Weight decay 0.3:" in text
 
 
 def test_recommendation_is_deterministic_with_a_given_speed():
