@@ -206,15 +206,15 @@ def test_estimate_memory_grows_with_batch_and_matches_formula():
     assert isinstance(small, Estimate)
     assert large.memory_bytes > small.memory_bytes
     params = config.num_parameters()
-    activations = 8 * 50 * (4 * (16 + 3 * 65) + 22 * 1 * 32)
-    # a fixed working space + 36 bytes per parameter + activations + uint8 tokens
-    assert small.memory_bytes == 48 * 2**20 + 36 * params + activations + 10_000
+    activations = 8 * 50 * (4 * (16 + 3 * 65) + 26 * 1 * 32)
+    # a fixed working space + 34 bytes per parameter + activations + uint8 tokens
+    assert small.memory_bytes == 40 * 2**20 + 34 * params + activations + 10_000
     assert small.parameters == params
-    # an output layer with hidden units keeps 22 bytes per unit and character besides
+    # an output layer with hidden units keeps 12 bytes per unit and character besides
     deep = ModelConfig(65, 16, 32, 1, 0.0, 100)
     extra = training_memory_bytes(deep, 8, 50, 10_000) - training_memory_bytes(
         config, 8, 50, 10_000)
-    assert extra == 36 * (deep.num_parameters() - params) + 8 * 50 * 22 * 100
+    assert extra == 34 * (deep.num_parameters() - params) + 8 * 50 * 12 * 100
 
 
 def test_an_output_layer_is_priced_per_unit_and_position_not_per_weight_and_time_step():
