@@ -329,6 +329,20 @@ def test_overfitting_hint_appears_when_validation_rises_as_training_falls(qtbot,
     assert not tab.overfitting_hint.isVisible()
 
 
+def test_overfitting_hint_ignores_one_small_rise_but_not_two_in_a_row(qtbot, make_tab):
+    tab = make_tab(make_session())
+    tab.show()
+    tab._on_evaluated(Evaluated(10, 1, val_loss=1.300, best_val_loss=1.300, improved=True,
+                                train_loss=1.40))
+    # a final validation a few steps after the last one: 0.2 % higher, noise
+    tab._on_evaluated(Evaluated(12, 1, val_loss=1.303, best_val_loss=1.300, improved=False,
+                                train_loss=1.39))
+    assert not tab.overfitting_hint.isVisible()
+    tab._on_evaluated(Evaluated(20, 1, val_loss=1.306, best_val_loss=1.300, improved=False,
+                                train_loss=1.35))
+    assert tab.overfitting_hint.isVisible()  # rising twice in a row while training falls
+
+
 def test_widgets_are_named_and_tooltips_teach_the_shortcuts(qtbot, make_tab):
     tab = make_tab(make_session())
     for name in ("trainButton", "pauseButton", "stopButton", "lossPlot", "trainProgress",

@@ -44,6 +44,7 @@ from ..loss_plot import LossPlot
 from ..session import Session
 from ..workers import TrainingWorker, start_worker, stop_and_wait
 
+OVERFITTING_RISE = 0.01  # a rise of the validation loss this large at once is not noise
 OVERFITTING_HINT = ("The validation loss is rising while the training loss keeps falling: the "
                     "model is starting to memorise the training text (overfitting): consider "
                     "more dropout, a smaller model or stopping here.")
@@ -398,12 +399,22 @@ class TrainTab(QWidget):
         previous = self._evaluations[-1] if self._evaluations else None
         self._evaluations.append(event)
         if previous is not None and math.isfinite(event.train_loss):
-            overfitting = (event.val_loss > previous.val_loss
-                           and event.train_loss < previous.train_loss)
-            self.overfitting_hint.setVisible(overfitting)
+            self.overfitting_hint.setVisible(self._overfitting())
         if self.last_step is not None and not self._stopping:
             self.status_label.setText(("Paused · " if self._paused else "")
                                       + self._status_text(self.last_step))
+
+    def _overfitting(self) -> bool:
+        """The validation loss rose while the training loss fell: by more than
+        OVERFITTING_RISE at once, or at two validations in a row. A single smaller rise is
+        noise (a final validation a few steps after the last periodic one, say)."""
+        *_, previous, latest = self._evaluations
+        if not (latest.val_loss > previous.val_loss and latest.train_loss < previous.train_loss):
+            return False
+        if latest.val_loss > previous.val_loss * (1 + OVERFITTING_RISE):
+            return True
+        before = self._evaluations[-3] if len(self._evaluations) >= 3 else None
+        return before is not None and previous.val_loss > before.val_loss
 
     def _on_sample_generated(self, event: SampleGenerated) -> None:
         self.sample_preview.setPlainText(f"Step {event.step:,}: {event.text}")
