@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import psutil
@@ -894,9 +895,7 @@ def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: 
                      val_chars: int, time_budget_s: float, steps: float) -> tuple[int, int, int]:
     """(eval_chars, eval_interval, number of evaluations) keeping evaluation under
     EVAL_SHARE of the budget."""
-    def seconds_for(chars: int) -> float:
-        return evaluation_seconds(speed, config, sequence_length, chars)
-
+    seconds_for = partial(evaluation_seconds, speed, config, sequence_length)
     eval_seconds_allowed = EVAL_SHARE * time_budget_s
     eval_chars = max(1, min(100_000, val_chars))
     while eval_chars > 2_000 and MIN_EVALUATIONS * seconds_for(eval_chars) > eval_seconds_allowed:
