@@ -396,9 +396,8 @@ class TrainTab(QWidget):
     def _on_evaluated(self, event: Evaluated) -> None:
         self.loss_plot.add_validation(event.step, event.val_loss)
         self._last_val_loss, self._best_val_loss = event.val_loss, event.best_val_loss
-        previous = self._evaluations[-1] if self._evaluations else None
         self._evaluations.append(event)
-        if previous is not None and math.isfinite(event.train_loss):
+        if len(self._evaluations) >= 2 and math.isfinite(event.train_loss):
             self.overfitting_hint.setVisible(self._overfitting())
         if self.last_step is not None and not self._stopping:
             self.status_label.setText(("Paused · " if self._paused else "")
@@ -411,10 +410,9 @@ class TrainTab(QWidget):
         *_, previous, latest = self._evaluations
         if not (latest.val_loss > previous.val_loss and latest.train_loss < previous.train_loss):
             return False
-        if latest.val_loss > previous.val_loss * (1 + OVERFITTING_RISE):
-            return True
-        before = self._evaluations[-3] if len(self._evaluations) >= 3 else None
-        return before is not None and previous.val_loss > before.val_loss
+        return (latest.val_loss > previous.val_loss * (1 + OVERFITTING_RISE)
+                or (len(self._evaluations) >= 3
+                    and previous.val_loss > self._evaluations[-3].val_loss))
 
     def _on_sample_generated(self, event: SampleGenerated) -> None:
         self.sample_preview.setPlainText(f"Step {event.step:,}: {event.text}")
