@@ -41,8 +41,8 @@ DEFAULT_PRESET = "small"  # used when neither --preset nor --time-budget is give
 INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C
 
 MODEL_FLAGS = ("embedding_dim", "hidden_dim", "num_layers", "dropout", "output_hidden_dim")
-TRAINING_FLAGS = ("sequence_length", "batch_size", "learning_rate", "weight_decay", "epochs",
-                  "val_fraction", "eval_interval", "patience", "batching", "precision")
+TRAINING_FLAGS = ("sequence_length", "batch_size", "learning_rate", "weight_decay", "ema_decay",
+                  "epochs", "val_fraction", "eval_interval", "patience", "batching", "precision")
 # What a resumed run may still change: how long it goes on and how it is watched.
 RESUME_FLAGS = ("epochs", "eval_interval", "patience")
 
@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "a number in [0, 10]"),
                      help="AdamW's pull of the weight matrices towards zero at each step, "
                           "times the learning rate (against memorising the text)")
+    run.add_argument("--ema-decay", type=_number(float, lambda v: 0 <= v < 1,
+                                                 "a number in [0, 1)"),
+                     help="validate and keep a moving average of the weights, each step moving "
+                          "it 1 - this of the way to the new weights (default 0.98; 0: the "
+                          "weights as trained)")
     run.add_argument("--batching", choices=("random", "sequential"),
                      help="random windows, or sequential: each batch row continues where it "
                           "stopped and the LSTM state is carried over (longer memory)")

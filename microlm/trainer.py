@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import distributed
 from .checkpoint import load_model, save_model
@@ -39,6 +40,9 @@ class TrainingConfig:
     batch_size: int = 32  # windows per step
     sequence_length: int = 100  # characters per window = how far back gradients flow
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not applied to biases)
+    # Validate and keep an exponential moving average of the weights (each step moves it
+    # 1 - ema_decay of the way to the weights just trained); 0 = the weights as trained.
+    ema_decay: float = 0.98
     warmup_steps: int = 100  # linear warm-up, capped at 5 % of the run's steps
     min_lr_fraction: float = 0.1  # cosine decay ends at this fraction of learning_rate
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
@@ -72,6 +76,8 @@ class TrainingConfig:
             out.append("learning_rate must be > 0")
         if not self.weight_decay >= 0:
             out.append("weight_decay must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            out.append("ema_decay must be in [0, 1)")
         if self.batching not in ("random", "sequential"):
             out.append("batching must be 'random' or 'sequential'")
         if self.precision not in ("float32", "bfloat16"):
@@ -213,6 +219,8 @@ class ModelTrainer:
         self.best_val_loss: float | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._last_state: dict[str, torch.Tensor] | None = None
+        # The moving average of the weights (ema_decay > 0): validated, sampled and kept.
+        self._average: AveragedModel | None = None
         self._evals_without_improvement = 0
         self._carried_state = None  # (h, c) carried across batches in sequential batching
         self._resume_rng: torch.Tensor | None = None
@@ -307,6 +315,13 @@ class ModelTrainer:
             set_seed(distributed.rank_seed(cfg.seed))  # per-rank dropout masks under torchrun
         if self.optimizer is None:
             self.optimizer = make_optimizer(self.model, cfg)
+        if self._run is None:  # a new run averages its own weights from its first step
+            self._average = None
+        if cfg.ema_decay and self._average is None:
+            # (before DDP wraps the model: the average is a copy of the bare model)
+            self._average = AveragedModel(self.model, multi_avg_fn=self._update_average)
+        elif not cfg.ema_decay:
+            self._average = None
         if self._ddp_model is None:
             self._ddp_model = distributed.wrap_model(self.model, self.device)
         self._interrupted_run = None
@@ -436,7 +451,7 @@ class ModelTrainer:
         self._run["time_used"] = clock.elapsed()
         if reason not in ("stopped", "time_budget"):
             self._run = None  # finished: the next fit() is a new run
-        self._keep_best_weights()
+        self._keep_best_weights(use_average=reason != "diverged")
         if cfg.checkpoint_path:
             yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
         distributed.wait_for_all()  # under torchrun: no rank leaves while rank 0 still saves
@@ -489,9 +504,31 @@ class ModelTrainer:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
+        if self._average is not None:
+            self._average.update_parameters(self.model)
         if self.train_loader is not None and self.train_loader.mode == "sequential":
             self._carried_state = tuple(s.detach().float() for s in new_state)
         return loss.detach()
+
+    def _update_average(self, averages: list[torch.Tensor], weights: list[torch.Tensor],
+                        count: torch.Tensor) -> None:
+        """AveragedModel's update: an exponential moving average whose decay starts low
+        (count 1: 0.18, count 90: 0.9) and grows to ema_decay, so that early in a run the
+        average follows the fast-changing weights closely instead of the random start.
+        Measured on tinyshakespeare, the same run's average against its last weights: at
+        60 s 1.5193 / 1.5333 / 1.5288 / 1.5044 against 1.5359 / 1.5441 / 1.5404 / 1.5199
+        (hidden 384 on three seeds, hidden 256; 0.98 or 0.99, ~0.7-1.1 % lower; 0.995:
+        1.5065-1.5414), and at 300 s 1.4549 against 1.4647 (hidden 768; 0.998: 1.4911)."""
+        n = float(count)
+        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
+        get_ema_multi_avg_fn(decay)(averages, weights, count)
+
+    def _validated_model(self) -> MicroLM:
+        """The weights a run in progress validates and samples: their moving average, if
+        there is one. Between runs, the model (which then holds the weights kept)."""
+        if self._average is not None and self._run is not None:
+            return self._average.module
+        return self.model
 
     def _progress(self, run_step: int, run_steps: int, elapsed: float) -> float:
         """Fraction of the run done: by steps, or by time when a budget is set."""
@@ -504,24 +541,27 @@ class ModelTrainer:
 
     @torch.no_grad()
     def evaluate(self, tokens: torch.Tensor | None = None, window: int | None = None,
-                 max_chars: int | None = None) -> float:
+                 max_chars: int | None = None, model: MicroLM | None = None) -> float:
         """Mean cross-entropy (nats per character) over non-overlapping windows of the
-        validation text, each window starting from a fresh LSTM state."""
+        validation text, each window starting from a fresh LSTM state. model None: the
+        trainer's model (after a run, the weights it kept)."""
         tokens = self.val_tokens if tokens is None else tokens
         if tokens is None or len(tokens) < 2:
             raise ValueError("No validation text: prepare_data with val_fraction > 0 first.")
         with self._autocast(self.config):
             return distributed.evaluate_loss_shared(
-                evaluate_loss, self.model, tokens, window or self.config.sequence_length,
-                max_chars or self.config.eval_chars, self.device)
+                evaluate_loss, model or self.model, tokens,
+                window or self.config.sequence_length, max_chars or self.config.eval_chars,
+                self.device)
 
     def _evaluate_and_track(self, epoch: int, recent_losses: list[float]) -> Evaluated:
-        val_loss = self.evaluate()
+        model = self._validated_model()
+        val_loss = self.evaluate(model=model)
         improved = math.isfinite(val_loss) and (self.best_val_loss is None
                                                 or val_loss < self.best_val_loss)
         if improved:
             self.best_val_loss = val_loss
-            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self._evals_without_improvement = 0
         else:
             self._evals_without_improvement += 1
@@ -530,30 +570,37 @@ class ModelTrainer:
         return Evaluated(self.step, epoch, val_loss, self.best_val_loss or val_loss, improved,
                          train_loss)
 
-    def _keep_best_weights(self) -> None:
-        """Leave the best-validated weights in the model; remember the last for resuming."""
-        if self._best_state is None:
+    def _keep_best_weights(self, use_average: bool = True) -> None:
+        """Leave the best-validated weights in the model (without validation, the moving
+        average of the weights unless the run diverged, which spoils it); remember the
+        last weights for resuming."""
+        keep = self._best_state
+        if keep is None and use_average and self._average is not None:
+            keep = self._average.module.state_dict()
+        if keep is None:
             self._last_state = None
             return
         last_step, last_val = (self.history["val_losses"][-1] if self.history["val_losses"]
                                else (None, None))
         # The model is the best one only if it was validated as it is now (not, say, after a
-        # step that diverged since that evaluation).
-        if last_val == self.best_val_loss and last_step == self.step:
+        # step that diverged since that evaluation, or as the average of its weights).
+        if (self._average is None and last_val == self.best_val_loss
+                and last_step == self.step):
             self._last_state = None
             return
         self._last_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(self._best_state)
+        self.model.load_state_dict(keep)
 
     def sample(self, length: int = 120, temperature: float = 0.8, seed: int = 0,
                prompt: str | None = None) -> str:
         """A short generated text, to see what the model has learned so far."""
         from .generator import TextGenerator  # generator imports nothing from here
 
-        was_training = self.model.training
-        generator = TextGenerator(self.model, self.tokenizer, self.device)
+        model = self._validated_model()
+        was_training = model.training
+        generator = TextGenerator(model, self.tokenizer, self.device)
         text = generator.generate(prompt or "", length, temperature, seed=seed)
-        self.model.train(was_training)
+        model.train(was_training)
         return text
 
     # ---- checkpoints and resume ----
@@ -581,6 +628,7 @@ class ModelTrainer:
             "torch_rng": torch.get_rng_state(),
             "loader": self.train_loader.state_dict() if self.train_loader else None,
             "carried_state": list(self._carried_state) if self._carried_state else None,
+            "average": self._average.state_dict() if self._average is not None else None,
             "evals_without_improvement": self._evals_without_improvement,
             "best_state_is_model": self._best_state is not None,
             # set: a run to continue (in progress, or stopped before its end)
@@ -611,6 +659,10 @@ class ModelTrainer:
         if state.get("optimizer") is not None:
             trainer.optimizer = make_optimizer(trainer.model, config)
             load_optimizer_state(trainer.optimizer, state["optimizer"])
+        if state.get("average") is not None and config.ema_decay:
+            trainer._average = AveragedModel(trainer.model,
+                                             multi_avg_fn=trainer._update_average)
+            trainer._average.load_state_dict(state["average"])
         trainer.step = int(state.get("step", metadata.get("step", 0)))
         trainer._evals_without_improvement = int(state.get("evals_without_improvement", 0))
         trainer._resume_rng = state.get("torch_rng")

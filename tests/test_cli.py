@@ -95,6 +95,18 @@ def test_weight_decay_is_a_training_flag(text_file, tmp_path, capsys):
     assert status == 2 and "'-0.1' is not a number in [0, 10]" in err
 
 
+def test_ema_decay_is_a_training_flag(text_file, tmp_path, capsys):
+    output = tmp_path / "averaged.pt"
+    status, _, err = run(capsys, "train", text_file, *TINY, "--ema-decay", "0", "--epochs", "1",
+                         "--output", output)
+    assert status == 0, err
+    metadata = load_model(output)[2]
+    assert metadata["training_config"]["ema_decay"] == 0.0
+    assert metadata["training_state"]["average"] is None  # no average kept or saved
+    status, _, err = run(capsys, "train", text_file, "--ema-decay", "1")
+    assert status == 2 and "'1' is not a number in [0, 1)" in err
+
+
 def test_train_reports_best_loss_and_checkpoint(text_file, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1")

@@ -67,6 +67,16 @@ def test_preset_fills_the_fields_and_the_session(tab):
     assert tab.session.training_config.sequence_length == preset.sequence_length
 
 
+def test_weight_averaging_reaches_the_training_config(tab):
+    spin = tab.findChild(QDoubleSpinBox, "emaDecaySpin")
+    assert spin is not None and "moving average" in spin.toolTip()
+    assert spin.value() == pytest.approx(0.98)  # the library's default
+    spin.setValue(0.0)
+    assert tab.session.training_config.ema_decay == 0.0
+    spin.setValue(0.99)
+    assert tab.session.training_config.ema_decay == pytest.approx(0.99)
+
+
 def test_preset_entries_show_true_parameter_counts(tab):
     vocab = tab.session.tokenizer.vocab_size()
     for name in hardware.PRESETS:
@@ -155,11 +165,14 @@ def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
     assert tab.session.model_config == expected.model_config
     training = tab.session.training_config
     for name in ("sequence_length", "batch_size", "learning_rate", "epochs", "eval_interval",
-                 "grad_clip", "weight_decay"):
+                 "grad_clip", "weight_decay", "ema_decay"):
         assert getattr(training, name) == pytest.approx(getattr(expected.training_config, name))
     assert training.weight_decay == pytest.approx(hardware.WEIGHT_DECAY) != 0.01  # not the default
     assert tab.findChild(QDoubleSpinBox, "weightDecaySpin").value() == pytest.approx(
         hardware.WEIGHT_DECAY)
+    assert expected.training_config.ema_decay > 0
+    assert tab.findChild(QDoubleSpinBox, "emaDecaySpin").value() == pytest.approx(
+        expected.training_config.ema_decay)
     assert training.time_budget_s == 90
     assert tab.reasons_list.count() == len(expected.reasons) > 0
     assert tab.reasons_list.item(0).text() == expected.reasons[0]

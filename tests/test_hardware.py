@@ -207,14 +207,14 @@ def test_estimate_memory_grows_with_batch_and_matches_formula():
     assert large.memory_bytes > small.memory_bytes
     params = config.num_parameters()
     activations = 8 * 50 * (4 * (16 + 3 * 65) + 26 * 1 * 32)
-    # a fixed working space + 34 bytes per parameter + activations + uint8 tokens
-    assert small.memory_bytes == 40 * 2**20 + 34 * params + activations + 10_000
+    # a fixed working space + 38 bytes per parameter + activations + uint8 tokens
+    assert small.memory_bytes == 40 * 2**20 + 38 * params + activations + 10_000
     assert small.parameters == params
     # an output layer with hidden units keeps 12 bytes per unit and character besides
     deep = ModelConfig(65, 16, 32, 1, 0.0, 100)
     extra = training_memory_bytes(deep, 8, 50, 10_000) - training_memory_bytes(
         config, 8, 50, 10_000)
-    assert extra == 34 * (deep.num_parameters() - params) + 8 * 50 * 12 * 100
+    assert extra == 38 * (deep.num_parameters() - params) + 8 * 50 * 12 * 100
 
 
 def test_an_output_layer_is_priced_per_unit_and_position_not_per_weight_and_time_step():
@@ -505,6 +505,8 @@ def test_reasons_explain_each_choice_with_numbers():
     assert f"Batch size {result.training_config.batch_size}" in text
     assert result.training_config.weight_decay == 0.3
     assert "Weight decay 0.3:" in text
+    assert result.training_config.ema_decay == 0.98
+    assert "Weight averaging 0.98:" in text and "last 50 steps" in text
 
 
 def test_recommendation_is_deterministic_with_a_given_speed():

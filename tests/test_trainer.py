@@ -212,13 +212,16 @@ def test_stop_before_the_first_step():
     assert not any(isinstance(e, StepCompleted) for e in events)
 
 
-def test_nan_loss_ends_as_diverged_with_the_best_weights_kept():
-    trainer = make_trainer(epochs=50, eval_interval=3)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.98])
+def test_nan_loss_ends_as_diverged_with_the_best_weights_kept(ema_decay):
+    """With the moving average, the weights validated are the average's, not the model's:
+    those are kept (the average itself is spoilt by the NaN step)."""
+    trainer = make_trainer(epochs=50, eval_interval=3, ema_decay=ema_decay)
     best = {}
 
     def poison_after_first_evaluation(event):
         if isinstance(event, Evaluated) and not best:
-            best.update(weights(trainer))
+            best.update({k: v.clone() for k, v in trainer._validated_model().state_dict().items()})
             with torch.no_grad():
                 trainer.model.head.weight[0, 0] = float("nan")
 
@@ -251,8 +254,9 @@ def test_early_stopping_with_patience_restores_the_best_weights(monkeypatch):
 
     def record(event):
         events.append(event)
-        if isinstance(event, Evaluated) and event.improved:
-            snapshots["best"] = weights(trainer)
+        if isinstance(event, Evaluated) and event.improved:  # the average's weights
+            snapshots["best"] = {k: v.clone()
+                                 for k, v in trainer._validated_model().state_dict().items()}
 
     stats = trainer.train(callback=record)
     evaluations = [e for e in events if isinstance(e, Evaluated)]
@@ -300,7 +304,7 @@ def test_seed_save_every_and_model_path(tmp_path):
 
 
 def test_train_with_batch_size_rebatches():
-    trainer = make_trainer(batch_size=4)
+    trainer = make_trainer(batch_size=4, ema_decay=0)  # (no average: a copy of the wrapper)
     steps_with_4 = len(trainer.train_loader)
     shapes = []
     original = trainer.model.forward
@@ -350,7 +354,7 @@ def test_evaluate_without_validation_text_is_explained():
 
 @pytest.mark.parametrize("batching", ["random", "sequential"])
 def test_sequential_batching_carries_state_within_an_epoch(batching):
-    trainer = make_trainer(epochs=2, batching=batching)
+    trainer = make_trainer(epochs=2, batching=batching, ema_decay=0)  # see rebatches
     per_epoch = len(trainer.train_loader)
     assert per_epoch >= 3
     given_state = []
@@ -425,7 +429,7 @@ def test_resume_from_a_checkpoint_saved_during_the_run(tmp_path, monkeypatch):
 
 
 def test_carried_state_is_the_previous_batchs_final_state_reset_each_epoch():
-    trainer = make_trainer(epochs=2, batching="sequential")
+    trainer = make_trainer(epochs=2, batching="sequential", ema_decay=0)  # see rebatches
     per_epoch = len(trainer.train_loader)
     given, returned = [], []
     original = trainer.model.lstm.forward
@@ -564,3 +568,47 @@ def test_a_state_saved_by_the_usual_adamw_resumes_in_the_fused_one():
     before = param.detach().clone()
     fresh.step()  # runs with the loaded moments
     assert not torch.equal(param, before)
+
+
+def _moving_average(snapshots: list[dict], decay: float) -> dict:
+    """The average the trainer documents: the first weights, then each step's moved in by
+    1 - min(decay, (1 + n) / (10 + n)), n = the weights averaged so far."""
+    average = {k: v.clone() for k, v in snapshots[0].items()}
+    for n, snapshot in enumerate(snapshots[1:], start=1):
+        rate = 1 - min(decay, (1 + n) / (10 + n))
+        for key, value in snapshot.items():
+            average[key] += rate * (value - average[key])
+    return average
+
+
+@pytest.mark.parametrize("val_fraction", [0.1, 0.0])
+def test_a_run_keeps_the_moving_average_of_its_weights(val_fraction):
+    """Validated once at the end (or not at all), a run keeps the average of the weights
+    after each step, not the last weights; those are remembered for resuming."""
+    trainer = make_trainer(epochs=1, ema_decay=0.9, val_fraction=val_fraction)
+    after_each_step = []
+    trainer.train(callback=lambda event: isinstance(event, StepCompleted)
+                  and after_each_step.append(weights(trainer)))
+    assert len(after_each_step) == len(trainer.train_loader) > 12  # past the warm-up's 0.9
+    expected = _moving_average(after_each_step, 0.9)
+    kept = weights(trainer)
+    assert all(torch.allclose(kept[k], expected[k], atol=1e-6) for k in expected)
+    assert not same_weights(kept, after_each_step[-1])
+    assert same_weights(trainer._last_state, after_each_step[-1])
+    if val_fraction:
+        assert trainer.evaluate() == trainer.best_val_loss  # the average was what was validated
+
+
+def test_ema_decay_0_validates_and_keeps_the_weights_as_trained():
+    trainer = make_trainer(epochs=1, ema_decay=0.0)  # validated once, at the end
+    after_each_step = []
+    trainer.train(callback=lambda event: isinstance(event, StepCompleted)
+                  and after_each_step.append(weights(trainer)))
+    assert same_weights(weights(trainer), after_each_step[-1])
+    assert trainer._last_state is None  # the model holds the last weights: nothing to keep
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_ema_decay_outside_0_to_1_is_refused(decay):
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainingConfig(ema_decay=decay)

@@ -53,9 +53,10 @@ ENDINGS = {"completed": "Training finished", "stopped": "Training stopped",
            "time_budget": "Time budget used", "diverged": "Training diverged"}
 # Settings of a new run that apply to a continued checkpoint; the others (window length,
 # validation split, batching, seed) fix the data split and stay as the checkpoint had them.
-CONTINUE_OVERRIDES = ("epochs", "learning_rate", "batch_size", "weight_decay", "warmup_steps",
-                      "min_lr_fraction", "grad_clip", "eval_interval", "eval_chars", "patience",
-                      "sample_interval", "sample_length", "time_budget_s", "grad_norm_interval")
+CONTINUE_OVERRIDES = ("epochs", "learning_rate", "batch_size", "weight_decay", "ema_decay",
+                      "warmup_steps", "min_lr_fraction", "grad_clip", "eval_interval",
+                      "eval_chars", "patience", "sample_interval", "sample_length",
+                      "time_budget_s", "grad_norm_interval")
 
 
 class _TrainingRun(TrainingWorker):
