@@ -222,9 +222,12 @@ def sweep_settings(budget: float) -> list[Setting]:
     """The configurations a sweep compares with the recommendation (explicit flags)."""
     def s(label: str, emb: int, hidden: int, layers: int, batch: int, length: int, lr: float,
           dropout: float = 0.0, output_hidden: int = 0,
-          weight_decay: float | None = None) -> Setting:
-        """One row; weight_decay None: the recommendation's (hardware.WEIGHT_DECAY)."""
+          weight_decay: float | None = None, ema_decay: float | None = None) -> Setting:
+        """One row; weight_decay None: the recommendation's (hardware.WEIGHT_DECAY);
+        ema_decay None: the library's moving average of the weights."""
         decay = () if weight_decay is None else ("--weight-decay", f"{weight_decay:g}")
+        if ema_decay is not None:
+            decay += ("--ema-decay", f"{ema_decay:g}")
         return Setting(label, ("--embedding-dim", str(emb), "--hidden-dim", str(hidden),
                                "--num-layers", str(layers), "--batch-size", str(batch),
                                "--sequence-length", str(length), "--learning-rate", f"{lr:g}",
@@ -256,6 +259,8 @@ def sweep_settings(budget: float) -> list[Setting]:
             s("h768 out2048 b32 t64 lr6e-3 dropout 0.2", 128, 768, 1, 32, 64, 6e-3, 0.2, 2048),
             s("h768 out1024 b32 t128 lr6e-3 dropout 0.2 weight decay 0.01", 128, 768, 1, 32,
               128, 6e-3, 0.2, 1024, 0.01),
+            s("h768 out1024 b32 t128 lr6e-3 dropout 0.2 without weight averaging", 128, 768,
+              1, 32, 128, 6e-3, 0.2, 1024, None, 0.0),
         ]
         return [Setting("recommended")] + settings
     settings = [
@@ -285,6 +290,9 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h384 out1024 b32 t64 lr1e-2", 128, 384, 1, 32, 64, 1e-2, 0.0, 1024),
         s("h384 out1024 b32 t64 lr1e-2 weight decay 0.01", 128, 384, 1, 32, 64, 1e-2, 0.0,
           1024, 0.01),
+        s("h192 out1024 b32 t64 lr1e-2", 96, 192, 1, 32, 64, 1e-2, 0.0, 1024),
+        s("h384 out1024 b32 t64 lr1e-2 without weight averaging", 128, 384, 1, 32, 64, 1e-2,
+          0.0, 1024, None, 0.0),
     ]
     return [Setting("recommended")] + settings
 

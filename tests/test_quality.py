@@ -54,6 +54,8 @@ def test_sweep_compares_at_least_eight_configurations_with_the_recommendation():
     # the long sweep sets both output layers against each other too
     assert {"0", "1024"} <= {f["--output-hidden-dim"] for f in flags_of(
         quality.sweep_settings(300))}
+    for budget in (60, 300):  # and measure the moving average of the weights by a row without
+        assert "0" in {f.get("--ema-decay") for f in flags_of(quality.sweep_settings(budget))}
 
 
 def flags_of(settings):
