@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import platform
@@ -10,8 +11,9 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -190,6 +192,7 @@ class MachineSpeed:
     lstm_dropout_value_s: float = 0.0
     state_value_s: float = 0.0  # per character, layer and hidden unit (gate arithmetic)
     output_value_s: float = 0.0  # per character and hidden unit of the output layer
+    calibrations: int = 1  # how many recent calibrations this one is the median of
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
@@ -224,6 +227,9 @@ class MachineSpeed:
         if self.dropout_value_s > 0:
             text += (f", dropout {self.dropout_value_s * 1e9:.1f} ns per value (torch's, "
                      f"between LSTM layers: {self.lstm_dropout_value_s * 1e9:.1f} ns)")
+        if self.calibrations > 1:
+            text += (f" (the median of this machine's last {self.calibrations} calibrations, "
+                     f"from the last hour)")
         return text
 
     def chars_per_second(self, model_config: ModelConfig, batch_size: int,
@@ -256,8 +262,65 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
     precision = precision or default_precision(target)
     key = f"{target}/{precision}"
     if key not in _CALIBRATIONS:
-        _CALIBRATIONS[key] = _measure_speed(seconds, target, precision)
+        setup = f"{_cpu_model()}/{torch.get_num_threads()} threads/torch {torch.__version__}/{key}"
+        _CALIBRATIONS[key] = _steadied(_measure_speed(seconds, target, precision), setup)
     return _CALIBRATIONS[key]
+
+
+# A calibration lasts ~2 s, and on a shared machine one slow second can make it 1.5x too
+# slow (hidden 384's predicted steps in 60 s ranged from 605 to 1,093 over eight
+# calibrations in a row), which then picks a model one size too narrow (a sweep's
+# recommended row 2.2 % above the best). Each process calibrates once, so the last few
+# calibrations of the same machine set-up are kept in a small file and the median is used.
+REMEMBERED_CALIBRATIONS = 5
+CALIBRATION_MAX_AGE_S = 3600.0  # older ones may describe another load on the machine
+
+
+def calibration_file() -> Path | None:
+    """Where recent calibrations are kept: $MICROLM_CACHE_DIR (empty: nowhere), else the
+    user's cache folder ($XDG_CACHE_HOME or ~/.cache, then microlm/)."""
+    folder = os.environ.get("MICROLM_CACHE_DIR")
+    if folder is None:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microlm"
+    return Path(folder) / "calibrations.json" if folder else None
+
+
+def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> MachineSpeed:
+    """The median (by the step time of the 60 s recommendation's shape) of `speed` and the
+    calibrations of the same set-up from the last hour, at most REMEMBERED_CALIBRATIONS in
+    all; of two, the faster (a shared machine slows a calibration, it does not speed it up).
+    `speed` is added to the file. A file that cannot be read or written is left alone."""
+    now = time.time() if now is None else now
+    path = calibration_file()
+    if path is None:
+        return speed
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
+    recent = [entry for entry in saved.get(setup, ()) if isinstance(entry, dict)
+              and isinstance(entry.get("time"), (int, float))
+              and 0 <= now - entry["time"] < CALIBRATION_MAX_AGE_S]
+    recent = [*recent, {"time": now, "speed": asdict(replace(speed, calibrations=1))}]
+    saved[setup] = recent[-REMEMBERED_CALIBRATIONS:]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(saved), encoding="utf-8")
+        temporary.replace(path)  # atomic: another process never reads half a file
+    except OSError:
+        pass
+    known = {field.name for field in fields(MachineSpeed)}
+    speeds = []
+    for entry in saved[setup]:
+        values = entry.get("speed")
+        if isinstance(values, dict) and known >= values.keys():
+            with contextlib.suppress(TypeError, ValueError):
+                speeds.append(MachineSpeed(**values))
+    reference = ModelConfig(96, 128, 384, 1, 0.0, OUTPUT_HIDDEN_DIM)
+    speeds.sort(key=lambda each: each.step_seconds(reference, 32, 64))
+    return replace(speeds[(len(speeds) - 1) // 2], calibrations=len(speeds))
 
 
 def default_precision(device: torch.device | str) -> str:

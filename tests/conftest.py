@@ -1,8 +1,12 @@
 """Shared test set-up: Qt runs headless; no test may leave a worker thread running."""
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Calibrations are remembered in a folder of the tests' own (never the user's cache), shared
+# with the microlm processes that tests start.
+os.environ["MICROLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="microlm-test-cache-")
 
 import pytest  # noqa: E402
 

@@ -1,6 +1,8 @@
 """Tests for microlm.hardware: probe, calibration, presets, estimates, recommendations."""
 
+import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -537,6 +539,62 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
     assert speed.dropout_value_s > 0 and speed.lstm_dropout_value_s > 0
     assert speed.chars_per_second(ModelConfig(65, 16, 32, 1, 0.0), 8, 64) > 0
     assert calibrate(seconds=0.2, device="cpu") is speed
+
+
+def _speed_at(flops: float) -> MachineSpeed:
+    return replace(CPU_LIKE, flops_per_second=flops)
+
+
+def test_calibrations_are_remembered_and_the_median_of_the_last_five_used(tmp_path,
+                                                                          monkeypatch):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
+    now = 1_000_000.0
+    flops = [100e9, 400e9, 50e9, 200e9, 300e9, 25e9]
+    used = [hardware._steadied(_speed_at(f), "this machine", now + i) for i, f in enumerate(flops)]
+    # the first alone; then the faster of two; then the median of three, four (the lower
+    # of the middle two: the faster), five and the last five
+    assert [u.flops_per_second for u in used] == [100e9, 400e9, 100e9, 200e9, 200e9, 200e9]
+    assert [u.calibrations for u in used] == [1, 2, 3, 4, 5, 5]
+    assert "median of this machine's last 5 calibrations" in used[-1].summary()
+    assert "median" not in used[0].summary()
+    saved = json.loads((tmp_path / "calibrations.json").read_text())
+    assert [e["speed"]["flops_per_second"] for e in saved["this machine"]] == flops[1:]
+    # another set-up (say, another thread count) has a history of its own
+    assert hardware._steadied(_speed_at(10e9), "other set-up", now).calibrations == 1
+
+
+def test_calibrations_older_than_an_hour_are_forgotten(tmp_path, monkeypatch):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
+    hardware._steadied(_speed_at(900e9), "m", 0.0)
+    hardware._steadied(_speed_at(800e9), "m", 10.0)
+    later = hardware._steadied(_speed_at(100e9), "m", 10.0 + hardware.CALIBRATION_MAX_AGE_S)
+    assert (later.flops_per_second, later.calibrations) == (100e9, 1)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"m": [{"time": "x"}, 5]}',
+                                     '{"m": [{"time": 1.0, "speed": {"unknown": 1}}]}'])
+def test_an_unreadable_calibration_file_is_replaced(tmp_path, monkeypatch, content):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
+    (tmp_path / "calibrations.json").write_text(content)
+    used = hardware._steadied(_speed_at(123e9), "m", 2.0)
+    assert (used.flops_per_second, used.calibrations) == (123e9, 1)
+    assert json.loads((tmp_path / "calibrations.json").read_text())["m"][-1]["time"] == 2.0
+
+
+def test_an_empty_cache_dir_remembers_nothing(tmp_path, monkeypatch):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    assert hardware.calibration_file() is None
+    assert hardware._steadied(_speed_at(5e9), "m", 1.0) == _speed_at(5e9)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(monkeypatch):
