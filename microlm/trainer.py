@@ -315,13 +315,12 @@ class ModelTrainer:
             set_seed(distributed.rank_seed(cfg.seed))  # per-rank dropout masks under torchrun
         if self.optimizer is None:
             self.optimizer = make_optimizer(self.model, cfg)
-        if self._run is None:  # a new run averages its own weights from its first step
+        if not cfg.ema_decay:
             self._average = None
-        if cfg.ema_decay and self._average is None:
-            # (before DDP wraps the model: the average is a copy of the bare model)
+        elif self._average is None:  # a copy of the bare model (made before DDP wraps it)
             self._average = AveragedModel(self.model, multi_avg_fn=self._update_average)
-        elif not cfg.ema_decay:
-            self._average = None
+        elif self._run is None:  # a new run averages its own weights from its first step
+            self._average.n_averaged.zero_()
         if self._ddp_model is None:
             self._ddp_model = distributed.wrap_model(self.model, self.device)
         self._interrupted_run = None
@@ -628,7 +627,9 @@ class ModelTrainer:
             "torch_rng": torch.get_rng_state(),
             "loader": self.train_loader.state_dict() if self.train_loader else None,
             "carried_state": list(self._carried_state) if self._carried_state else None,
-            "average": self._average.state_dict() if self._average is not None else None,
+            # the moving average, for a run to continue (a finished run has kept it already)
+            "average": (self._average.state_dict() if self._average is not None
+                        and (self._run or self._interrupted_run) else None),
             "evals_without_improvement": self._evals_without_improvement,
             "best_state_is_model": self._best_state is not None,
             # set: a run to continue (in progress, or stopped before its end)

@@ -599,6 +599,23 @@ def test_a_run_keeps_the_moving_average_of_its_weights(val_fraction):
         assert trainer.evaluate() == trainer.best_val_loss  # the average was what was validated
 
 
+def test_a_new_run_starts_its_own_average_and_a_finished_one_saves_none(tmp_path):
+    trainer = make_trainer(epochs=1, ema_decay=0.9)
+    trainer.train()
+    first_run_kept = weights(trainer)
+    path = trainer.save_checkpoint(tmp_path / "done.pt")
+    assert load_model(path)[2]["training_state"]["average"] is None  # nothing to continue
+    after_each_step = []
+    trainer.train(callback=lambda event: isinstance(event, StepCompleted)
+                  and after_each_step.append(weights(trainer)))
+    # the second run's average holds its own steps only, from the weights it started with
+    assert len(after_each_step) == len(trainer.train_loader)
+    expected = _moving_average(after_each_step, 0.9)
+    assert all(torch.allclose(trainer._average.module.state_dict()[k], expected[k], atol=1e-6)
+               for k in expected)
+    assert not same_weights(expected, first_run_kept)
+
+
 def test_ema_decay_0_validates_and_keeps_the_weights_as_trained():
     trainer = make_trainer(epochs=1, ema_decay=0.0)  # validated once, at the end
     after_each_step = []

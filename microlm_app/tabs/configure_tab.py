@@ -233,13 +233,12 @@ class ConfigureTab(QWidget):
         form = QFormLayout(box)
         for name, spec in MODEL_FIELDS.items():
             form.addRow(spec[1] + ":", self._make_spin(name, *spec))
-        self.dropout_spin = self._make_double_spin(
-            "dropout", "dropoutSpin", "Dropout", 0.0, 0.9, 0.05, 2,
+        self.dropout_spin = self._add_double_spin(
+            form, "dropout", "dropoutSpin", "Dropout", 0.0, 0.9, 0.05, 2,
             "During training, randomly silence this share of the LSTM's outputs so the "
             "model cannot lean on any single neuron. It fights memorising a small text; "
             "0 is best when the text is large or training is short. With one layer it "
             "applies only before the output layer.")
-        form.addRow("Dropout:", self.dropout_spin)
         return box
 
     def _build_training_fields(self) -> QGroupBox:
@@ -247,12 +246,11 @@ class ConfigureTab(QWidget):
         form = QFormLayout(box)
         for name, spec in TRAINING_FIELDS.items():
             form.addRow(spec[1] + ":", self._make_spin(name, *spec))
-        self.lr_spin = self._make_double_spin(
-            "learning_rate", "learningRateSpin", "Learning rate", 0.00001, 1.0, 0.0001, 5,
+        self.lr_spin = self._add_double_spin(
+            form, "learning_rate", "learningRateSpin", "Learning rate", 0.00001, 1.0, 0.0001, 5,
             "How big a step the optimizer takes on each update (the peak value: it warms "
             "up, then decays). Too high and the loss jumps around or becomes NaN; too low "
             "and it falls slowly. 0.001-0.003 suits most LSTMs.")
-        form.addRow("Learning rate:", self.lr_spin)
         # A check box that shows a group, rather than a checkable group box: collapsed,
         # that drew an empty frame under its title.
         self.advanced_toggle = QCheckBox("Show advanced settings", objectName="advancedToggle")
@@ -262,24 +260,21 @@ class ConfigureTab(QWidget):
         advanced = QFormLayout(self.advanced_box)
         for name, spec in ADVANCED_FIELDS.items():
             advanced.addRow(spec[1] + ":", self._make_spin(name, *spec))
-        self.clip_spin = self._make_double_spin(
-            "grad_clip", "gradClipSpin", "Gradient clip", 0.0, 100.0, 0.1, 2,
+        self.clip_spin = self._add_double_spin(
+            advanced, "grad_clip", "gradClipSpin", "Gradient clip", 0.0, 100.0, 0.1, 2,
             "The largest allowed size (norm) of one update's gradient; bigger ones are "
             "scaled down. It stops one unlucky batch from wrecking an LSTM; 0 turns it off.")
-        advanced.addRow("Gradient clip:", self.clip_spin)
-        self.decay_spin = self._make_double_spin(
-            "weight_decay", "weightDecaySpin", "Weight decay", 0.0, 1.0, 0.01, 3,
+        self.decay_spin = self._add_double_spin(
+            advanced, "weight_decay", "weightDecaySpin", "Weight decay", 0.0, 1.0, 0.01, 3,
             "Pulls every weight slightly towards zero at each step, a gentle brake on "
             "memorising. Raise it a little if validation loss rises while training loss "
             "falls.")
-        advanced.addRow("Weight decay:", self.decay_spin)
-        self.average_spin = self._make_double_spin(
-            "ema_decay", "emaDecaySpin", "Weight averaging", 0.0, 0.999, 0.01, 3,
+        self.average_spin = self._add_double_spin(
+            advanced, "ema_decay", "emaDecaySpin", "Weight averaging", 0.0, 0.999, 0.01, 3,
             "Validates and keeps a moving average of the weights instead of the last ones: "
             "each step moves the average 1 - this of the way to the new weights (0.98: about "
             "the last 50 steps). Averaging smooths out the noise of single batches; measured "
             "~1 % lower validation loss. 0 keeps the weights as trained.")
-        advanced.addRow("Weight averaging:", self.average_spin)
         self.advanced_box.setVisible(False)
         self.advanced_toggle.toggled.connect(self.advanced_box.setVisible)
         form.addRow(self.advanced_toggle)
@@ -314,13 +309,15 @@ class ConfigureTab(QWidget):
         spin.setSingleStep(limits[2])
         return self._register(name, spin, label, tooltip)
 
-    def _make_double_spin(self, name: str, object_name: str, label: str, low: float,
-                          high: float, step: float, decimals: int,
-                          tooltip: str) -> QDoubleSpinBox:
+    def _add_double_spin(self, form: QFormLayout, name: str, object_name: str, label: str,
+                         low: float, high: float, step: float, decimals: int,
+                         tooltip: str) -> QDoubleSpinBox:
+        """A spin box for a fractional setting, added to `form` as the row "label:"."""
         spin = QDoubleSpinBox(objectName=object_name)
         spin.setDecimals(decimals)
         spin.setRange(low, high)
         spin.setSingleStep(step)
+        form.addRow(label + ":", spin)
         return self._register(name, spin, label, tooltip)
 
     def _register(self, name: str, spin: QAbstractSpinBox, label: str, tooltip: str):
