@@ -199,8 +199,9 @@ class TrainTab(QWidget):
         self.status_label.setAccessibleName("Training status")
         self.status_label.setToolTip(
             "Epoch and step; loss = the last batch's training loss, val = loss on held-out "
-            "text, best = lowest validation loss so far (that model is kept); chars/s = "
-            "training speed; lr = the learning rate the schedule uses now.")
+            "text (of the moving average of the weights, with Weight averaging on), best = "
+            "lowest validation loss so far (that model is kept); chars/s = training speed; "
+            "lr = the learning rate the schedule uses now.")
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setWordWrap(True)
         return self.status_label
