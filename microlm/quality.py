@@ -291,6 +291,7 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h384 out1024 b32 t64 lr1e-2 weight decay 0.01", 128, 384, 1, 32, 64, 1e-2, 0.0,
           1024, 0.01),
         s("h192 out1024 b32 t64 lr1e-2", 96, 192, 1, 32, 64, 1e-2, 0.0, 1024),
+        s("h320 out1024 b32 t64 lr1e-2", 128, 320, 1, 32, 64, 1e-2, 0.0, 1024),
         s("h384 out1024 b32 t64 lr1e-2 without weight averaging", 128, 384, 1, 32, 64, 1e-2,
           0.0, 1024, None, 0.0),
     ]

@@ -298,6 +298,18 @@ def test_recommended_hidden_size_gets_enough_steps_and_the_next_size_does_not(sp
     assert not enough_steps(next_up, 128) and not enough_steps(next_up, 64)
 
 
+def test_hidden_320_is_chosen_where_384_gets_too_few_steps_and_320_enough():
+    """320 sits between 256 and 384 in the sizes tried (below this CPU's speed cliff)."""
+    chosen = {b: recommend(SHAKESPEARE_CHARS, b, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
+              for b in range(20, 400, 4)}
+    budgets = [b for b, result in chosen.items() if result.model_config.hidden_dim == 320]
+    assert budgets  # some budget lands on 320 ...
+    reason = chosen[budgets[0]].reasons[0]
+    assert reason.startswith("Hidden size 320") and "hidden size 384 would get only" in reason
+    sizes = [chosen[b].model_config.hidden_dim for b in sorted(chosen)]
+    assert sizes == sorted(sizes)  # ... and more time never picks a narrower model
+
+
 def test_a_cpu_that_streams_its_weights_trains_on_batches_of_32_at_a_higher_rate():
     result = recommend(SHAKESPEARE_CHARS, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
     training = result.training_config
