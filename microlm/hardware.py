@@ -304,13 +304,14 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
               and 0 <= now - entry["time"] < CALIBRATION_MAX_AGE_S]
     recent = [*recent, {"time": now, "speed": asdict(replace(speed, calibrations=1))}]
     saved[setup] = recent[-REMEMBERED_CALIBRATIONS:]
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(saved), encoding="utf-8")
         temporary.replace(path)  # atomic: another process never reads half a file
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
     known = {field.name for field in fields(MachineSpeed)}
     speeds = []
     for entry in saved[setup]:

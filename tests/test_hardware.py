@@ -599,6 +599,16 @@ def test_an_unreadable_calibration_file_is_replaced(tmp_path, monkeypatch, conte
     assert json.loads((tmp_path / "calibrations.json").read_text())["m"][-1]["time"] == 2.0
 
 
+def test_a_calibration_file_that_cannot_be_written_is_left_alone(tmp_path, monkeypatch):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
+    (tmp_path / "calibrations.json").mkdir()  # a folder where the file should be
+    used = hardware._steadied(_speed_at(7e9), "m", 1.0)
+    assert (used.flops_per_second, used.calibrations) == (7e9, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrations.json"]  # no leftovers
+
+
 def test_an_empty_cache_dir_remembers_nothing(tmp_path, monkeypatch):
     from microlm import hardware
 
