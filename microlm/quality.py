@@ -225,14 +225,14 @@ def sweep_settings(budget: float) -> list[Setting]:
           weight_decay: float | None = None, ema_decay: float | None = None) -> Setting:
         """One row; weight_decay None: the recommendation's (hardware.WEIGHT_DECAY);
         ema_decay None: the library's moving average of the weights."""
-        decay = () if weight_decay is None else ("--weight-decay", f"{weight_decay:g}")
+        extra = () if weight_decay is None else ("--weight-decay", f"{weight_decay:g}")
         if ema_decay is not None:
-            decay += ("--ema-decay", f"{ema_decay:g}")
+            extra += ("--ema-decay", f"{ema_decay:g}")
         return Setting(label, ("--embedding-dim", str(emb), "--hidden-dim", str(hidden),
                                "--num-layers", str(layers), "--batch-size", str(batch),
                                "--sequence-length", str(length), "--learning-rate", f"{lr:g}",
                                "--dropout", f"{dropout:g}",
-                               "--output-hidden-dim", str(output_hidden), *decay))
+                               "--output-hidden-dim", str(output_hidden), *extra))
 
     if budget >= 200:
         # Long budgets: wider models, the higher rate, dropout and a second layer become

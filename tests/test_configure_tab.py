@@ -48,7 +48,8 @@ def test_widgets_carry_the_design_object_names(tab):
         assert tab.findChild(QPushButton, name).toolTip()
     assert tab.findChild(QLabel, "hardwareSummary") is not None
     assert tab.preset_combo.objectName() == "presetCombo"
-    assert tab.lr_spin.decimals() >= 4 and tab.lr_spin.singleStep() == pytest.approx(0.0001)
+    learning_rate = tab.spins["learning_rate"]
+    assert learning_rate.decimals() >= 4 and learning_rate.singleStep() == pytest.approx(0.0001)
 
 
 def test_preset_fills_the_fields_and_the_session(tab):

@@ -57,6 +57,11 @@ MODEL_FIELDS = {
                           "units (and a GELU) between. It adds capacity cheaply: it scores "
                           "every position of a batch at once, while the LSTM must read the "
                           "text one character at a time."),
+    "dropout": ("dropoutSpin", "Dropout", (0.0, 0.9, 0.05, 2),
+                "During training, randomly silence this share of the LSTM's outputs so the "
+                "model cannot lean on any single neuron. It fights memorising a small text; "
+                "0 is best when the text is large or training is short. With one layer it "
+                "applies only before the output layer."),
 }
 TRAINING_FIELDS = {
     "sequence_length": ("sequenceLengthSpin", "Sequence length", (1, 100_000, 16),
@@ -72,6 +77,10 @@ TRAINING_FIELDS = {
                "How many times training goes over the text. More epochs lower the "
                "training loss; when the validation loss starts rising, more epochs only "
                "make the model memorise."),
+    "learning_rate": ("learningRateSpin", "Learning rate", (0.00001, 1.0, 0.0001, 5),
+                      "How big a step the optimizer takes on each update (the peak value: it "
+                      "warms up, then decays). Too high and the loss jumps around or becomes "
+                      "NaN; too low and it falls slowly. 0.001-0.003 suits most LSTMs."),
 }
 ADVANCED_FIELDS = {
     "eval_interval": ("evalIntervalSpin", "Validation interval (steps)", (0, 1_000_000, 50),
@@ -82,6 +91,20 @@ ADVANCED_FIELDS = {
                  "Early stopping: stop after this many validations in a row without a new "
                  "best validation loss; 0 never stops early. It saves time once the model "
                  "has started to memorise."),
+    "grad_clip": ("gradClipSpin", "Gradient clip", (0.0, 100.0, 0.1, 2),
+                  "The largest allowed size (norm) of one update's gradient; bigger ones are "
+                  "scaled down. It stops one unlucky batch from wrecking an LSTM; 0 turns it "
+                  "off."),
+    "weight_decay": ("weightDecaySpin", "Weight decay", (0.0, 1.0, 0.01, 3),
+                     "Pulls every weight slightly towards zero at each step, a gentle brake on "
+                     "memorising. Raise it a little if validation loss rises while training "
+                     "loss falls."),
+    "ema_decay": ("emaDecaySpin", "Weight averaging", (0.0, 0.999, 0.01, 3),
+                  "Validates and keeps a moving average of the weights instead of the last "
+                  "ones: each step moves the average 1 - this of the way to the new weights "
+                  "(0.98: about the last 50 steps). Averaging smooths out the noise of single "
+                  "batches; measured ~1 % lower validation loss. 0 keeps the weights as "
+                  "trained."),
 }
 
 
@@ -233,12 +256,6 @@ class ConfigureTab(QWidget):
         form = QFormLayout(box)
         for name, spec in MODEL_FIELDS.items():
             form.addRow(spec[1] + ":", self._make_spin(name, *spec))
-        self.dropout_spin = self._add_double_spin(
-            form, "dropout", "dropoutSpin", "Dropout", 0.0, 0.9, 0.05, 2,
-            "During training, randomly silence this share of the LSTM's outputs so the "
-            "model cannot lean on any single neuron. It fights memorising a small text; "
-            "0 is best when the text is large or training is short. With one layer it "
-            "applies only before the output layer.")
         return box
 
     def _build_training_fields(self) -> QGroupBox:
@@ -246,11 +263,6 @@ class ConfigureTab(QWidget):
         form = QFormLayout(box)
         for name, spec in TRAINING_FIELDS.items():
             form.addRow(spec[1] + ":", self._make_spin(name, *spec))
-        self.lr_spin = self._add_double_spin(
-            form, "learning_rate", "learningRateSpin", "Learning rate", 0.00001, 1.0, 0.0001, 5,
-            "How big a step the optimizer takes on each update (the peak value: it warms "
-            "up, then decays). Too high and the loss jumps around or becomes NaN; too low "
-            "and it falls slowly. 0.001-0.003 suits most LSTMs.")
         # A check box that shows a group, rather than a checkable group box: collapsed,
         # that drew an empty frame under its title.
         self.advanced_toggle = QCheckBox("Show advanced settings", objectName="advancedToggle")
@@ -260,21 +272,6 @@ class ConfigureTab(QWidget):
         advanced = QFormLayout(self.advanced_box)
         for name, spec in ADVANCED_FIELDS.items():
             advanced.addRow(spec[1] + ":", self._make_spin(name, *spec))
-        self.clip_spin = self._add_double_spin(
-            advanced, "grad_clip", "gradClipSpin", "Gradient clip", 0.0, 100.0, 0.1, 2,
-            "The largest allowed size (norm) of one update's gradient; bigger ones are "
-            "scaled down. It stops one unlucky batch from wrecking an LSTM; 0 turns it off.")
-        self.decay_spin = self._add_double_spin(
-            advanced, "weight_decay", "weightDecaySpin", "Weight decay", 0.0, 1.0, 0.01, 3,
-            "Pulls every weight slightly towards zero at each step, a gentle brake on "
-            "memorising. Raise it a little if validation loss rises while training loss "
-            "falls.")
-        self.average_spin = self._add_double_spin(
-            advanced, "ema_decay", "emaDecaySpin", "Weight averaging", 0.0, 0.999, 0.01, 3,
-            "Validates and keeps a moving average of the weights instead of the last ones: "
-            "each step moves the average 1 - this of the way to the new weights (0.98: about "
-            "the last 50 steps). Averaging smooths out the noise of single batches; measured "
-            "~1 % lower validation loss. 0 keeps the weights as trained.")
         self.advanced_box.setVisible(False)
         self.advanced_toggle.toggled.connect(self.advanced_box.setVisible)
         form.addRow(self.advanced_toggle)
@@ -303,21 +300,17 @@ class ConfigureTab(QWidget):
         return box
 
     def _make_spin(self, name: str, object_name: str, label: str,
-                   limits: tuple[int, int, int], tooltip: str) -> QSpinBox:
-        spin = QSpinBox(objectName=object_name)
+                   limits: tuple[int, int, int] | tuple[float, float, float, int],
+                   tooltip: str) -> QAbstractSpinBox:
+        """A spin box for a field table's row: (low, high, step) makes a whole-number box,
+        (low, high, step, decimals) a fractional one."""
+        if len(limits) == 4:
+            spin = QDoubleSpinBox(objectName=object_name)
+            spin.setDecimals(limits[3])
+        else:
+            spin = QSpinBox(objectName=object_name)
         spin.setRange(limits[0], limits[1])
         spin.setSingleStep(limits[2])
-        return self._register(name, spin, label, tooltip)
-
-    def _add_double_spin(self, form: QFormLayout, name: str, object_name: str, label: str,
-                         low: float, high: float, step: float, decimals: int,
-                         tooltip: str) -> QDoubleSpinBox:
-        """A spin box for a fractional setting, added to `form` as the row "label:"."""
-        spin = QDoubleSpinBox(objectName=object_name)
-        spin.setDecimals(decimals)
-        spin.setRange(low, high)
-        spin.setSingleStep(step)
-        form.addRow(label + ":", spin)
         return self._register(name, spin, label, tooltip)
 
     def _register(self, name: str, spin: QAbstractSpinBox, label: str, tooltip: str):
@@ -509,9 +502,7 @@ class ConfigureTab(QWidget):
             training_config = replace(
                 self._base_training, val_fraction=self.session.val_fraction,
                 time_budget_s=self.time_budget_s if self.stop_at_budget.isChecked() else None,
-                **{name: values[name] for name in (*TRAINING_FIELDS, *ADVANCED_FIELDS,
-                                                   "learning_rate", "grad_clip",
-                                                   "weight_decay", "ema_decay")})
+                **{name: values[name] for name in (*TRAINING_FIELDS, *ADVANCED_FIELDS)})
         except ValueError as err:
             return model_config, training_config, [str(err)]
         train_chars = self.corpus_chars - int(self.corpus_chars * self.session.val_fraction)
