@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from . import distributed
 from .checkpoint import load_model, save_model
 from .data import TextDataLoader, encode_tokens, split_text
-from .hardware import mixed_precision, select_device
+from .hardware import keep_freed_memory, mixed_precision, select_device
 from .model import MicroLM, gradient_norms
 from .tokenizer import CharacterTokenizer
 
@@ -306,6 +306,7 @@ class ModelTrainer:
         loader = self._loader_for(data_loader, overrides.get("batch_size"))
         cfg = self.config
         control = control or TrainingControl()
+        keep_freed_memory()  # steps reuse freed memory instead of faulting it in again
         if self._resume_rng is not None:
             torch.set_rng_state(self._resume_rng)
             self._resume_rng = None

@@ -2,6 +2,10 @@
 
 import json
 import math
+import os
+import platform
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -23,6 +27,7 @@ from microlm.hardware import (
     _batch_for,
     calibrate,
     estimate,
+    keep_freed_memory,
     learning_rate_for,
     matmul_parameters,
     min_steps,
@@ -551,6 +556,43 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
     assert speed.dropout_value_s > 0 and speed.lstm_dropout_value_s > 0
     assert speed.chars_per_second(ModelConfig(65, 16, 32, 1, 0.0), 8, 64) > 0
     assert calibrate(seconds=0.2, device="cpu") is speed
+
+
+# A fresh process allocates and frees a 64 MB tensor five times (as a training step does its
+# activations) and prints how many pages it faulted in. glibc maps a block that large on its
+# own and unmaps it when freed, so every round faults all 16,384 pages in again, unless
+# freed memory is kept, which training a model turns on.
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from microlm import MicroLM, ModelConfig, ModelTrainer, TrainingConfig, CharacterTokenizer
+if sys.argv[1] == "trained":
+    text = "to be or not to be, that is the question. " * 40
+    tokenizer = CharacterTokenizer(text)
+    model = MicroLM(config=ModelConfig(tokenizer.vocab_size(), 8, 16, 1, 0.0))
+    trainer = ModelTrainer(model, tokenizer, device="cpu", config=TrainingConfig(
+        epochs=1, batch_size=4, sequence_length=16))
+    trainer.prepare_data(text)
+    trainer.train()
+del_me = torch.ones(16 * 2**20); del del_me  # 64 MB: the first time faults it in anyway
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    block = torch.ones(16 * 2**20); del block
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.libc_ver()[0] == "glibc"),
+                    reason="the allocator setting is glibc's")
+def test_training_keeps_freed_memory_for_reuse_instead_of_faulting_it_in_again():
+    def faults(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], check=True,
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "THP_MEM_ALLOC_ENABLE": "0"})
+        return int(done.stdout.split()[-1])
+
+    assert faults("untouched") > 5 * 16_384 // 2  # glibc's default: every round faults
+    assert faults("trained") < 1_000  # kept: the rounds reuse the same pages
+    assert keep_freed_memory() is True
 
 
 def _speed_at(flops: float) -> MachineSpeed:
