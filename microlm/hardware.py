@@ -752,6 +752,18 @@ OUTPUT_HIDDEN_DIM = 1024
 # 1.520 at 60 s (hidden 384) and 1.470 at 300 s (hidden 768 on windows of 128, 1,182 steps;
 # 1.478-1.487 with 0.7's windows of 64).
 OUTPUT_LAYER_STEPS = 0.5
+# The steps alone do not bound a wide model once steps are cheap: after freed memory was
+# kept for reuse (keep_freed_memory) wide layers ran ~30 % faster and got past 875 steps,
+# and lost to the next size down, which reads more characters for each of its parameters
+# in the same time: at 60 s, hidden 512 with 1,024 output units (1,055-1,109 steps, ~1.15
+# characters per parameter) 1.4799-1.4880 against hidden 384 with them (1,424-1,487
+# steps, ~2.4) 1.4736 / 1.4740; at 300 s, hidden 1,024 (1,195 steps on windows of 128,
+# ~0.84) 1.4691 against hidden 768 (1,802 steps, ~2.0) 1.4236. Earlier: at 30 s hidden 192
+# (~3.6) beat hidden 128 (~7.6); at 60 s hidden 320 (~3.9) beat 384 (~1.8) by ~1 %; at
+# 120 s hidden 768 (~0.5) and 512 (~1.5) tied. The line sits between the calibration's
+# predictions for the two sides: ~1.1 for the losing hidden 512 at 60 s, 1.45-1.6 for the
+# winning hidden 768 at 300 s (which then read 2.0).
+MIN_CHARS_PER_PARAMETER = 1.3
 # AdamW's weight decay in a recommended run (TrainingConfig's default is 0.01). Measured on
 # tinyshakespeare: at 60 s (hidden 384 with 1,024 output units, batch 32 x 64, lr 1e-2, on
 # three seeds) 0.01 reached 1.519-1.537, 0.1 1.502-1.511, 0.3 1.504-1.520, 1.0 1.543; at
@@ -858,6 +870,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
 
     def acceptable(candidate: dict) -> bool:
         return (candidate["steps"] >= _min_steps_of(candidate)
+                and _reads_enough(candidate, train_chars)
                 and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
 
@@ -887,7 +900,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         f"Hidden size {config.hidden_dim}: at ~{_count(chars_per_second)} chars/s "
         f"this machine processes ~{_count(chars_seen)} characters in {time_budget_s:g} s "
         f"(~{steps:,.0f} steps), enough to train ~{_count(parameters)} parameters; "
-        + _size_limit(chosen, candidates, memory_limit, capacity_of),
+        + _size_limit(chosen, candidates, memory_limit, capacity_of, train_chars),
         _layers_reason(config.num_layers, chosen["passes"]),
         _output_reason(speed, config, batch_size, sequence_length, capacity_of(chosen)),
         f"Embedding size {config.embedding_dim}: each character becomes a vector of "
@@ -1016,7 +1029,7 @@ def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: 
 
 
 def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
-                capacity_of: Callable[[dict], int]) -> str:
+                capacity_of: Callable[[dict], int], train_chars: int) -> str:
     """Why the next hidden size up was not chosen."""
     chosen_config = chosen["config"]
     larger = [c for c in candidates if c["config"].hidden_dim > chosen_config.hidden_dim
@@ -1033,8 +1046,19 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
         return (f"hidden size {bigger['config'].hidden_dim} would get only "
                 f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
                 f"learn well (want {_min_steps_of(bigger):,.0f}+).")
+    if not _reads_enough(bigger, train_chars):
+        return (f"hidden size {bigger['config'].hidden_dim} would read only "
+                f"~{bigger['passes'] * train_chars / bigger['config'].num_parameters():.1f} "
+                f"characters per parameter in the time, too few to learn well (want "
+                f"{MIN_CHARS_PER_PARAMETER:g}+).")
     return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
             f"the text can teach (~{_count(capacity_of(bigger))}).")
+
+
+def _reads_enough(candidate: dict, train_chars: int) -> bool:
+    """The candidate reads at least MIN_CHARS_PER_PARAMETER characters per parameter."""
+    chars_seen = candidate["passes"] * train_chars
+    return chars_seen >= MIN_CHARS_PER_PARAMETER * candidate["config"].num_parameters()
 
 
 def _min_steps_of(candidate: dict) -> float:
