@@ -294,6 +294,7 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h320 out1024 b32 t64 lr1e-2", 128, 320, 1, 32, 64, 1e-2, 0.0, 1024),
         s("h384 out1024 b32 t64 lr1e-2 without weight averaging", 128, 384, 1, 32, 64, 1e-2,
           0.0, 1024, None, 0.0),
+        s("h512 out1024 b32 t64 lr1e-2", 128, 512, 1, 32, 64, 1e-2, 0.0, 1024),
     ]
     return [Setting("recommended")] + settings
 
