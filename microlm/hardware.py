@@ -651,8 +651,11 @@ RUN_TIME_BYTES = 40 * 2**20  # kernels' working space, the data split and loader
 BYTES_PER_PARAMETER = 38  # weights, gradients, 2 AdamW moments, the best weights, their
 #                           moving average, the bf16 and oneDNN copies of the weights: ~9.5
 #                           float32-sized copies (fitted as 34 before the average was kept)
-BYTES_PER_STATE_VALUE = 26  # per character, layer and hidden unit: gates and states kept
-#                             for backward, and their gradients
+BYTES_PER_STATE_VALUE = 41  # per character, layer and hidden unit: gates and states kept
+#                             for backward, and their gradients. 26 before freed memory was
+#                             kept for reuse (keep_freed_memory): a step's freed buffers now
+#                             stay in the process, and with 26 the presets with 2-3 layers
+#                             measured 25-30 % above the estimate (sixth session's run)
 BYTES_PER_OUTPUT_VALUE = 12  # per character and unit of the output layer's hidden layer:
 #                              its input and GELU output kept for backward (bf16), their
 #                              gradients
@@ -753,17 +756,18 @@ OUTPUT_HIDDEN_DIM = 1024
 # 1.478-1.487 with 0.7's windows of 64).
 OUTPUT_LAYER_STEPS = 0.5
 # The steps alone do not bound a wide model once steps are cheap: after freed memory was
-# kept for reuse (keep_freed_memory) wide layers ran ~30 % faster and got past 875 steps,
-# and lost to the next size down, which reads more characters for each of its parameters
-# in the same time: at 60 s, hidden 512 with 1,024 output units (1,055-1,109 steps, ~1.15
-# characters per parameter) 1.4799-1.4880 against hidden 384 with them (1,424-1,487
-# steps, ~2.4) 1.4736 / 1.4740; at 300 s, hidden 1,024 (1,195 steps on windows of 128,
-# ~0.84) 1.4691 against hidden 768 (1,802 steps, ~2.0) 1.4236. Earlier: at 30 s hidden 192
-# (~3.6) beat hidden 128 (~7.6); at 60 s hidden 320 (~3.9) beat 384 (~1.8) by ~1 %; at
-# 120 s hidden 768 (~0.5) and 512 (~1.5) tied. The line sits between the calibration's
-# predictions for the two sides: ~1.1 for the losing hidden 512 at 60 s, 1.45-1.6 for the
-# winning hidden 768 at 300 s (which then read 2.0).
-MIN_CHARS_PER_PARAMETER = 1.3
+# kept for reuse (keep_freed_memory) wide layers ran ~30 % faster, got past 875 steps and
+# lost to a narrower layer that reads more characters for each of its parameters. The
+# best share grows with the text read (measured, tinyshakespeare, with 1,024 output
+# units): at 60 s hidden 384 (~2.9 M characters read, ~2.4 per parameter) 1.4736 / 1.4740
+# beat hidden 512 (~2.2 M, ~1.15) 1.4799-1.4880 and hidden 320 (~3.3) 1.4823; at 300 s
+# hidden 512 (~10.9 M characters, ~5.7 per parameter) 1.4088 beat hidden 768 (~6.5-7.4 M,
+# ~1.8-2.0) 1.4236-1.4313 and hidden 1,024 (~0.84) 1.4691; on the Python documentation at
+# 300 s hidden 512 1.0598 beat hidden 768 1.0785. So a model may have at most
+# PARAMETERS_PER_ROOT_CHAR x the square root of the characters it reads in the time
+# (as compute-optimal scaling has parameters grow with the square root of compute): 1.7 M
+# for 2.9 M characters, 3.3 M for 10.9 M.
+PARAMETERS_PER_ROOT_CHAR = 1000
 # AdamW's weight decay in a recommended run (TrainingConfig's default is 0.01). Measured on
 # tinyshakespeare: at 60 s (hidden 384 with 1,024 output units, batch 32 x 64, lr 1e-2, on
 # three seeds) 0.01 reached 1.519-1.537, 0.1 1.502-1.511, 0.3 1.504-1.520, 1.0 1.543; at
@@ -1047,18 +1051,25 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
                 f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
                 f"learn well (want {_min_steps_of(bigger):,.0f}+).")
     if not _reads_enough(bigger, train_chars):
-        return (f"hidden size {bigger['config'].hidden_dim} would read only "
-                f"~{bigger['passes'] * train_chars / bigger['config'].num_parameters():.1f} "
-                f"characters per parameter in the time, too few to learn well (want "
-                f"{MIN_CHARS_PER_PARAMETER:g}+).")
+        chars_seen = bigger["passes"] * train_chars
+        return (f"hidden size {bigger['config'].hidden_dim} would have "
+                f"~{_count(bigger['config'].num_parameters())} parameters, more than the "
+                f"~{_count(chars_seen)} characters it reads in the time can train well "
+                f"(~{_count(_trainable_parameters(chars_seen))}: "
+                f"{PARAMETERS_PER_ROOT_CHAR:,} x their square root).")
     return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
             f"the text can teach (~{_count(capacity_of(bigger))}).")
 
 
+def _trainable_parameters(chars_seen: float) -> float:
+    """The most parameters that reading `chars_seen` characters trains well."""
+    return PARAMETERS_PER_ROOT_CHAR * math.sqrt(max(chars_seen, 0.0))
+
+
 def _reads_enough(candidate: dict, train_chars: int) -> bool:
-    """The candidate reads at least MIN_CHARS_PER_PARAMETER characters per parameter."""
+    """The candidate has at most _trainable_parameters() of the characters it reads."""
     chars_seen = candidate["passes"] * train_chars
-    return chars_seen >= MIN_CHARS_PER_PARAMETER * candidate["config"].num_parameters()
+    return candidate["config"].num_parameters() <= _trainable_parameters(chars_seen)
 
 
 def _min_steps_of(candidate: dict) -> float:
