@@ -73,7 +73,9 @@ def mixed_precision(device: str | torch.device, enabled: bool = True):
 # (tens of MB) and allocates them again in the next step, and every page handed back is
 # zeroed and faulted in again: at hidden 384 on batch 32 x 64, ~10,000 page faults and a
 # third of each step's time; at hidden 768 on 32 x 128, ~34,000 (bfloat16, 2-core CPU).
-# Keeping up to KEEP_FREED_BYTES of freed memory for reuse removes them.
+# Keeping up to KEEP_FREED_BYTES of freed memory for reuse removes them. (A thread that
+# glibc has moved off the main heap allocates from heaps of 64 MB, which are still handed
+# back when wholly free: a block that needs a heap of its own is faulted in each time.)
 KEEP_FREED_BYTES = 256 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _freed_memory_kept: bool | None = None
@@ -868,13 +870,13 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
                 "sequence_length": sequence_length,
                 "steps": chars_seen / (batch_size * sequence_length),
-                "passes": chars_seen / train_chars,
+                "chars_seen": chars_seen, "passes": chars_seen / train_chars,
                 "memory": training_memory_bytes(config, batch_size, sequence_length,
                                                 corpus_chars)}
 
     def acceptable(candidate: dict) -> bool:
         return (candidate["steps"] >= _min_steps_of(candidate)
-                and _reads_enough(candidate, train_chars)
+                and _reads_enough(candidate)
                 and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
 
@@ -899,12 +901,12 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     evaluations = max(1, round(steps / eval_interval))
     result = estimate(config, training, corpus_chars, speed)
 
-    chars_seen = chars_per_second * training_seconds
+    chars_seen = chosen["chars_seen"]
     reasons = [
         f"Hidden size {config.hidden_dim}: at ~{_count(chars_per_second)} chars/s "
         f"this machine processes ~{_count(chars_seen)} characters in {time_budget_s:g} s "
         f"(~{steps:,.0f} steps), enough to train ~{_count(parameters)} parameters; "
-        + _size_limit(chosen, candidates, memory_limit, capacity_of, train_chars),
+        + _size_limit(chosen, candidates, memory_limit, capacity_of),
         _layers_reason(config.num_layers, chosen["passes"]),
         _output_reason(speed, config, batch_size, sequence_length, capacity_of(chosen)),
         f"Embedding size {config.embedding_dim}: each character becomes a vector of "
@@ -1033,7 +1035,7 @@ def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: 
 
 
 def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
-                capacity_of: Callable[[dict], int], train_chars: int) -> str:
+                capacity_of: Callable[[dict], int]) -> str:
     """Why the next hidden size up was not chosen."""
     chosen_config = chosen["config"]
     larger = [c for c in candidates if c["config"].hidden_dim > chosen_config.hidden_dim
@@ -1050,12 +1052,11 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
         return (f"hidden size {bigger['config'].hidden_dim} would get only "
                 f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
                 f"learn well (want {_min_steps_of(bigger):,.0f}+).")
-    if not _reads_enough(bigger, train_chars):
-        chars_seen = bigger["passes"] * train_chars
+    if not _reads_enough(bigger):
         return (f"hidden size {bigger['config'].hidden_dim} would have "
                 f"~{_count(bigger['config'].num_parameters())} parameters, more than the "
-                f"~{_count(chars_seen)} characters it reads in the time can train well "
-                f"(~{_count(_trainable_parameters(chars_seen))}: "
+                f"~{_count(bigger['chars_seen'])} characters it reads in the time can train "
+                f"well (~{_count(_trainable_parameters(bigger['chars_seen']))}: "
                 f"{PARAMETERS_PER_ROOT_CHAR:,} x their square root).")
     return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
             f"the text can teach (~{_count(capacity_of(bigger))}).")
@@ -1066,10 +1067,9 @@ def _trainable_parameters(chars_seen: float) -> float:
     return PARAMETERS_PER_ROOT_CHAR * math.sqrt(max(chars_seen, 0.0))
 
 
-def _reads_enough(candidate: dict, train_chars: int) -> bool:
+def _reads_enough(candidate: dict) -> bool:
     """The candidate has at most _trainable_parameters() of the characters it reads."""
-    chars_seen = candidate["passes"] * train_chars
-    return candidate["config"].num_parameters() <= _trainable_parameters(chars_seen)
+    return candidate["config"].num_parameters() <= _trainable_parameters(candidate["chars_seen"])
 
 
 def _min_steps_of(candidate: dict) -> float:
