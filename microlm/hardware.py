@@ -813,8 +813,9 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     Measured on a 2-core CPU with a 60-70 s budget, one wide LSTM layer, a high learning
     rate and no dropout beat deeper models, so that is the starting point. Each hidden size
     gets the batch that reads the most text per second (_batch_for); the hidden size is the
-    largest that still gets min_steps(batch) optimizer steps in the budget, fits in memory
-    and is not far larger than the text. The output layer gets OUTPUT_HIDDEN_DIM hidden
+    largest that still gets min_steps(batch) optimizer steps in the budget, has no more
+    parameters than the characters it reads can train (_trainable_parameters), fits in
+    memory and is not far larger than the text. The output layer gets OUTPUT_HIDDEN_DIM hidden
     units unless no model fits with them. Dropout is chosen only when the budget lets the
     model read the text many times.
     speed None: calibrate this machine; memory_bytes None: the RAM available now.
@@ -1064,7 +1065,7 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
 
 def _trainable_parameters(chars_seen: float) -> float:
     """The most parameters that reading `chars_seen` characters trains well."""
-    return PARAMETERS_PER_ROOT_CHAR * math.sqrt(max(chars_seen, 0.0))
+    return PARAMETERS_PER_ROOT_CHAR * math.sqrt(chars_seen)
 
 
 def _reads_enough(candidate: dict) -> bool:
