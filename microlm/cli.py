@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "it 1 - this of the way to the new weights (default 0.98; 0: the "
                           "weights as trained)")
     run.add_argument("--batching", choices=("random", "sequential"),
-                     help="random windows, or sequential: each batch row continues where it "
-                          "stopped and the LSTM state is carried over (longer memory)")
+                     help="random (default): each pass over the text reads every window of "
+                          "it once, in random order; or sequential: each batch row continues "
+                          "where it stopped and the LSTM state is carried over (longer memory)")
     run.add_argument("--precision", choices=("float32", "bfloat16"),
                      help="bfloat16: mixed precision, faster on CPUs with AMX or AVX-512 "
                           "bf16 units, less exact")

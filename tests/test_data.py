@@ -15,6 +15,7 @@ from microlm import (
     sample_corpus,
     split_text,
 )
+from microlm import data as data_module
 from microlm.data import encode_tokens
 
 TEXT = "Grüße, café — naïve 🙂\nsecond line\n"
@@ -204,6 +205,88 @@ def test_random_batches_reproduce_with_a_seed():
     other = [b[0] for b in make_loader(text, seed=8)[0]]
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def window_starts(loader, batches: int) -> list[int]:
+    """The offsets in the text of the windows of the next `batches` batches (the text's
+    every 8+ character window occurs once, so a window's first 8 ids place it)."""
+    tokens = loader.tokens.tolist()
+    where = {tuple(tokens[i:i + 8]): i for i in range(len(tokens) - 8)}
+    return [where[tuple(row[:8].tolist())] for _ in range(batches)
+            for row in loader.next_batch()[0]]
+
+
+def test_a_random_pass_reads_every_window_once_in_random_order():
+    text = random_text(5003)
+    loader, _, _ = make_loader(text, "random", seed=1, sequence_length=16, batch_size=4)
+    starts = window_starts(loader, len(loader))
+    offset = starts[0] % 16
+    assert {start % 16 for start in starts} == {offset}  # one cut of the text...
+    assert len(set(starts)) == len(starts)  # ...each window at most once...
+    every_window = set(range(offset, len(text) - 16, 16))
+    assert len(every_window - set(starts)) < loader.batch_size  # ...all but a last few
+    assert starts != sorted(starts)  # in random order
+    # The next pass cuts the text again, most likely from another offset, in another order.
+    following = window_starts(loader, len(loader))
+    assert following != starts and len(set(following)) == len(following)
+
+
+def test_random_passes_spread_reading_evenly_where_independent_draws_do_not():
+    text = random_text(4099)
+    loader, _, _ = make_loader(text, "random", seed=2, sequence_length=16, batch_size=4)
+    batches = 3 * (len(loader) - 1)  # within three passes (a pass drops < a batch's windows)
+    reads = torch.zeros(len(text))
+    for start in window_starts(loader, batches):
+        reads[start:start + 16] += 1
+    inner = reads[16:-16]  # the ends are covered by fewer of the passes' cuts
+    assert int(inner.min()) >= 2 and int(inner.max()) <= 3
+    # Independent offsets, as before: after as many windows, some characters are unread.
+    generator = torch.Generator().manual_seed(2)
+    independent = torch.zeros(len(text))
+    for start in torch.randint(0, len(text) - 16, (batches * 4,), generator=generator):
+        independent[start:start + 16] += 1
+    assert int(independent[16:-16].min()) == 0 and int(independent.max()) >= 7
+
+
+@pytest.mark.parametrize("length", [17, 20, 50])
+def test_a_text_with_fewer_windows_than_a_batch_still_fills_the_batch(length):
+    text = random_text(length)
+    loader, tokenizer, _ = make_loader(text, "random", sequence_length=16, batch_size=8)
+    for _ in range(5):
+        inputs, targets = loader.next_batch()
+        assert inputs.shape == targets.shape == (8, 16)
+        assert torch.equal(inputs[:, 1:], targets[:, :-1])
+        for row_in, row_target in zip(inputs, targets, strict=True):
+            window = tokenizer.decode(row_in.tolist()) + tokenizer.decode(row_target[-1:].tolist())
+            assert window in text
+
+
+def test_a_new_window_length_cuts_a_new_pass():
+    text = random_text(3000)
+    loader, tokenizer, _ = make_loader(text, "random", sequence_length=16, batch_size=4)
+    loader.next_batch()
+    loader.sequence_length, loader._offsets = 32, torch.arange(32)
+    inputs, targets = loader.next_batch()
+    assert inputs.shape == (4, 32) and torch.equal(inputs[:, 1:], targets[:, :-1])
+    assert all(tokenizer.decode(row.tolist()) in text for row in inputs)
+
+
+def test_a_very_long_text_draws_windows_independently(monkeypatch):
+    monkeypatch.setattr(data_module, "MAX_ORDERED_WINDOWS", 10)
+    text = random_text(3000)
+    loader, tokenizer, _ = make_loader(text, "random", sequence_length=16, batch_size=4)
+    starts = window_starts(loader, 20)
+    assert loader._order is None  # no order of the text's windows is kept
+    assert len({start % 16 for start in starts}) > 1  # offsets are not on one cut
+
+
+def test_a_loader_state_without_a_pass_order_still_loads():
+    text = random_text(3000)
+    loader, _, _ = make_loader(text, "random", seed=3)
+    state = {"generator": torch.Generator().manual_seed(5).get_state(), "position": 0}
+    loader.load_state_dict(state)  # as saved before passes were ordered
+    other, _, _ = make_loader(text, "random", seed=5)
+    assert torch.equal(loader.next_batch()[0], other.next_batch()[0])
 
 
 def test_sequential_rows_continue_from_batch_to_batch():

@@ -744,6 +744,29 @@ def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(m
     assert times[1] / times[0] == pytest.approx(4.0)
 
 
+def test_calibration_starts_no_turn_that_would_end_past_its_time(monkeypatch):
+    from microlm import hardware
+
+    clock = {"now": 0.0}
+    cost = {8: 1.0, 16: 4.0}  # seconds a step of each shape takes: a turn is 5 + 20 = 25
+
+    def fake_training_step(config, batch_size, sequence_length, device, precision):
+        def step():
+            clock["now"] += cost[config.hidden_dim]
+        return step
+
+    monkeypatch.setattr(hardware, "_training_step", fake_training_step)
+    monkeypatch.setattr(hardware.time, "perf_counter", lambda: clock["now"])
+    shapes = [(ModelConfig(10, 4, 8, 1, 0.0), 2, 4), (ModelConfig(10, 4, 16, 1, 0.0), 2, 4)]
+    hardware._interleaved_step_seconds(shapes, torch.device("cpu"), 60.0, "float32")
+    # Set-up 5 s, then turns ending at 30 and 55; a third would end at 80, past 5 + 60.
+    assert clock["now"] == 55.0
+    # The first turn runs whatever the time: every shape needs its timed steps.
+    clock["now"] = 0.0
+    hardware._interleaved_step_seconds(shapes, torch.device("cpu"), 1.0, "float32")
+    assert clock["now"] == 30.0
+
+
 def test_calibration_leaves_the_random_state_alone(one_torch_thread):
     from microlm.hardware import _interleaved_step_seconds
 
