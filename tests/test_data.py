@@ -184,6 +184,14 @@ def test_an_epoch_is_about_one_pass(mode):
     assert sum(1 for _ in loader) == len(loader)
 
 
+def assert_windows_of(text, tokenizer, inputs, targets):
+    """Each row is a window of the text, and its targets the same window one later."""
+    assert torch.equal(inputs[:, 1:], targets[:, :-1])
+    for row_in, row_target in zip(inputs, targets, strict=True):
+        window = tokenizer.decode(row_in.tolist()) + tokenizer.decode(row_target[-1:].tolist())
+        assert window in text
+
+
 @pytest.mark.parametrize("mode", ["random", "sequential"])
 def test_batches_are_windows_of_the_text_with_shifted_targets(mode):
     text = random_text(3000)
@@ -192,10 +200,7 @@ def test_batches_are_windows_of_the_text_with_shifted_targets(mode):
         assert inputs.shape == targets.shape == (4, 16)
         assert inputs.dtype == targets.dtype == torch.int64
         assert inputs.is_contiguous() and targets.is_contiguous()
-        assert torch.equal(inputs[:, 1:], targets[:, :-1])
-        for row_in, row_target in zip(inputs, targets, strict=True):
-            window = tokenizer.decode(row_in.tolist()) + tokenizer.decode(row_target[-1:].tolist())
-            assert window in text
+        assert_windows_of(text, tokenizer, inputs, targets)
 
 
 def test_random_batches_reproduce_with_a_seed():
@@ -255,10 +260,7 @@ def test_a_text_with_fewer_windows_than_a_batch_still_fills_the_batch(length):
     for _ in range(5):
         inputs, targets = loader.next_batch()
         assert inputs.shape == targets.shape == (8, 16)
-        assert torch.equal(inputs[:, 1:], targets[:, :-1])
-        for row_in, row_target in zip(inputs, targets, strict=True):
-            window = tokenizer.decode(row_in.tolist()) + tokenizer.decode(row_target[-1:].tolist())
-            assert window in text
+        assert_windows_of(text, tokenizer, inputs, targets)
 
 
 def test_a_new_window_length_cuts_a_new_pass():
