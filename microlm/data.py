@@ -299,7 +299,7 @@ class TextDataLoader:
         state = {"generator": self.generator.get_state(), "position": self.position}
         if self._order is not None:  # the pass in progress: drawn again from this state
             state["order"] = {"drawn_from": self._order_drawn_from, "read": self._order_read,
-                              "sequence_length": self.sequence_length}
+                              "sequence_length": self._order_window}
         return state
 
     def load_state_dict(self, state: dict) -> None:
