@@ -306,8 +306,8 @@ class TextDataLoader:
         order = state.get("order")  # absent in checkpoints saved before the ordered passes
         self._order = None
         if order is not None and order["sequence_length"] == self.sequence_length:
-            self.generator.set_state(order["drawn_from"])
-            self._order_drawn_from = self.generator.get_state()
+            self._order_drawn_from = order["drawn_from"]
+            self.generator.set_state(self._order_drawn_from)
             self._order, self._order_read = self._draw_order(), int(order["read"])
         self.generator.set_state(state["generator"])
         self.position = int(state["position"])
