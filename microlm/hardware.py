@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -368,6 +368,22 @@ def default_precision(device: torch.device | str) -> str:
     if torch.device(device).type != "cpu":
         return "float32"
     return "bfloat16" if _cpu_has_bf16() else "float32"
+
+
+@cache
+def cpu_runs_bf16_lstm() -> bool:
+    """Whether this CPU's LSTM kernel (oneDNN) runs under bfloat16 autocast, forward and
+    backward. It needs AVX-512 or AMX: on an AVX2-only CPU (seen: AMD EPYC, torch 2.13)
+    it fails with 'could not create a primitive descriptor for the LSTM forward
+    propagation primitive'. Tried once per process on a tiny LSTM."""
+    try:
+        lstm = torch.nn.LSTM(4, 4, batch_first=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(torch.zeros(2, 3, 4))
+        out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _cpu_has_bf16() -> bool:
@@ -734,8 +750,13 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 # second): far below the batch where more windows per step stop helping (the "critical
 # batch", thousands of characters for a character model this early in training), what a
 # run learns follows the characters it reads. Measured on tinyshakespeare at 60 s, hidden
-# 256: batch 32 (3,104 steps) 1.538, batch 16 1.551, batch 8 (4,632 steps) 1.587.
-BATCH_GAIN = 1.3
+# 256: batch 32 (3,104 steps) 1.538, batch 16 1.551, batch 8 (4,632 steps) 1.587. On a
+# 2-core AVX2 CPU about 4x slower, where doubling gains less, at 60 s: batch 16 beat 8 at an
+# estimated gain of 1.16-1.24 (hidden 192 with the output units 1.6010 / 1.6278 against
+# 1.6426; hidden 256 with them 1.6300 against 1.6305-1.6479; hidden 256 without them
+# 1.6615 / 1.6660 against 1.6784), and batch 32 lost to 16 at 1.09 (hidden 256 with the
+# units, 371 steps: 1.6683 against 1.6300). So the threshold lies between.
+BATCH_GAIN = 1.15
 # On a CPU the cost model's straight line stops holding above 32 windows: the activations a
 # step keeps for its backward pass outgrow the caches (measured, hidden 256, windows of 64,
 # one thread: batch 64 took 61 ms a step against 27 ms for 32, fewer characters per second;
@@ -746,6 +767,19 @@ CPU_MAX_BATCH = 32
 # 0.5-2.6 % above hidden 256 with 4,700-5,100, and runs with 1,300-2,050 steps 2-5 % above
 # the best; the calibration's estimate of a model's steps varies by ~10 % between runs.
 MIN_STEPS = 3_500
+# ... on a machine that, in the time, gets through about this many characters with the
+# reference shape below (hidden 256 with 1,024 output units, batch 32 x 64): 1,745-1,888
+# steps in the ~54 s a 60 s run trains, where MIN_STEPS and OUTPUT_LAYER_STEPS were
+# measured. With less compute (a slower machine or a shorter budget) the best model needs
+# fewer steps, as in compute-optimal scaling, where steps and model size both grow with
+# the square root of compute: min_steps() scales by the square root of the shortfall.
+# Measured on a 2-core AVX2 CPU about 4x slower (~0.9 M reference characters in a 60 s
+# run): hidden 192 / 256 / 128 with the output units on batch 16 reached 1.6010-1.6278 /
+# 1.6300 / 1.6305 in 1,011-855 / 672 / 1,168 steps, where the unscaled rule, which wants
+# 1,237 steps there, picked hidden 128 with a linear output layer (1.7357, 2,633 steps) or
+# hidden 96 with the units (1.6465, 1,770 steps).
+MIN_STEPS_REFERENCE_CHARS = 3_600_000
+MIN_STEPS_SCALE = 0.5  # the scale measured there was ~0.5; no lower
 MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
 MANY_PASSES_CAPACITY = 2.5  # then a model may be this much larger, with dropout
 # The recommendation's output layer: this many GELU units between the LSTM and the scores
@@ -790,14 +824,27 @@ EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
 MIN_EVALUATIONS = 10  # enough validation points to draw a curve
 
 
-def min_steps(batch_size: int, output_hidden_dim: int = 0) -> float:
+def min_steps(batch_size: int, output_hidden_dim: int = 0, compute_scale: float = 1.0) -> float:
     """The fewest optimizer steps that train a model well at this batch size: larger
     batches need fewer, MIN_STEPS * sqrt(8 / batch) (1,750 at batch 32), and a model with
-    hidden units in its output layer OUTPUT_LAYER_STEPS as many (875 at batch 32).
-    Measured at 60 s: hidden 384 on batch 32, 1,860 steps, 1.537, as good as hidden 256
-    with 3,104 (1.538)."""
-    steps = MIN_STEPS * math.sqrt(BATCH_SIZES[0] / max(batch_size, 1))
+    hidden units in its output layer OUTPUT_LAYER_STEPS as many (875 at batch 32); all
+    times compute_scale (steps_scale(): below 1 where there is less compute than where
+    these were measured). Measured at 60 s: hidden 384 on batch 32, 1,860 steps, 1.537, as
+    good as hidden 256 with 3,104 (1.538)."""
+    steps = MIN_STEPS * math.sqrt(BATCH_SIZES[0] / max(batch_size, 1)) * compute_scale
     return steps * (OUTPUT_LAYER_STEPS if output_hidden_dim else 1.0)
+
+
+def steps_scale(speed: MachineSpeed, training_seconds: float, vocab_size: int) -> float:
+    """How many of min_steps() a run needs with the compute it has: the square root of the
+    characters the reference shape reads in `training_seconds` on this machine over
+    MIN_STEPS_REFERENCE_CHARS, at most 1 (more compute than that is spent on width, which
+    _trainable_parameters() allows, not on more steps) and at least MIN_STEPS_SCALE (the
+    least compute measured; with even less, a few hundred steps would not train a model)."""
+    reference = ModelConfig(vocab_size, 128, 256, 1, 0.0, output_hidden_dim=OUTPUT_HIDDEN_DIM)
+    chars = speed.chars_per_second(reference, 32, 64) * training_seconds
+    return min(1.0, max(MIN_STEPS_SCALE,
+                        math.sqrt(max(chars, 0.0) / MIN_STEPS_REFERENCE_CHARS)))
 
 
 def learning_rate_for(hidden_dim: int, batch_size: int) -> float:
@@ -818,7 +865,8 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     Measured on a 2-core CPU with a 60-70 s budget, one wide LSTM layer, a high learning
     rate and no dropout beat deeper models, so that is the starting point. Each hidden size
     gets the batch that reads the most text per second (_batch_for); the hidden size is the
-    largest that still gets min_steps(batch) optimizer steps in the budget, has no more
+    largest that still gets min_steps(batch) optimizer steps in the budget (fewer where
+    the machine and budget give less compute: steps_scale), has no more
     parameters than the characters it reads can train (_trainable_parameters), fits in
     memory and is not far larger than the text. The output layer gets OUTPUT_HIDDEN_DIM hidden
     units unless no model fits with them. Dropout is chosen only when the budget lets the
@@ -851,6 +899,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     # beat hidden 512 with dropout 0.2 by 1.5-2.7 %; with 1,024 output units (8.8x the
     # text) it reached 1.1172, against 1.1353 for hidden 512 with them (4.7x).
     capacity = max(50_000, 4 * train_chars)
+    compute_scale = steps_scale(speed, training_seconds, vocab_size)
 
     def capacity_of(candidate: dict) -> int:
         return int(capacity * (MANY_PASSES_CAPACITY if candidate["passes"] >= MANY_PASSES
@@ -874,6 +923,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
         chars_seen = chars_per_second * training_seconds
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
+                "min_steps": min_steps(batch_size, output_hidden_dim, compute_scale),
                 "sequence_length": sequence_length,
                 "steps": chars_seen / (batch_size * sequence_length),
                 "chars_seen": chars_seen, "passes": chars_seen / train_chars,
@@ -1082,7 +1132,7 @@ def _reads_enough(candidate: dict) -> bool:
 
 
 def _min_steps_of(candidate: dict) -> float:
-    return min_steps(candidate["batch_size"], candidate["config"].output_hidden_dim)
+    return candidate["min_steps"]
 
 
 def _output_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,

@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from . import distributed
 from .checkpoint import load_model, save_model
 from .data import TextDataLoader, encode_tokens, split_text
-from .hardware import keep_freed_memory, mixed_precision, select_device
+from .hardware import cpu_runs_bf16_lstm, keep_freed_memory, mixed_precision, select_device
 from .model import MicroLM, gradient_norms
 from .tokenizer import CharacterTokenizer
 
@@ -303,6 +303,11 @@ class ModelTrainer:
         """
         overrides = {k: v for k, v in overrides.items() if v is not None}
         self.config = replace(self.config, **overrides)
+        if (self.config.precision == "bfloat16" and self.device.type == "cpu"
+                and not cpu_runs_bf16_lstm()):
+            warnings.warn("This CPU cannot run the LSTM in bfloat16 (that needs AVX-512 or "
+                          "AMX); training in float32 instead.", stacklevel=2)
+            self.config = replace(self.config, precision="float32")
         loader = self._loader_for(data_loader, overrides.get("batch_size"))
         cfg = self.config
         control = control or TrainingControl()
@@ -484,7 +489,8 @@ class ModelTrainer:
         reference LSTM: 2-3x slower than in bf16 (hidden 384-1,024, 12,000 characters)."""
         with mixed_precision(self.device, cfg.bf16), torch.autocast(
                 "cpu", dtype=torch.bfloat16,
-                enabled=cfg.precision == "bfloat16" and self.device.type == "cpu"):
+                enabled=(cfg.precision == "bfloat16" and self.device.type == "cpu"
+                         and cpu_runs_bf16_lstm())):
             yield
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor,

@@ -18,6 +18,7 @@ from microlm.hardware import (
     CPU_MAX_BATCH,
     HIDDEN_SIZES,
     MIN_STEPS,
+    MIN_STEPS_SCALE,
     OUTPUT_HIDDEN_DIM,
     PARAMETERS_PER_ROOT_CHAR,
     PRESETS,
@@ -36,6 +37,7 @@ from microlm.hardware import (
     probe,
     recommend,
     select_device,
+    steps_scale,
     training_memory_bytes,
 )
 
@@ -436,6 +438,38 @@ def test_reasons_and_the_estimate_quote_one_speed_for_a_model_with_dropout():
     assert batch_reason.startswith(f"Batch size 32: {rate}")
     without = replace(result.model_config, dropout=0.0)
     assert speed.chars_per_second(without, 32, 64) > result.estimate.chars_per_second
+
+
+# Calibrated on a 2-core AVX2 CPU about 4x slower than the one the step rules were measured
+# on (float32, two threads): a 60 s run there gives steps_scale ~0.5.
+SLOW_AVX2_CPU = MachineSpeed("cpu", step_overhead_s=0.00175, flops_per_second=82e9,
+                             timestep_overhead_s=4e-5, threads=2, weight_pass_s=1.37e-10,
+                             dropout_value_s=4.9e-9, lstm_dropout_value_s=1.3e-8,
+                             state_value_s=4.4e-8, output_value_s=1.3e-8)
+
+
+def test_less_compute_needs_fewer_steps_down_to_half():
+    slow = [steps_scale(SLOW_AVX2_CPU, seconds, 65) for seconds in (10, 54, 100, 200, 1000)]
+    assert slow[0] == MIN_STEPS_SCALE == 0.5  # no lower than measured
+    assert 0.5 <= slow[1] < 0.6 < slow[2] < slow[3] < 1.0  # the square root of the shortfall
+    assert slow[4] == 1.0  # enough compute: the steps measured
+    assert steps_scale(MEMORY_BOUND_CPU, 54, 65) == 1.0  # the machine they were measured on
+    assert min_steps(32, 1024, compute_scale=0.5) == pytest.approx(437.5)
+
+
+def test_a_slow_machine_trains_a_wider_model_with_output_units_in_fewer_steps():
+    """Measured at 60 s on that slow CPU: hidden 192-256 with the output units (672-1,168
+    steps, 1.60-1.63) beat what the unscaled rule picked there (hidden 96 with them or hidden
+    128 without, 1,770-2,633 steps, 1.65-1.74)."""
+    result = recommend(SHAKESPEARE_CHARS, 57, 65, SLOW_AVX2_CPU, PLENTY_OF_MEMORY)
+    model, training = result.model_config, result.training_config
+    assert model.output_hidden_dim == OUTPUT_HIDDEN_DIM
+    assert model.hidden_dim in (192, 256)
+    steps = 0.9 * 57 * result.estimate.chars_per_second / (training.batch_size
+                                                           * training.sequence_length)
+    unscaled = min_steps(training.batch_size, OUTPUT_HIDDEN_DIM)
+    assert unscaled * MIN_STEPS_SCALE <= steps < unscaled  # allowed only by the scaling
+    assert "characters it reads in the time can train well" in result.reasons[0]
 
 
 def test_larger_batches_need_fewer_steps_and_take_a_larger_learning_rate():

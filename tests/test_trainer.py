@@ -20,8 +20,10 @@ from microlm import (
     TrainingControl,
     TrainingFinished,
     TrainingStarted,
+    hardware,
     load_model,
 )
+from microlm import trainer as trainer_module
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 30  # 1,350 characters
 WAIT = 60  # seconds an event may take before the test gives up (a guard, not a timing)
@@ -467,6 +469,12 @@ def test_sequential_rows_pick_up_exactly_where_they_stopped():
         assert torch.equal(read, loader.tokens[start:start + len(read)].long())
 
 
+needs_bf16_lstm = pytest.mark.skipif(
+    not hardware.cpu_runs_bf16_lstm(),
+    reason="this CPU's LSTM kernel cannot run in bfloat16 (needs AVX-512 or AMX)")
+
+
+@needs_bf16_lstm
 def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
     trainer = make_trainer(epochs=4, precision="bfloat16", batching="sequential")
     dtypes = []
@@ -486,6 +494,7 @@ def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32
 
 
+@needs_bf16_lstm
 def test_bfloat16_validates_in_bfloat16_too_and_scores_like_float32():
     trainer = make_trainer(epochs=1, precision="bfloat16")
     trainer.train()
@@ -506,6 +515,31 @@ def test_bfloat16_validates_in_bfloat16_too_and_scores_like_float32():
     assert set(dtypes) == {torch.float32}
     assert in_bf16 == pytest.approx(in_fp32, rel=0.02)
     assert in_bf16 != in_fp32  # really computed in the other precision
+
+
+def test_bfloat16_on_a_cpu_that_cannot_run_it_trains_in_float32_with_a_warning(monkeypatch):
+    """On an AVX2-only CPU oneDNN's bfloat16 LSTM fails outright: a run asked for bfloat16
+    (or resumed from a checkpoint trained on a CPU with AMX) falls back instead."""
+    monkeypatch.setattr(trainer_module, "cpu_runs_bf16_lstm", lambda: False)
+    trainer = make_trainer(epochs=2, precision="bfloat16", batching="sequential")
+    dtypes = []
+    original = trainer.model.lstm.forward
+
+    def recording_forward(inputs, hx=None):
+        out, state = original(inputs, hx)
+        dtypes.append(out.dtype)
+        return out, state
+
+    trainer.model.lstm.forward = recording_forward
+    with pytest.warns(UserWarning, match="cannot run the LSTM in bfloat16"):
+        stats = trainer.train()
+    assert set(dtypes) == {torch.float32}
+    assert trainer.config.precision == "float32"  # what the checkpoint records
+    assert stats["losses"][-1] < stats["losses"][0]
+    dtypes.clear()
+    trainer.config = replace(trainer.config, precision="bfloat16")  # evaluate() too
+    assert math.isfinite(trainer.evaluate())
+    assert set(dtypes) == {torch.float32}
 
 
 def _adamw_pair(fused_optimizer):
