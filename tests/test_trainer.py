@@ -469,6 +469,21 @@ def test_sequential_rows_pick_up_exactly_where_they_stopped():
         assert torch.equal(read, loader.tokens[start:start + len(read)].long())
 
 
+def record_lstm_dtypes(trainer, training_only: bool = False) -> list:
+    """The dtypes of the LSTM's outputs from now on (training steps only, if asked)."""
+    dtypes = []
+    original = trainer.model.lstm.forward
+
+    def recording_forward(inputs, hx=None):
+        out, state = original(inputs, hx)
+        if trainer.model.training or not training_only:
+            dtypes.append(out.dtype)
+        return out, state
+
+    trainer.model.lstm.forward = recording_forward
+    return dtypes
+
+
 needs_bf16_lstm = pytest.mark.skipif(
     not hardware.cpu_runs_bf16_lstm(),
     reason="this CPU's LSTM kernel cannot run in bfloat16 (needs AVX-512 or AMX)")
@@ -477,16 +492,7 @@ needs_bf16_lstm = pytest.mark.skipif(
 @needs_bf16_lstm
 def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
     trainer = make_trainer(epochs=4, precision="bfloat16", batching="sequential")
-    dtypes = []
-    original = trainer.model.lstm.forward
-
-    def recording_forward(inputs, hx=None):
-        out, state = original(inputs, hx)
-        if trainer.model.training:
-            dtypes.append(out.dtype)
-        return out, state
-
-    trainer.model.lstm.forward = recording_forward
+    dtypes = record_lstm_dtypes(trainer, training_only=True)
     stats = trainer.train()
     assert set(dtypes) == {torch.bfloat16}
     assert all(math.isfinite(loss) for loss in stats["step_losses"])
@@ -498,15 +504,7 @@ def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
 def test_bfloat16_validates_in_bfloat16_too_and_scores_like_float32():
     trainer = make_trainer(epochs=1, precision="bfloat16")
     trainer.train()
-    dtypes = []
-    original = trainer.model.lstm.forward
-
-    def recording_forward(inputs, hx=None):
-        out, state = original(inputs, hx)
-        dtypes.append(out.dtype)
-        return out, state
-
-    trainer.model.lstm.forward = recording_forward
+    dtypes = record_lstm_dtypes(trainer)
     in_bf16 = trainer.evaluate()
     assert set(dtypes) == {torch.bfloat16}  # a float32 LSTM here ran 2-3x slower
     dtypes.clear()
@@ -522,15 +520,7 @@ def test_bfloat16_on_a_cpu_that_cannot_run_it_trains_in_float32_with_a_warning(m
     (or resumed from a checkpoint trained on a CPU with AMX) falls back instead."""
     monkeypatch.setattr(trainer_module, "cpu_runs_bf16_lstm", lambda: False)
     trainer = make_trainer(epochs=2, precision="bfloat16", batching="sequential")
-    dtypes = []
-    original = trainer.model.lstm.forward
-
-    def recording_forward(inputs, hx=None):
-        out, state = original(inputs, hx)
-        dtypes.append(out.dtype)
-        return out, state
-
-    trainer.model.lstm.forward = recording_forward
+    dtypes = record_lstm_dtypes(trainer)
     with pytest.warns(UserWarning, match="cannot run the LSTM in bfloat16"):
         stats = trainer.train()
     assert set(dtypes) == {torch.float32}
