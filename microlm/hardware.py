@@ -375,12 +375,14 @@ def cpu_runs_bf16_lstm() -> bool:
     """Whether this CPU's LSTM kernel (oneDNN) runs under bfloat16 autocast, forward and
     backward. It needs AVX-512 or AMX: on an AVX2-only CPU (seen: AMD EPYC, torch 2.13)
     it fails with 'could not create a primitive descriptor for the LSTM forward
-    propagation primitive'. Tried once per process on a tiny LSTM."""
+    propagation primitive'. Tried once per process on a tiny LSTM, with gradients on even
+    when the first caller (a validation) has them off."""
     try:
-        lstm = torch.nn.LSTM(4, 4, batch_first=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out, _ = lstm(torch.zeros(2, 3, 4))
-        out.float().sum().backward()
+        with torch.inference_mode(False), torch.enable_grad():
+            lstm = torch.nn.LSTM(4, 4, batch_first=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, _ = lstm(torch.zeros(2, 3, 4))
+            out.float().sum().backward()
     except RuntimeError:
         return False
     return True

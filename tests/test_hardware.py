@@ -28,6 +28,7 @@ from microlm.hardware import (
     Recommendation,
     _batch_for,
     calibrate,
+    cpu_runs_bf16_lstm,
     estimate,
     keep_freed_memory,
     learning_rate_for,
@@ -825,3 +826,19 @@ def test_the_speed_summary_names_each_fitted_cost():
                                 dropout_value_s=1.5e-9, lstm_dropout_value_s=1.1e-8)
     assert with_dropout.summary().endswith(
         "dropout 1.5 ns per value (torch's, between LSTM layers: 11.0 ns)")
+
+
+def test_the_bfloat16_lstm_probe_answers_alike_whatever_the_callers_grad_mode():
+    """Its first caller may be a validation (no gradients): the probe's backward pass must
+    not fail there and cache a wrong 'no'."""
+    cpu_runs_bf16_lstm.cache_clear()
+    try:
+        with torch.inference_mode():
+            inside = cpu_runs_bf16_lstm()
+        cpu_runs_bf16_lstm.cache_clear()
+        with torch.no_grad():
+            without_grad = cpu_runs_bf16_lstm()
+        cpu_runs_bf16_lstm.cache_clear()
+        assert inside == without_grad == cpu_runs_bf16_lstm()
+    finally:
+        cpu_runs_bf16_lstm.cache_clear()
