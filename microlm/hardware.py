@@ -362,12 +362,13 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
 
 
 def default_precision(device: torch.device | str) -> str:
-    """bfloat16 on a CPU with a native bfloat16 unit (AMX or AVX-512 BF16), else float32.
+    """bfloat16 on a CPU with a native bfloat16 unit (AMX or AVX-512 BF16) whose LSTM kernel
+    runs in it (cpu_runs_bf16_lstm), else float32.
 
     Measured on such a CPU, mixed precision trains the LSTM faster (see the README)."""
     if torch.device(device).type != "cpu":
         return "float32"
-    return "bfloat16" if _cpu_has_bf16() else "float32"
+    return "bfloat16" if _cpu_has_bf16() and cpu_runs_bf16_lstm() else "float32"
 
 
 @cache

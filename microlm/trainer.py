@@ -303,8 +303,7 @@ class ModelTrainer:
         """
         overrides = {k: v for k, v in overrides.items() if v is not None}
         self.config = replace(self.config, **overrides)
-        if (self.config.precision == "bfloat16" and self.device.type == "cpu"
-                and not cpu_runs_bf16_lstm()):
+        if self._asks_cpu_bf16(self.config) and not cpu_runs_bf16_lstm():
             warnings.warn("This CPU cannot run the LSTM in bfloat16 (that needs AVX-512 or "
                           "AMX); training in float32 instead.", stacklevel=2)
             self.config = replace(self.config, precision="float32")
@@ -489,9 +488,12 @@ class ModelTrainer:
         reference LSTM: 2-3x slower than in bf16 (hidden 384-1,024, 12,000 characters)."""
         with mixed_precision(self.device, cfg.bf16), torch.autocast(
                 "cpu", dtype=torch.bfloat16,
-                enabled=(cfg.precision == "bfloat16" and self.device.type == "cpu"
-                         and cpu_runs_bf16_lstm())):
+                enabled=self._asks_cpu_bf16(cfg) and cpu_runs_bf16_lstm()):
             yield
+
+    def _asks_cpu_bf16(self, cfg: TrainingConfig) -> bool:
+        """bfloat16 asked for on a CPU (where the LSTM kernel may not run it)."""
+        return cfg.precision == "bfloat16" and self.device.type == "cpu"
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor,
                     cfg: TrainingConfig) -> torch.Tensor:

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from microlm import MicroLM, ModelConfig, TrainingConfig
+from microlm import MicroLM, ModelConfig, TrainingConfig, hardware
 from microlm.hardware import (
     BATCH_GAIN,
     BATCH_SIZES,
@@ -842,3 +842,14 @@ def test_the_bfloat16_lstm_probe_answers_alike_whatever_the_callers_grad_mode():
         assert inside == without_grad == cpu_runs_bf16_lstm()
     finally:
         cpu_runs_bf16_lstm.cache_clear()
+
+
+def test_bfloat16_is_the_default_only_where_the_cpu_has_the_unit_and_the_lstm_runs_in_it(
+        monkeypatch):
+    monkeypatch.setattr(hardware, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: False)
+    assert hardware.default_precision("cpu") == "float32"  # a calibration in bf16 would fail
+    monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: True)
+    assert hardware.default_precision("cpu") == "bfloat16"
+    monkeypatch.setattr(hardware, "_cpu_has_bf16", lambda: False)
+    assert hardware.default_precision("cpu") == "float32"  # runs, but emulated: slower
