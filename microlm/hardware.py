@@ -10,7 +10,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cache, partial
@@ -228,6 +228,9 @@ class MachineSpeed:
     state_value_s: float = 0.0  # per character, layer and hidden unit (gate arithmetic)
     output_value_s: float = 0.0  # per character and hidden unit of the output layer
     calibrations: int = 1  # how many recent calibrations this one is the median of
+    # What the calibration measured, from which the costs above were fitted: the step time
+    # of each calibration shape, then the two dropout costs (empty: not measured here).
+    timings: tuple[float, ...] = ()
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
@@ -326,6 +329,8 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
     """The median (by the step time of the 60 s recommendation's shape) of `speed` and the
     calibrations of the same set-up from the last hour, at most REMEMBERED_CALIBRATIONS in
     all; of two, the faster (a shared machine slows a calibration, it does not speed it up).
+    Where their timings are known, the costs are then refitted to each shape's median time
+    (of two, the shorter) over the calibrations with the median's thread count.
     `speed` is added to the file. A file that cannot be read or written is left alone."""
     now = time.time() if now is None else now
     path = calibration_file()
@@ -355,10 +360,24 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
         values = entry.get("speed")
         if isinstance(values, dict) and known >= values.keys():
             with contextlib.suppress(TypeError, ValueError):
-                speeds.append(MachineSpeed(**values))
+                timings = tuple(float(t) for t in values.get("timings", ()))
+                speeds.append(MachineSpeed(**{**values, "timings": timings}))
     reference = ModelConfig(96, 128, 384, 1, 0.0, OUTPUT_HIDDEN_DIM)
     speeds.sort(key=lambda each: each.step_seconds(reference, 32, 64))
-    return replace(speeds[(len(speeds) - 1) // 2], calibrations=len(speeds))
+    median = speeds[(len(speeds) - 1) // 2]
+    # Each calibration's costs trade off against each other (one with a slow moment in its
+    # narrow shape charges more per state value and less per FLOP), so picking one whole
+    # calibration still carries its noise into every other shape: refit instead to the
+    # median time of each shape over the calibrations that used the same thread count.
+    alike = [each for each in speeds if each.threads == median.threads
+             and len(each.timings) == len(median.timings) > 0]
+    if len(alike) > 1:
+        pooled = [sorted(values)[(len(values) - 1) // 2]
+                  for values in zip(*(each.timings for each in alike), strict=True)]
+        with contextlib.suppress(ArithmeticError, ValueError):
+            median = _speed_from_timings(median.device, median.precision, median.threads,
+                                         pooled)
+    return replace(median, calibrations=len(speeds))
 
 
 def default_precision(device: torch.device | str) -> str:
@@ -412,14 +431,15 @@ def _torch_threads(count: int | None):
         torch.set_num_threads(before)
 
 
-def _measure_speed(seconds: float, device: torch.device,
-                   precision: str = "float32") -> MachineSpeed:
-    # The FLOP rate is measured near where the recommendation trains: on a CPU, a wide
-    # layer (512) with a small batch (8) — small matrices run far below a CPU's peak, so
-    # a smaller shape would make wide models look cheap. A GPU needs a wide batch before
-    # the math, not the launches, dominates a step.
+def _calibration_shapes(device: torch.device) -> list[tuple[ModelConfig, int, int]]:
+    """The (model, batch_size, sequence_length) shapes a calibration times.
+
+    The FLOP rate is measured near where the recommendation trains: on a CPU, a wide
+    layer (512) with a small batch (8) — small matrices run far below a CPU's peak, so
+    a smaller shape would make wide models look cheap. A GPU needs a wide batch before
+    the math, not the launches, dominates a step."""
     wide_batch = 8 if device.type == "cpu" else 128
-    shapes = [  # (model, batch_size, sequence_length)
+    return [
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 16),
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 64),
         (ModelConfig(96, 128, 512, 1, 0.0), wide_batch, 64),
@@ -432,13 +452,28 @@ def _measure_speed(seconds: float, device: torch.device,
         (ModelConfig(96, 128, 256, 1, 0.0), 4 * wide_batch, 32),
         (ModelConfig(96, 128, 256, 1, 0.0, OUTPUT_HIDDEN_DIM), 4 * wide_batch, 32),
     ]
+
+
+def _measure_speed(seconds: float, device: torch.device,
+                   precision: str = "float32") -> MachineSpeed:
+    shapes = _calibration_shapes(device)
     threads = None
     if device.type == "cpu" and torch.get_num_threads() > 1:
         threads = _faster_thread_count(_training_step(shapes[2][0], shapes[2][1], 16, device,
                                                       precision))
     with _torch_threads(threads):
         times = _interleaved_step_seconds(shapes, device, seconds, precision)
-        dropout_value_s, lstm_dropout_value_s = _dropout_costs(device, precision)
+        dropout_costs = _dropout_costs(device, precision)
+    return _speed_from_timings(str(device), precision, threads, (*times, *dropout_costs))
+
+
+def _speed_from_timings(device: str, precision: str, threads: int | None,
+                        timings: Sequence[float]) -> MachineSpeed:
+    """The costs fitted to a calibration's timings: the step time of each of
+    _calibration_shapes(), then the seconds per value of the two dropouts."""
+    shapes = _calibration_shapes(torch.device(device))
+    times = list(timings[:len(shapes)])
+    dropout_value_s, lstm_dropout_value_s = timings[len(shapes):]
     rows = [[1.0, float(sequence_length), float(config.lstm_parameters() * sequence_length),
              6.0 * matmul_parameters(config) * batch_size * sequence_length,
              float(batch_size * sequence_length * config.hidden_dim)]
@@ -449,9 +484,9 @@ def _measure_speed(seconds: float, device: torch.device,
     (_, batch_size, sequence_length), with_output = shapes[5], shapes[6][0]
     per_output = max(0.0, (times[6] - times[5]) / (batch_size * sequence_length
                                                     * with_output.output_hidden_dim))
-    return MachineSpeed(str(device), overhead, 1.0 / seconds_per_flop, per_timestep, threads,
+    return MachineSpeed(device, overhead, 1.0 / seconds_per_flop, per_timestep, threads,
                         precision, weight_pass, dropout_value_s, lstm_dropout_value_s,
-                        per_value, per_output)
+                        per_value, per_output, timings=tuple(float(t) for t in timings))
 
 
 def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device: torch.device,
@@ -783,7 +818,15 @@ MIN_STEPS = 3_500
 # hidden 96 with the units (1.6465, 1,770 steps).
 MIN_STEPS_REFERENCE_CHARS = 3_600_000
 MIN_STEPS_SCALE = 0.5  # the scale measured there was ~0.5; no lower
-MANY_PASSES = 4.0  # seeing the text this many times or more invites overfitting
+# Seeing the text this many times or more invites overfitting, which dropout counters. Below
+# it dropout only slowed learning (and costs ~15 % of a step): measured on tinyshakespeare
+# (AVX-512 EPYC, 1,024 output units, batch 32), at 60 s hidden 384 reading it ~4.4 times
+# reached 1.4491 without dropout, 1.4629 with 0.1 and 1.4634 with 0.2 (windows of 128, one
+# seed); at 120 s hidden 512 reading it ~5-6 times 1.4178 without, 1.4293 with 0.2, and
+# hidden 384 without it, reading it ~8 times, 1.4110. At 300 s (~12 passes) hidden 512 with
+# dropout 0.2 reached the best figure measured (1.3892); on the Python documentation at
+# 300 s (12 passes) dropout 0.3 beat 0.2 on hidden 768.
+MANY_PASSES = 8.0
 MANY_PASSES_CAPACITY = 2.5  # then a model may be this much larger, with dropout
 # The recommendation's output layer: this many GELU units between the LSTM and the scores
 # (model.output_layer). Measured at 60 s on tinyshakespeare, hidden 256, batch 32: 1.526 and
@@ -822,6 +865,13 @@ PARAMETERS_PER_ROOT_CHAR = 1000
 WEIGHT_DECAY = 0.3
 SEQUENCE_LENGTH = 128  # long windows let the model learn from long-range context
 MIN_SEQUENCE_LENGTH = 32  # never halve the windows below this
+# Windows of SEQUENCE_LENGTH need this many times min_steps() when half-length windows are
+# the alternative: the same model then takes twice the steps, and at 60 s on tinyshakespeare
+# (a 2-core AVX-512 EPYC, hidden 384 with 1,024 output units, batch 32, three seeds) windows
+# of 64 in 1,690-1,980 steps reached 1.4416 / 1.4476 / 1.4463 against 1.4491 / 1.4599 /
+# 1.4734 for windows of 128 in 950-1,090 steps (1.1-1.25 x min_steps). The best 300 s run
+# measured took windows of 128 in 3,345 steps (hidden 512, 1.3892 on an AMX Xeon).
+LONG_WINDOW_STEPS = 2.0
 TRAINING_SHARE = 0.9  # of the budget; the rest goes to evaluation and set-up
 EVAL_SHARE = 0.05  # evaluation may use at most this share of the budget
 MIN_EVALUATIONS = 10  # enough validation points to draw a curve
@@ -926,7 +976,9 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
         chars_per_second = speed.chars_per_second(config, batch_size, sequence_length)
         chars_seen = chars_per_second * training_seconds
         return {"config": config, "batch_size": batch_size, "chars_per_second": chars_per_second,
-                "min_steps": min_steps(batch_size, output_hidden_dim, compute_scale),
+                "min_steps": min_steps(batch_size, output_hidden_dim, compute_scale)
+                * (LONG_WINDOW_STEPS if sequence_length == lengths[0] and len(lengths) > 1
+                   else 1.0),
                 "sequence_length": sequence_length,
                 "steps": chars_seen / (batch_size * sequence_length),
                 "chars_seen": chars_seen, "passes": chars_seen / train_chars,
