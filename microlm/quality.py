@@ -300,6 +300,10 @@ def sweep_settings(budget: float) -> list[Setting]:
         s("h192 out1024 b16 t64 lr1e-2", 96, 192, 1, 16, 64, 1e-2, 0.0, 1024),
         s("h256 out1024 b16 t64 lr1e-2", 128, 256, 1, 16, 64, 1e-2, 0.0, 1024),
         s("h256 out1024 b8 t64 lr6e-3", 128, 256, 1, 8, 64, 6e-3, 0.0, 1024),
+        # Windows of 128, and with dropout: the choice on an AVX-512 EPYC before the ninth
+        # session's rules (long windows need twice the steps; dropout from 8 passes).
+        s("h384 out1024 b32 t128 lr1e-2", 128, 384, 1, 32, 128, 1e-2, 0.0, 1024),
+        s("h384 out1024 b32 t128 lr1e-2 dropout 0.2", 128, 384, 1, 32, 128, 1e-2, 0.2, 1024),
     ]
     return [Setting("recommended")] + settings
 

@@ -22,7 +22,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from . import distributed
 from .checkpoint import load_model, save_model
 from .data import TextDataLoader, encode_tokens, split_text
-from .hardware import cpu_runs_bf16_lstm, keep_freed_memory, mixed_precision, select_device
+from .hardware import (
+    cpu_runs_bf16_lstm,
+    keep_freed_memory,
+    mixed_precision,
+    select_device,
+    uses_bf16,
+)
 from .model import MicroLM, gradient_norms
 from .tokenizer import CharacterTokenizer
 
@@ -108,6 +114,10 @@ class TrainingStarted:
     train_chars: int
     val_chars: int
     device: str
+    precision: str = "float32"  # what the LSTM runs in: float32, or bfloat16 (autocast)
+    # Settings the trainer had to change, in words (each also given as a warning): e.g. a
+    # bfloat16 run on a CPU whose LSTM kernel cannot run it trains in float32.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -303,9 +313,11 @@ class ModelTrainer:
         """
         overrides = {k: v for k, v in overrides.items() if v is not None}
         self.config = replace(self.config, **overrides)
+        notes = []
         if self._asks_cpu_bf16(self.config) and not cpu_runs_bf16_lstm():
-            warnings.warn("This CPU cannot run the LSTM in bfloat16 (that needs AVX-512 or "
-                          "AMX); training in float32 instead.", stacklevel=2)
+            notes.append("This CPU cannot run the LSTM in bfloat16 (that needs AVX-512 or "
+                         "AMX); training in float32 instead.")
+            warnings.warn(notes[-1], stacklevel=2)
             self.config = replace(self.config, precision="float32")
         loader = self._loader_for(data_loader, overrides.get("batch_size"))
         cfg = self.config
@@ -340,7 +352,8 @@ class ModelTrainer:
         val_chars = 0 if self.val_tokens is None else len(self.val_tokens)
         yield TrainingStarted(run_steps, steps_per_epoch, self.step - run_start,
                               sum(p.numel() for p in self.model.parameters()),
-                              loader.num_chars, val_chars, str(self.device))
+                              loader.num_chars, val_chars, str(self.device),
+                              "bfloat16" if self._runs_in_bf16(cfg) else "float32", tuple(notes))
 
         clock = _RunClock(self._run["time_used"])
         time_used_at_start = self._run["time_used"]
@@ -490,6 +503,11 @@ class ModelTrainer:
                 "cpu", dtype=torch.bfloat16,
                 enabled=self._asks_cpu_bf16(cfg) and cpu_runs_bf16_lstm()):
             yield
+
+    def _runs_in_bf16(self, cfg: TrainingConfig) -> bool:
+        """The LSTM runs under bfloat16 autocast (on the CPU or a CUDA GPU)."""
+        return (uses_bf16(self.device, cfg.bf16)
+                or (self._asks_cpu_bf16(cfg) and cpu_runs_bf16_lstm()))
 
     def _asks_cpu_bf16(self, cfg: TrainingConfig) -> bool:
         """bfloat16 asked for on a CPU (where the LSTM kernel may not run it)."""

@@ -114,6 +114,25 @@ def test_training_to_completion_fills_plot_progress_and_session(qtbot, make_tab,
     assert warnings_shown == []
 
 
+def test_a_run_the_trainer_had_to_change_says_so_in_the_status_line(qtbot, make_tab,
+                                                                    monkeypatch):
+    """A model trained in bfloat16 on a CPU with AMX, trained on here where the LSTM cannot
+    run in it: the run goes on in float32, and the status line says so all along."""
+    from microlm import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_runs_bf16_lstm", lambda: False)
+    session = make_session(epochs=500, precision="bfloat16")
+    tab = make_tab(session)
+    with pytest.warns(UserWarning, match="cannot run the LSTM in bfloat16"):
+        with qtbot.waitSignal(tab.run_started, timeout=WAIT_MS) as started:
+            tab.start_training()
+        assert started.args[0].precision == "float32"
+        assert "in float32" in tab.status_label.text()
+        qtbot.waitUntil(lambda: "chars/s" in tab.status_label.text(), timeout=WAIT_MS)
+        assert tab.status_label.text().endswith("training in float32 instead.")
+        assert tab.stop_workers(10_000)
+
+
 def test_status_line_reports_epoch_step_loss_speed_and_rate(qtbot, make_tab):
     session = make_session(epochs=500)
     tab = make_tab(session)

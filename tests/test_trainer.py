@@ -492,6 +492,10 @@ needs_bf16_lstm = pytest.mark.skipif(
 @needs_bf16_lstm
 def test_bfloat16_runs_the_lstm_in_bfloat16_and_still_learns():
     trainer = make_trainer(epochs=4, precision="bfloat16", batching="sequential")
+    started = next(trainer.fit(epochs=1))
+    assert (started.precision, started.notes) == ("bfloat16", ())
+    assert next(make_trainer(epochs=1).fit()).precision == "float32"
+    trainer = make_trainer(epochs=4, precision="bfloat16", batching="sequential")
     dtypes = record_lstm_dtypes(trainer, training_only=True)
     stats = trainer.train()
     assert set(dtypes) == {torch.bfloat16}
@@ -526,6 +530,13 @@ def test_bfloat16_on_a_cpu_that_cannot_run_it_trains_in_float32_with_a_warning(m
     assert set(dtypes) == {torch.float32}
     assert trainer.config.precision == "float32"  # what the checkpoint records
     assert stats["losses"][-1] < stats["losses"][0]
+    # the run's first event says so too, for an app that shows no warnings
+    trainer.config = replace(trainer.config, precision="bfloat16")
+    with pytest.warns(UserWarning, match="cannot run the LSTM in bfloat16"):
+        started = next(trainer.fit(epochs=1))
+    assert started.precision == "float32"
+    assert started.notes == ("This CPU cannot run the LSTM in bfloat16 (that needs AVX-512 or "
+                             "AMX); training in float32 instead.",)
     dtypes.clear()
     trainer.config = replace(trainer.config, precision="bfloat16")  # evaluate() too
     assert math.isfinite(trainer.evaluate())

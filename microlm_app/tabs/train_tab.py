@@ -97,6 +97,7 @@ class TrainTab(QWidget):
         self._start_step = 0  # global step before this run's first step
         self._continue_available = False
         self._last_val_loss: float | None = None
+        self._run_notes = ""  # the trainer's notes on this run (TrainingStarted.notes)
         self._best_val_loss: float | None = None
         self._evaluations: list[Evaluated] = []
         self.first_step: StepCompleted | None = None  # of the current run (for chars/s figures)
@@ -375,9 +376,15 @@ class TrainTab(QWidget):
         self._total_steps = event.total_steps
         # a resumed run already did event.start_step of its steps before the checkpoint
         self._start_step = self._steps_before - event.start_step
+        # what the trainer had to change (say, float32 where bfloat16 cannot run) stays in
+        # the status line for the whole run
+        self._run_notes = " ".join(event.notes)
         self.status_label.setText(
             f"Training {event.num_parameters:,} parameters on {event.train_chars:,} characters "
-            f"({event.val_chars:,} held out for validation) on {event.device}…")
+            f"({event.val_chars:,} held out for validation) on {event.device} in "
+            f"{event.precision}…" + (f" {self._run_notes}" if self._run_notes else ""))
+        if self._run_notes:
+            self._show_status_message(self._run_notes)
         self.progress_bar.setFormat("%p%")
         self.run_started.emit(event)
 
@@ -572,6 +579,8 @@ class TrainTab(QWidget):
         if self._best_val_loss is not None:
             parts.append(f"best {self._best_val_loss:.3f}")
         parts += [f"{step.chars_per_second:,.0f} chars/s", f"lr {step.learning_rate:.2e}"]
+        if self._run_notes:
+            parts.append(self._run_notes)
         return " · ".join(parts)
 
     def _finished_summary(self, finished: TrainingFinished, kept_model: bool) -> str:
