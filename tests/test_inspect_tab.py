@@ -221,6 +221,15 @@ def test_embedding_plot_has_one_label_per_vocabulary_character(qtbot, tab, train
     assert "component 1" in axis_label and "% of the spread" in axis_label
     xs, ys = tab._embedding_points.getData()
     assert len(xs) == tokenizer.vocab_size()
+    # each dot carries its character, which its tooltip names (crowded labels overlap)
+    points = tab._embedding_points.points()
+    assert [point.data() for point in points] == labels
+    assert tab._embedding_points.opts["hoverable"]
+    tip = tab._embedding_points.opts["tip"]
+    first = points[0]
+    assert tip(x=first.pos().x(), y=first.pos().y(), data=first.data()).startswith(
+        f"{labels[0]}  (component 1: {xs[0]:.2f}, component 2: {ys[0]:.2f})")
+    assert "zoom in" in tab.embedding_plot.toolTip()
 
 
 def test_next_char_bars_match_the_distribution(qtbot, tab, trained):

@@ -127,6 +127,11 @@ def tagged(request: int, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
         return request, TaskError(describe_error(err))
 
 
+def embedding_tip(x: float, y: float, data: object) -> str:
+    """The tooltip of one dot of the embedding plot: its character and where it lies."""
+    return f"{data}  (component 1: {x:.2f}, component 2: {y:.2f})"
+
+
 class InspectTab(QWidget):
     """Five pages: the model, its parameters, activations, embeddings, next character."""
 
@@ -343,8 +348,13 @@ class InspectTab(QWidget):
             "embeddingPlot", "Character embeddings in 2-D",
             "Each character's embedding vector, flattened to two dimensions with PCA. "
             "Characters the model treats alike (digits, vowels, capitals) drift together "
-            "as it learns; an untrained model scatters them at random.")
-        self._embedding_points = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(120, 120, 120))
+            "as it learns; an untrained model scatters them at random. Where labels crowd, "
+            "scroll over the plot to zoom in (the labels keep their size), drag to pan, "
+            "point at a dot to name its character; right-click > View All zooms back out.")
+        # hovering a dot names its character: the labels of a crowded cluster overlap
+        self._embedding_points = pg.ScatterPlotItem(
+            size=5, brush=pg.mkBrush(120, 120, 120), hoverable=True, hoverSize=9,
+            hoverBrush=pg.mkBrush(220, 90, 0), tip=embedding_tip)
         self.embedding_plot.addItem(self._embedding_points)
         self._embedding_labels: list[pg.TextItem] = []
         column.addWidget(self.embedding_plot, 1)
@@ -690,7 +700,8 @@ class InspectTab(QWidget):
         projection = result
         self._clear_embedding()
         coords = projection.coords
-        self._embedding_points.setData(coords[:, 0], coords[:, 1])
+        self._embedding_points.setData(coords[:, 0], coords[:, 1],
+                                       data=[display_char(char) for char in projection.chars])
         for char, (x, y) in zip(projection.chars, coords, strict=True):
             label = pg.TextItem(display_char(char), color="k", anchor=(0.5, 1.0))
             label.setPos(float(x), float(y))
