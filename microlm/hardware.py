@@ -986,7 +986,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
                                                 corpus_chars)}
 
     def acceptable(candidate: dict) -> bool:
-        return (candidate["steps"] >= _min_steps_of(candidate)
+        return (candidate["steps"] >= candidate["min_steps"]
                 and _reads_enough(candidate)
                 and candidate["memory"] <= memory_limit
                 and candidate["config"].num_parameters() <= capacity_of(candidate))
@@ -1159,13 +1159,13 @@ def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
     bigger = larger[-1]  # the next size up
     if bigger["memory"] > memory_limit:
         return f"hidden size {bigger['config'].hidden_dim} would need more memory than is free."
-    if chosen["steps"] < _min_steps_of(chosen):
+    if chosen["steps"] < chosen["min_steps"]:
         return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
                 f"budget would help.")
-    if bigger["steps"] < _min_steps_of(bigger):
+    if bigger["steps"] < bigger["min_steps"]:
         return (f"hidden size {bigger['config'].hidden_dim} would get only "
                 f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
-                f"learn well (want {_min_steps_of(bigger):,.0f}+).")
+                f"learn well (want {bigger['min_steps']:,.0f}+).")
     if not _reads_enough(bigger):
         return (f"hidden size {bigger['config'].hidden_dim} would have "
                 f"~{_count(bigger['config'].num_parameters())} parameters, more than the "
@@ -1184,10 +1184,6 @@ def _trainable_parameters(chars_seen: float) -> float:
 def _reads_enough(candidate: dict) -> bool:
     """The candidate has at most _trainable_parameters() of the characters it reads."""
     return candidate["config"].num_parameters() <= _trainable_parameters(candidate["chars_seen"])
-
-
-def _min_steps_of(candidate: dict) -> float:
-    return candidate["min_steps"]
 
 
 def _output_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
