@@ -66,6 +66,12 @@ def torchrun(*args, timeout=240):
                           cwd=ROOT)
 
 
+def ranks_errors(result: subprocess.CompletedProcess) -> str:
+    """A failed torchrun's stderr: the ranks' own errors (its start) and torchrun's summary
+    (its end), which alone says only which rank died of which signal."""
+    return result.stderr[:3000] + " ... " + result.stderr[-1500:]
+
+
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "proverbs.txt"
@@ -78,7 +84,7 @@ def test_cli_train_under_torchrun_saves_one_ordinary_checkpoint(text_file, tmp_p
     result = torchrun("-m", "microlm", "train", text_file, *TINY, "--epochs", "1",
                       "--eval-interval", "4", "--output", output)
     # every rank ended with status 0; else show the ranks' own errors (the start of stderr)
-    assert result.returncode == 0, result.stderr[:3000] + " ... " + result.stderr[-1500:]
+    assert result.returncode == 0, ranks_errors(result)
     assert result.stdout.count("Checkpoint saved to") == 1  # only rank 0 reports
     model, tokenizer, metadata = load_model(output)
     train_chars = len(TEXT) - int(0.1 * len(TEXT))
@@ -94,7 +100,7 @@ def ranks(text_file, tmp_path_factory):
     script = folder / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
     result = torchrun(script, folder, text_file)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, ranks_errors(result)
     return [torch.load(folder / f"rank{k}.pt", weights_only=True) for k in (0, 1)]
 
 
