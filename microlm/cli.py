@@ -528,7 +528,8 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
             print(f"Using the '{preset.name}' preset (choose with --preset, or let "
                   f"--time-budget pick).", file=sys.stderr)
         model_config = preset.model_config(vocab_size)
-        training_config = preset.training_config()
+        # The precision this CPU trains fastest in (bfloat16 where its LSTM kernel runs it).
+        training_config = preset.training_config(precision=hardware.default_precision(device))
         if budget is not None and "epochs" not in given:
             # With a budget, time ends the run; the schedule then follows the clock.
             training_config = replace(training_config, epochs=1_000_000)

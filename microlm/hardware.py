@@ -703,40 +703,60 @@ class Estimate:
     memory_bytes: int  # peak training memory, see estimate()
 
 
-# Fitted to `microlm bench --estimates` (bf16 on a CPU; the README's table): what training
-# adds to a process's peak resident memory. Refitted in the fourth session of 2026-11-30,
-# once validation ran in bf16 (in float32 it had set the peak of several shapes): 24 runs
-# of 17 shapes, all within 25 % (-20 to +20 %, +3 % on average), where the former values
-# (48 MiB, 36, 22, 22) left 6 of the 24 above +25 %, the output-layer shapes up to +40 %.
-RUN_TIME_BYTES = 40 * 2**20  # kernels' working space, the data split and loader, the clock
-BYTES_PER_PARAMETER = 38  # weights, gradients, 2 AdamW moments, the best weights, their
-#                           moving average, the bf16 and oneDNN copies of the weights: ~9.5
-#                           float32-sized copies (fitted as 34 before the average was kept)
-BYTES_PER_STATE_VALUE = 41  # per character, layer and hidden unit: gates and states kept
-#                             for backward, and their gradients. 26 before freed memory was
-#                             kept for reuse (keep_freed_memory): a step's freed buffers now
-#                             stay in the process, and with 26 the presets with 2-3 layers
-#                             measured 25-30 % above the estimate (sixth session's run)
-BYTES_PER_OUTPUT_VALUE = 12  # per character and unit of the output layer's hidden layer:
-#                              its input and GELU output kept for backward (bf16), their
-#                              gradients
+@dataclass(frozen=True)
+class MemoryCosts:
+    """What training adds to a process's peak resident memory, fitted per precision: the
+    LSTM's saved gates and states, the output layer's activations and dropout's masks are
+    twice as large in float32 as in bfloat16, and oneDNN keeps other copies of the weights."""
+
+    run_time_bytes: int  # kernels' working space, the data split and loader, the clock
+    per_parameter: int  # weights, gradients, 2 AdamW moments, the best weights, their moving
+    #                     average, working copies of the weights (bf16, oneDNN's layout)
+    per_state_value: int  # per character, layer and hidden unit: gates and states kept for
+    #                       backward, and their gradients
+    per_output_value: int  # per character and unit of the output layer's hidden layer: its
+    #                        input and GELU output kept for backward, their gradients
+    per_dropout_value: int = 0  # per character, layer and hidden unit of a model with dropout
+
+
+MEMORY_COSTS = {
+    # Fitted on the AMX Xeon (fourth to sixth sessions of 2026-11-30): 24 runs of 17 shapes
+    # within 20 %, then a fresh run of the 17 within -16 to +19 %. Its state-value term was
+    # 26 bytes before freed memory was kept for reuse (keep_freed_memory), the per-parameter
+    # term 34 before the moving average of the weights was kept; dropout is inside the other
+    # terms. On an AVX-512 BF16 EPYC (ninth session) 3 of 17 shapes measured 26-33 % less.
+    "bfloat16": MemoryCosts(40 * 2**20, 38, 41, 12),
+    # Fitted on a 2-core AVX2 EPYC (tenth session, 2026-12-01): two runs of the 17 shapes of
+    # `microlm bench --estimates`, all 34 within 24 % (-19 to +17 %; 1 % low on average),
+    # where the bfloat16 costs put 13 of the 34 more than 25 % low (up to -39 %).
+    "float32": MemoryCosts(36 * 2**20, 33, 65, 25, 22),
+}
 
 
 def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_length: int,
-                          corpus_chars: int) -> int:
+                          corpus_chars: int, precision: str = "float32") -> int:
     """Peak memory that training adds to a process: every parameter's copies (weights,
     gradients, AdamW's two moments, the best weights so far, working copies), the
-    activations kept for backward, the encoded corpus and a fixed working space.
-    Fitted to 24 measured runs of 17 shapes (batch 8 to 64, one to three layers, with and
-    without dropout and output units): all within 20 %."""
+    activations kept for backward, the encoded corpus and a fixed working space, at the
+    costs (MEMORY_COSTS) of the precision the LSTM trains in (see lstm_precision)."""
+    costs = MEMORY_COSTS[precision]
     parameters = model_config.num_parameters()
+    state_values = model_config.num_layers * model_config.hidden_dim
     per_char = (4 * (model_config.embedding_dim + 3 * model_config.vocab_size)  # embedding,
                 # logits, softmax and their gradients
-                + BYTES_PER_STATE_VALUE * model_config.num_layers * model_config.hidden_dim
-                + BYTES_PER_OUTPUT_VALUE * model_config.output_hidden_dim)
+                + costs.per_state_value * state_values
+                + costs.per_output_value * model_config.output_hidden_dim)
+    if model_config.dropout > 0:
+        per_char += costs.per_dropout_value * state_values
     activations = batch_size * sequence_length * per_char
     corpus = corpus_chars * token_dtype(model_config.vocab_size).itemsize
-    return RUN_TIME_BYTES + BYTES_PER_PARAMETER * parameters + activations + corpus
+    return costs.run_time_bytes + costs.per_parameter * parameters + activations + corpus
+
+
+def lstm_precision(precision: str) -> str:
+    """The precision the LSTM trains in when a run asks for `precision`: bfloat16 only where
+    this CPU's LSTM kernel runs it (the trainer falls back to float32 the same way)."""
+    return "bfloat16" if precision == "bfloat16" and cpu_runs_bf16_lstm() else "float32"
 
 
 def steps_per_epoch(corpus_chars: int, training_config: TrainingConfig) -> int:
@@ -764,7 +784,8 @@ def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_
                                                            sequence_length, val_chars))
     return Estimate(model_config.num_parameters(), chars_per_second, seconds_per_epoch,
                     training_memory_bytes(model_config, batch_size, sequence_length,
-                                          corpus_chars))
+                                          corpus_chars,
+                                          lstm_precision(training_config.precision)))
 
 
 # ---- recommendation ----
@@ -945,6 +966,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     lengths = (longest,) if longest < 2 * MIN_SEQUENCE_LENGTH else (longest, longest // 2)
     training_seconds = TRAINING_SHARE * time_budget_s
     memory_limit = memory_bytes // 2  # leave room for the OS, the app and the corpus text
+    precision = lstm_precision(speed.precision)  # what the memory estimate is priced in
     # Parameters the text can support: measured in 60 s on the 465,000-character Python
     # documentation, a 1.4 M-parameter model (3x the text) beat a 0.36 M one. A model that
     # reads the text many times gets dropout (0.3 above 4x the text) and may be 2.5x as
@@ -983,7 +1005,7 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
                 "steps": chars_seen / (batch_size * sequence_length),
                 "chars_seen": chars_seen, "passes": chars_seen / train_chars,
                 "memory": training_memory_bytes(config, batch_size, sequence_length,
-                                                corpus_chars)}
+                                                corpus_chars, precision)}
 
     def acceptable(candidate: dict) -> bool:
         return (candidate["steps"] >= candidate["min_steps"]

@@ -293,3 +293,24 @@ def test_slowdown_watch_ignores_one_long_gap_but_not_a_lasting_slowdown():
         elapsed += duration
         seen.append(watch.slowed_down(elapsed))
     assert seen == [False] * 10 + [True, True]
+
+
+def test_a_preset_trains_in_the_precision_this_cpu_trains_fastest_in(monkeypatch):
+    """bfloat16 where the CPU's LSTM kernel runs it (as a recommendation does), unless
+    --precision says otherwise; the default preset too."""
+    import argparse
+    import time
+
+    from microlm import hardware
+
+    monkeypatch.setattr(hardware, "default_precision",
+                        lambda device: "bfloat16" if str(device) == "cpu" else "float32")
+    for preset in ("small", None):
+        args = argparse.Namespace(preset=preset, time_budget=None, seed=None,
+                                  started=time.monotonic())
+        _, training = cli._choose_config(args, 10_000, 40, "cpu", {})
+        assert training.precision == "bfloat16"
+        _, training = cli._choose_config(args, 10_000, 40, "cpu", {"precision": "float32"})
+        assert training.precision == "float32"
+    _, training = cli._choose_config(args, 10_000, 40, "cuda", {})
+    assert training.precision == "float32"

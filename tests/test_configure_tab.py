@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMessageBox, QPushButton, 
 from microlm import CharacterTokenizer, ModelConfig, corpus_stats, hardware, sample_corpus
 from microlm.data import Corpus
 from microlm_app.session import Session
-from microlm_app.tabs.configure_tab import ConfigureTab
+from microlm_app.tabs.configure_tab import ConfigureTab, format_bytes
 
 FIXED_SPEED = hardware.MachineSpeed(device="cpu", step_overhead_s=0.002,
                                     flops_per_second=2e9)
@@ -218,3 +218,27 @@ def test_advanced_settings_show_only_when_asked(tab):
     assert clip.isVisibleTo(tab)
     tab.advanced_toggle.setChecked(False)
     assert not clip.isVisibleTo(tab)
+
+
+def test_the_training_config_asks_for_the_precision_this_cpu_trains_fastest_in(qtbot,
+                                                                             monkeypatch):
+    """Before a probe: this CPU's default (bfloat16 where its LSTM kernel runs it), which
+    also prices the memory estimate; after one: what the probe timed."""
+    monkeypatch.setattr(hardware, "default_precision", lambda device: "bfloat16")
+    monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: True)
+    session = Session()
+    set_text(session, "the quick brown fox jumps over the lazy dog.\n" * 400)
+    tab = ConfigureTab(session)
+    qtbot.addWidget(tab)
+    tab.preset_combo.setCurrentIndex(tab.preset_combo.findData("medium"))
+    assert session.training_config.precision == "bfloat16"
+    model_config, training_config, _ = tab.current_configs()
+    memory = {precision: format_bytes(hardware.training_memory_bytes(
+        model_config, training_config.batch_size, training_config.sequence_length,
+        tab.corpus_chars, precision)) for precision in ("bfloat16", "float32")}
+    assert memory["bfloat16"] != memory["float32"]
+    assert f"Training memory ≈ {memory['bfloat16']}" in tab.estimate_label.text()
+    tab.probe_button.click()
+    qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
+    assert FIXED_SPEED.precision == "float32"
+    assert session.training_config.precision == "float32"

@@ -219,15 +219,46 @@ def test_estimate_memory_grows_with_batch_and_matches_formula():
     assert isinstance(small, Estimate)
     assert large.memory_bytes > small.memory_bytes
     params = config.num_parameters()
-    activations = 8 * 50 * (4 * (16 + 3 * 65) + 41 * 1 * 32)
-    # a fixed working space + 38 bytes per parameter + activations + uint8 tokens
-    assert small.memory_bytes == 40 * 2**20 + 38 * params + activations + 10_000
+    # float32 (the config's precision): 65 bytes per state value
+    activations = 8 * 50 * (4 * (16 + 3 * 65) + 65 * 1 * 32)
+    # a fixed working space + 33 bytes per parameter + activations + uint8 tokens
+    assert small.memory_bytes == 36 * 2**20 + 33 * params + activations + 10_000
     assert small.parameters == params
-    # an output layer with hidden units keeps 12 bytes per unit and character besides
+    # an output layer with hidden units keeps 25 bytes per unit and character besides
     deep = ModelConfig(65, 16, 32, 1, 0.0, 100)
     extra = training_memory_bytes(deep, 8, 50, 10_000) - training_memory_bytes(
         config, 8, 50, 10_000)
-    assert extra == 38 * (deep.num_parameters() - params) + 8 * 50 * 12 * 100
+    assert extra == 33 * (deep.num_parameters() - params) + 8 * 50 * 25 * 100
+    # dropout's masks: 22 bytes per state value (both layers of a stacked LSTM)
+    stacked = ModelConfig(65, 16, 32, 2, 0.0)
+    dropped = training_memory_bytes(replace(stacked, dropout=0.2), 8, 50, 0)
+    assert dropped - training_memory_bytes(stacked, 8, 50, 0) == 8 * 50 * 22 * 2 * 32
+
+
+def test_memory_in_bfloat16_prices_activations_at_half_width():
+    config = ModelConfig(65, 16, 32, 1, 0.2, 100)
+    params = config.num_parameters()
+    # the bf16 fit: 40 MiB, 38 bytes per parameter, 41 per state value, 12 per output unit,
+    # dropout inside those terms
+    assert training_memory_bytes(config, 8, 50, 0, "bfloat16") == (
+        40 * 2**20 + 38 * params + 8 * 50 * (4 * (16 + 3 * 65) + 41 * 32 + 12 * 100))
+    assert training_memory_bytes(config, 32, 64, 0, "bfloat16") < training_memory_bytes(
+        config, 32, 64, 0, "float32")
+
+
+def test_memory_estimate_is_priced_in_the_precision_the_lstm_will_run_in(monkeypatch):
+    config = ModelConfig(65, 64, 256, 1, 0.0, 1024)
+    bf16 = TrainingConfig(batch_size=32, sequence_length=64, precision="bfloat16")
+    monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: True)
+    assert hardware.lstm_precision("bfloat16") == "bfloat16"
+    assert estimate(config, bf16, 10_000, CPU_LIKE).memory_bytes == training_memory_bytes(
+        config, 32, 64, 10_000, "bfloat16")
+    # a CPU whose LSTM kernel cannot run bfloat16 trains in float32 (the trainer's fallback)
+    monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: False)
+    assert hardware.lstm_precision("bfloat16") == "float32"
+    assert estimate(config, bf16, 10_000, CPU_LIKE).memory_bytes == training_memory_bytes(
+        config, 32, 64, 10_000, "float32")
+    assert hardware.lstm_precision("float32") == "float32"
 
 
 def test_an_output_layer_is_priced_per_unit_and_position_not_per_weight_and_time_step():
@@ -573,7 +604,7 @@ def test_tiny_corpus_shortens_the_window():
 
 
 def test_recommendation_never_exceeds_memory():
-    tight = 112 * 2**20  # 112 MiB free: 56 for training, of which 48 the fixed working space
+    tight = 112 * 2**20  # 112 MiB free: 56 for training, of which 36 the fixed working space
     result = recommend(SHAKESPEARE_CHARS, 3600, 65, CPU_LIKE, tight)
     assert result.estimate.memory_bytes <= tight // 2
     roomy = recommend(SHAKESPEARE_CHARS, 3600, 65, CPU_LIKE, PLENTY_OF_MEMORY)

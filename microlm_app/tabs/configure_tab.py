@@ -118,6 +118,7 @@ class ConfigureTab(QWidget):
         self.hardware_info: hardware.HardwareInfo | None = None
         self.speed: hardware.MachineSpeed | None = None
         self.problems: list[str] = []
+        self._default_precision: str | None = None  # this CPU's, found when first needed
         self._task: TaskWorker | None = None  # the probe or recommendation in progress
         self._task_thread = None
         self._filling = False  # True while fields are set in bulk: validate once, after
@@ -334,6 +335,16 @@ class ConfigureTab(QWidget):
         return self.session.corpus_stats.characters if self.session.corpus_stats else 0
 
     @property
+    def precision(self) -> str:
+        """What the LSTM trains in on a CPU: what the probe timed, else this CPU's default
+        (bfloat16 where its LSTM kernel runs it: faster at the same loss, see the README)."""
+        if self.speed is not None:
+            return self.speed.precision
+        if self._default_precision is None:
+            self._default_precision = hardware.default_precision("cpu")
+        return self._default_precision
+
+    @property
     def time_budget_s(self) -> float:
         scale = 60 if self.budget_unit.currentText() == "minutes" else 1
         return float(self.budget_spin.value() * scale)
@@ -502,6 +513,7 @@ class ConfigureTab(QWidget):
             training_config = replace(
                 self._base_training, val_fraction=self.session.val_fraction,
                 time_budget_s=self.time_budget_s if self.stop_at_budget.isChecked() else None,
+                precision=self.precision,
                 **{name: values[name] for name in (*TRAINING_FIELDS, *ADVANCED_FIELDS)})
         except ValueError as err:
             return model_config, training_config, [str(err)]
@@ -512,9 +524,9 @@ class ConfigureTab(QWidget):
                 f"Sequence length {training_config.sequence_length:,} is longer than the "
                 f"training text ({train_chars:,} characters). Use at most "
                 f"{max(train_chars - 1, 1):,} or load a longer text.")
-        memory = hardware.training_memory_bytes(model_config, training_config.batch_size,
-                                                training_config.sequence_length,
-                                                self.corpus_chars)
+        memory = hardware.training_memory_bytes(
+            model_config, training_config.batch_size, training_config.sequence_length,
+            self.corpus_chars, hardware.lstm_precision(training_config.precision))
         available, where = self._available_memory()
         if memory > available:
             problems.append(
@@ -563,9 +575,9 @@ class ConfigureTab(QWidget):
             f"<b>Parameters: {parameters:,}</b> (embedding {embedding:,}, LSTM {lstm:,}, "
             f"output layer {parameters - embedding - lstm:,}) for a vocabulary of "
             f"{model_config.vocab_size} characters")
-        memory = hardware.training_memory_bytes(model_config, training_config.batch_size,
-                                                training_config.sequence_length,
-                                                self.corpus_chars)
+        memory = hardware.training_memory_bytes(
+            model_config, training_config.batch_size, training_config.sequence_length,
+            self.corpus_chars, hardware.lstm_precision(training_config.precision))
         text = f"Training memory ≈ {format_bytes(memory)}"
         if self.speed is None:
             text += " · time per epoch: probe to estimate"
@@ -588,11 +600,13 @@ class ConfigureTab(QWidget):
             name = self.preset_combo.itemData(index)
             preset = hardware.PRESETS[name]
             model_config = preset.model_config(self.vocab_size)
-            training_config = preset.training_config(val_fraction=self.session.val_fraction)
+            training_config = preset.training_config(val_fraction=self.session.val_fraction,
+                                                     precision=self.precision)
             text = f"{name} — {model_config.num_parameters():,} parameters"
             if self.speed is None or self.corpus_chars == 0:
                 memory = hardware.training_memory_bytes(
-                    model_config, preset.batch_size, preset.sequence_length, self.corpus_chars)
+                    model_config, preset.batch_size, preset.sequence_length, self.corpus_chars,
+                    hardware.lstm_precision(training_config.precision))
                 text += f" · {format_bytes(memory)} · probe to estimate time"
             else:
                 estimate = hardware.estimate(model_config, training_config, self.corpus_chars,
