@@ -728,7 +728,8 @@ MEMORY_COSTS = {
     "bfloat16": MemoryCosts(40 * 2**20, 38, 41, 12),
     # Fitted on a 2-core AVX2 EPYC (tenth session, 2026-12-01): two runs of the 17 shapes of
     # `microlm bench --estimates`, all 34 within 24 % (-19 to +17 %; 1 % low on average),
-    # where the bfloat16 costs put 13 of the 34 more than 25 % low (up to -39 %).
+    # where the bfloat16 costs put 13 of the 34 more than 25 % low (up to -39 %); then a
+    # fresh run, not fitted: 17/17 within -17 to +17 %.
     "float32": MemoryCosts(36 * 2**20, 33, 65, 25, 22),
 }
 

@@ -129,6 +129,11 @@ def _timeline(output: str) -> dict:
         match = re.search(pattern, output)
         if match:
             found[key] = float(match.group(1).replace(",", ""))
+    # The run's steps became several times slower and it went on with one thread (cli's
+    # SlowdownWatch): the step at which it happened tells a slow run apart.
+    slowed = re.search(r"several times slower at step ([\d,]+)", output)
+    if slowed:
+        found["slowed_to_one_thread_at_step"] = float(slowed.group(1).replace(",", ""))
     return found
 
 
@@ -261,6 +266,15 @@ def sweep_settings(budget: float) -> list[Setting]:
               128, 6e-3, 0.2, 1024, 0.01),
             s("h768 out1024 b32 t128 lr6e-3 dropout 0.2 without weight averaging", 128, 768,
               1, 32, 128, 6e-3, 0.2, 1024, None, 0.0),
+            # Output units on batches of 8 and 16: the choices of a CPU ~4x slower (a 2-core
+            # AVX2 EPYC, tenth session), where batches of 32 leave too few steps.
+            s("h384 out1024 b8 t128 lr6e-3", 128, 384, 1, 8, 128, 6e-3, 0.0, 1024),
+            s("h384 out1024 b8 t128 lr6e-3 dropout 0.2", 128, 384, 1, 8, 128, 6e-3, 0.2, 1024),
+            s("h384 out1024 b8 t64 lr6e-3", 128, 384, 1, 8, 64, 6e-3, 0.0, 1024),
+            s("h512 out1024 b8 t128 lr6e-3", 128, 512, 1, 8, 128, 6e-3, 0.0, 1024),
+            s("h256 out1024 b16 t128 lr8.5e-3", 128, 256, 1, 16, 128, 8.5e-3, 0.0, 1024),
+            s("h384 out1024 b16 t64 lr8.5e-3", 128, 384, 1, 16, 64, 8.5e-3, 0.0, 1024),
+            s("h512 out1024 b16 t128 lr8.5e-3", 128, 512, 1, 16, 128, 8.5e-3, 0.0, 1024),
         ]
         return [Setting("recommended")] + settings
     settings = [
@@ -357,10 +371,17 @@ def format_results(results: list[RunResult], title: str) -> str:
              "settings")]
     for r in ranked:
         mark = " *" if r.recommended else ""
+        if "slowed_to_one_thread_at_step" in r.extra:
+            mark += " †"
         rows.append((r.label + mark, f"{r.val_loss:.4f}", f"{100 * (r.val_loss / best - 1):.1f} %",
                      f"{r.wall_s:.1f}", f"{r.training_s:.1f}", f"{r.steps:,}",
                      f"{r.parameters:,}", r.description))
     lines = [title, format_table(rows, left_columns=1)]
+    slowed = [r for r in ranked if "slowed_to_one_thread_at_step" in r.extra]
+    if slowed:
+        lines.append("  † the machine got busy: the run went on with one thread from step "
+                     + ", ".join(f"{r.extra['slowed_to_one_thread_at_step']:,.0f} ({r.label})"
+                                 for r in slowed))
     recommended = [r for r in ranked if r.recommended]
     if recommended and len(ranked) > 2:  # a sweep, not ours against the baseline
         gap = 100 * (recommended[0].val_loss / best - 1)

@@ -285,14 +285,48 @@ def test_unknown_prompt_characters_are_named(checkpoint, capsys):
     assert "'€'" in err
 
 
-def test_slowdown_watch_ignores_one_long_gap_but_not_a_lasting_slowdown():
-    watch = cli.SlowdownWatch(factor=3, settle=2, reference=4, recent=3)
-    elapsed, seen = 0.0, []
-    # two settling steps, four usual ones, one validation gap, then steps 5x slower
-    for duration in [1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1, 0.1, 0.5, 0.5, 0.5]:
+def _run_watch(watch, durations, start=0.0):
+    """Feed step durations to the watch; the thread count it asks for after each step."""
+    elapsed, asked = start, []
+    for step, duration in enumerate(durations, 1):
         elapsed += duration
-        seen.append(watch.slowed_down(elapsed))
-    assert seen == [False] * 10 + [True, True]
+        asked.append(watch.observe(elapsed, step))
+    return asked, elapsed
+
+
+def test_slowdown_watch_ignores_one_long_gap_but_not_a_lasting_slowdown():
+    watch = cli.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3)
+    # two settling steps, four usual ones, one validation gap, then steps 5x slower
+    asked, _ = _run_watch(watch, [1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1, 0.1, 0.5, 0.5, 0.5])
+    assert asked == [None] * 10 + [1, None]
+    assert "slower at step 11" in watch.message and "1 CPU thread" in watch.message
+
+
+def test_slowdown_watch_goes_back_to_all_threads_once_the_load_has_passed():
+    """A few seconds of another program's work must not halve the rest of a run's speed."""
+    watch = cli.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3, retry_s=10)
+    asked, elapsed = _run_watch(watch, [1.0, 1.0] + [0.125] * 4 + [0.5] * 2)
+    assert asked[-1] == 1 and watch.threads == 1  # busy: one thread
+    # 10 s on one thread at 0.25 s a step, then a trial of all the threads
+    asked, elapsed = _run_watch(watch, [0.25] * 40, elapsed)
+    assert asked == [None] * 39 + [2]
+    assert watch.message is None  # a trial is not news
+    # a changeover step, then 3 timed ones, faster than one thread now the machine is free
+    asked, _ = _run_watch(watch, [0.125] * 4, elapsed)
+    assert asked == [None, None, None, 2]
+    assert watch.threads == 2 and "fast again at step 4" in watch.message
+
+
+def test_slowdown_watch_stays_on_one_thread_while_the_machine_stays_busy():
+    watch = cli.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3, retry_s=10)
+    asked, elapsed = _run_watch(watch, [1.0, 1.0] + [0.125] * 4 + [0.5] * 2 + [0.25] * 40)
+    assert asked[-1] == 2  # the trial starts
+    # all threads still 4x slower than one: the trial is lost, the next waits twice as long
+    asked, elapsed = _run_watch(watch, [1.0] * 4, elapsed)
+    assert asked == [None, None, None, 1]
+    assert watch.message is None  # nothing to tell: still one thread
+    asked, _ = _run_watch(watch, [0.25] * 80, elapsed)
+    assert asked == [None] * 79 + [2]  # 20 s later, not 10
 
 
 def test_a_preset_trains_in_the_precision_this_cpu_trains_fastest_in(monkeypatch):

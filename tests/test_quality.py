@@ -100,6 +100,26 @@ def test_table_ranks_runs_and_marks_the_recommended_one_with_its_gap():
     assert lines[3].lstrip().startswith("a ") and "recommended *" in lines[4]
     assert "5.0 %" in lines[4]
     assert "5.0 % above the best" in table
+    assert "†" not in table
+
+
+def test_a_run_that_went_on_with_one_thread_is_marked_in_the_table():
+    """What `microlm train` prints when its steps slow down several times reaches the
+    sweep's table: such a run is not a fair comparison."""
+    printed = ("Training for 54.1 s of the 60 s budget (4.9 s kept for the last validation)\n"
+               "Steps became several times slower at step 1,204 (the machine is busy): "
+               "continuing on 1 CPU thread.\n")
+    extra = quality._timeline(printed)
+    assert extra == {"training_budget_s": 54.1, "reserve_s": 4.9,
+                     "slowed_to_one_thread_at_step": 1204.0}
+    runs = [quality.RunResult("a", 1.40, 60, 55, 10, 100, "x"),
+            quality.RunResult("b", 1.45, 60, 55, 10, 100, "y", extra=extra)]
+    table = quality.format_results(runs, "title")
+    assert "b †" in table.splitlines()[4]
+    assert "one thread from step 1,204 (b)" in table
+    assert "†" not in table.splitlines()[3]
+    assert quality._timeline(printed.replace("became several times slower", "x")) == {
+        "training_budget_s": 54.1, "reserve_s": 4.9}
 
 
 def test_quality_bench_without_the_corpus_skips_with_a_reason(tmp_path, capsys):
