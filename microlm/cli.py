@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from statistics import median_high
 from typing import TextIO
 
 import torch
@@ -662,7 +663,7 @@ class SlowdownWatch:
                  max_retry_s: float = 160.0):
         self.many, self.threads = threads, threads
         self.factor, self.settle, self.reference, self.recent = factor, settle, reference, recent
-        self.retry_s, self.max_retry_s = retry_s, max_retry_s
+        self.first_retry_s, self.retry_s, self.max_retry_s = retry_s, retry_s, max_retry_s
         self.durations: list[float] = []  # since the last change of thread count
         self.usual: float | None = None  # a step's usual time with all the threads
         self.one_thread: float | None = None  # ... and with one, measured before a trial
@@ -684,9 +685,9 @@ class SlowdownWatch:
                 first = self.durations[self.settle:self.settle + self.reference]
                 if len(first) < self.reference:
                     return None
-                self.usual = _median(first)
+                self.usual = median_high(first)
             if len(self.durations) >= self.recent and \
-                    _median(self.durations[-self.recent:]) > self.factor * self.usual:
+                    median_high(self.durations[-self.recent:]) > self.factor * self.usual:
                 return self._switch(1, elapsed_s, message=(
                     f"Steps became several times slower at step {step:,} (the machine is "
                     f"busy): continuing on 1 CPU thread."))
@@ -697,15 +698,16 @@ class SlowdownWatch:
             if len(timed) < self.recent:
                 return None
             self._trial = False
-            if _median(timed) < self.one_thread:
-                self.usual = _median(timed)  # the new usual: a slowdown is measured from here
+            if median_high(timed) < self.one_thread:
+                self.usual = median_high(timed)  # the new usual: a slowdown is measured from here
+                self.retry_s = self.first_retry_s  # a later load is a new one
                 return self._switch(self.many, elapsed_s, message=(
                     f"Steps are fast again at step {step:,}: back to {self.many} CPU "
                     f"threads."))
             self.retry_s = min(2 * self.retry_s, self.max_retry_s)
             return self._switch(1, elapsed_s)
         if elapsed_s - self._since >= self.retry_s and len(timed) >= self.recent:
-            self.one_thread = _median(timed[-self.recent:])
+            self.one_thread = median_high(timed[-self.recent:])
             return self._switch(self.many, elapsed_s, trial=True)
         return None
 
@@ -714,10 +716,6 @@ class SlowdownWatch:
         self.threads, self._since, self._trial, self.message = threads, elapsed_s, trial, message
         self.durations = []
         return threads
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
 
 
 def _install_interrupt_handler(handler: Callable) -> Callable | int | None:

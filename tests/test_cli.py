@@ -325,8 +325,12 @@ def test_slowdown_watch_stays_on_one_thread_while_the_machine_stays_busy():
     asked, elapsed = _run_watch(watch, [1.0] * 4, elapsed)
     assert asked == [None, None, None, 1]
     assert watch.message is None  # nothing to tell: still one thread
-    asked, _ = _run_watch(watch, [0.25] * 80, elapsed)
+    asked, elapsed = _run_watch(watch, [0.25] * 80, elapsed)
     assert asked == [None] * 79 + [2]  # 20 s later, not 10
+    # this trial wins; a later load is a new one: its first trial comes 10 s after it again
+    asked, elapsed = _run_watch(watch, [0.125] * 4 + [0.5] * 3 + [0.25] * 40, elapsed)
+    assert asked[3] == 2 and asked[6] == 1 and asked[-1] == 2
+    assert asked.count(None) == len(asked) - 3
 
 
 def test_a_preset_trains_in_the_precision_this_cpu_trains_fastest_in(monkeypatch):
