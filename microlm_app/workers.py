@@ -36,6 +36,7 @@ from microlm import (
     TrainingStarted,
     UnknownCharacterError,
 )
+from microlm.hardware import SlowdownWatch
 
 STEP_BATCH_SECONDS = 0.5  # step events are sent in batches at most this often
 GC_INTERVAL_SECONDS = 0.2  # how often the GUI thread collects cyclic garbage
@@ -226,6 +227,9 @@ class TrainingWorker(BaseWorker):
     sample_generated = Signal(object)  # SampleGenerated
     checkpoint_saved = Signal(object)  # CheckpointSaved
     training_finished = Signal(object)  # TrainingFinished
+    # The run changed its CPU thread count by itself: (threads, what it means to a person).
+    # One thread while other programs keep the cores busy, all of them once that passes.
+    threads_changed = Signal(int, str)
     paused = Signal()
     resumed = Signal()
 
@@ -253,10 +257,25 @@ class TrainingWorker(BaseWorker):
         self.resumed.emit()
 
     def work(self) -> None:
+        threads = torch.get_num_threads()  # this thread's: training runs here
+        watch = (SlowdownWatch(threads) if threads > 1 and self.trainer.device.type == "cpu"
+                 else None)
+        try:
+            self._train(watch)
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)  # the next run starts with all of them
+
+    def _train(self, watch: SlowdownWatch | None) -> None:
         pending: list[StepCompleted] = []
         last_sent = time.perf_counter()
         for event in self.trainer.fit(control=self.control, **self._fit_options):
             if isinstance(event, StepCompleted):
+                switch = watch.observe(event.elapsed_s, event.step) if watch else None
+                if switch is not None:
+                    torch.set_num_threads(switch)
+                    if watch.message:
+                        self.threads_changed.emit(switch, watch.message)
                 pending.append(event)
                 now = time.perf_counter()
                 if now - last_sent >= STEP_BATCH_SECONDS:

@@ -428,3 +428,29 @@ def test_the_gui_thread_does_no_tensor_math_around_a_training_run(qtbot, make_ta
     qtbot.waitUntil(lambda: not tab.is_training, timeout=WAIT_MS)
     assert session.model is not None  # the run ended normally and handed its model over
     assert gui_thread_tensor_ops == []  # the LSTM's 4 x 32 x 32 weights would count
+
+
+def test_a_run_on_one_thread_while_the_machine_is_busy_says_so_until_it_is_back(qtbot):
+    """What the worker's thread watch reports reaches the status line (while it lasts) and
+    the status bar."""
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    tab = TrainTab(make_session(epochs=500))
+    window.setCentralWidget(tab)
+    slower = ("Steps became several times slower at step 40 (the machine is busy): "
+              "continuing on 1 CPU thread.")
+    back = "Steps are fast again at step 90: back to 2 CPU threads."
+    try:
+        with qtbot.waitSignal(tab.run_started, timeout=WAIT_MS):
+            tab.start_training()
+        qtbot.waitUntil(lambda: "chars/s" in tab.status_label.text(), timeout=WAIT_MS)
+        assert "CPU thread" not in tab.status_label.text()
+        tab._worker.threads_changed.emit(1, slower)
+        assert window.statusBar().currentMessage() == slower
+        qtbot.waitUntil(lambda: tab.status_label.text().endswith(slower), timeout=WAIT_MS)
+        tab._worker.threads_changed.emit(2, back)
+        assert window.statusBar().currentMessage() == back
+        qtbot.waitUntil(lambda: "chars/s" in tab.status_label.text()
+                        and "CPU thread" not in tab.status_label.text(), timeout=WAIT_MS)
+    finally:
+        assert tab.stop_workers(10_000)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import gc
 import threading
 
-from microlm_app.workers import TaskWorker, start_worker
+import torch
+
+from microlm import StepCompleted
+from microlm_app.workers import TaskWorker, TrainingWorker, start_worker
 
 
 class _Cycle:
@@ -51,3 +54,39 @@ def test_freed_memory_is_kept_for_reuse_on_glibc():
         pytest.skip("mallopt tuning applies to Linux with glibc only")
     assert keep_freed_memory_for_reuse() is True
     assert keep_freed_memory_for_reuse() is True  # once is enough; calling again is harmless
+
+
+class _StepsOnly:
+    """A trainer stand-in whose run is a list of step durations: steady, then 5x slower
+    (another program took the cores), then on one thread, then free again."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, durations: list[float]) -> None:
+        self.durations = durations
+
+    def fit(self, control=None, **options):
+        elapsed = 0.0
+        for step, duration in enumerate(self.durations, 1):
+            elapsed += duration
+            yield StepCompleted(step, 1, 2.0, 1e-3, 1000.0, elapsed, step / len(self.durations),
+                                0.0)
+
+
+def test_a_training_worker_goes_to_one_thread_while_busy_and_back_after(monkeypatch):
+    threads = [2]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads[-1])
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    # 3 settling steps, 10 usual ones, 3 five times slower; 10 s on one thread; a trial of
+    # all threads as fast as at first (a changeover step and 5 timed); then, once more, a
+    # slowdown that lasts to the end
+    durations = ([0.1] * 13 + [0.5] * 3 + [0.25] * 40 + [0.1] * 6 + [0.1] * 5 + [0.5] * 3)
+    worker = TrainingWorker(_StepsOnly(durations))
+    changes = []
+    worker.threads_changed.connect(lambda count, message: changes.append((count, message)))
+    worker.work()
+    assert [count for count, _ in changes] == [1, 2, 1]
+    assert "slower at step 16" in changes[0][1] and "fast again at step 62" in changes[1][1]
+    assert "slower at step 70" in changes[2][1]
+    # 1 (busy), 2 (the trial), 2 (kept), 1 (busy again), then back to 2 as the run ends
+    assert threads == [2, 1, 2, 2, 1, 2]

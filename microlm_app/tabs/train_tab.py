@@ -98,6 +98,7 @@ class TrainTab(QWidget):
         self._continue_available = False
         self._last_val_loss: float | None = None
         self._run_notes = ""  # the trainer's notes on this run (TrainingStarted.notes)
+        self._threads_note = ""  # while the run is on one CPU thread: why
         self._best_val_loss: float | None = None
         self._evaluations: list[Evaluated] = []
         self.first_step: StepCompleted | None = None  # of the current run (for chars/s figures)
@@ -278,6 +279,7 @@ class TrainTab(QWidget):
         worker.trainer_ready.connect(self._on_trainer_ready)
         worker.training_started.connect(self._on_training_started)
         worker.steps_completed.connect(self._on_steps_completed)
+        worker.threads_changed.connect(self._on_threads_changed)
         worker.evaluated.connect(self._on_evaluated)
         worker.sample_generated.connect(self._on_sample_generated)
         worker.training_finished.connect(self._on_training_finished)
@@ -379,6 +381,7 @@ class TrainTab(QWidget):
         # what the trainer had to change (say, float32 where bfloat16 cannot run) stays in
         # the status line for the whole run
         self._run_notes = " ".join(event.notes)
+        self._threads_note = ""
         self.status_label.setText(
             f"Training {event.num_parameters:,} parameters on {event.train_chars:,} characters "
             f"({event.val_chars:,} held out for validation) on {event.device} in "
@@ -401,6 +404,12 @@ class TrainTab(QWidget):
         if not self._stopping:
             self.status_label.setText(("Paused · " if self._paused else "")
                                       + self._status_text(last))
+
+    def _on_threads_changed(self, threads: int, message: str) -> None:
+        """The run went on with one CPU thread while other programs kept the cores busy, or
+        back to all of them: the status bar says so, the status line while it lasts."""
+        self._threads_note = message if threads == 1 else ""
+        self._show_status_message(message)
 
     def _on_evaluated(self, event: Evaluated) -> None:
         self.loss_plot.add_validation(event.step, event.val_loss)
@@ -581,6 +590,8 @@ class TrainTab(QWidget):
         parts += [f"{step.chars_per_second:,.0f} chars/s", f"lr {step.learning_rate:.2e}"]
         if self._run_notes:
             parts.append(self._run_notes)
+        if self._threads_note:
+            parts.append(self._threads_note)
         return " · ".join(parts)
 
     def _finished_summary(self, finished: TrainingFinished, kept_model: bool) -> str:
