@@ -616,11 +616,9 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
                 progress.step(event)
                 # Threads that wait on each other at every character are what makes a busy
                 # machine many times slower; one thread keeps going until the load passes.
-                switch = watch.observe(event.elapsed_s, event.step) if watch else None
-                if switch is not None:
-                    torch.set_num_threads(switch)
-                    if watch.message:
-                        progress.message(watch.message)
+                note = watch.apply(event.elapsed_s, event.step) if watch else None
+                if note:
+                    progress.message(note)
             elif isinstance(event, Evaluated):
                 progress.evaluated(event)
             elif isinstance(event, SampleGenerated):

@@ -458,8 +458,8 @@ class SlowdownWatch:
                 if len(first) < self.reference:
                     return None
                 self.usual = statistics.median_high(first)
-            latest = statistics.median_high(self.durations[-self.recent:] or [0.0])
-            if len(self.durations) >= self.recent and latest > self.factor * self.usual:
+            if len(self.durations) >= self.recent and statistics.median_high(
+                    self.durations[-self.recent:]) > self.factor * self.usual:
                 return self._switch(1, elapsed_s, message=(
                     f"Steps became several times slower at step {step:,} (the machine is "
                     f"busy): continuing on 1 CPU thread."))
@@ -483,6 +483,15 @@ class SlowdownWatch:
             self.one_thread = statistics.median_high(timed[-self.recent:])
             return self._switch(self.many, elapsed_s, trial=True)
         return None
+
+    def apply(self, elapsed_s: float, step: int = 0) -> str | None:
+        """observe(), then set this thread's torch thread count to what it asks for; what
+        to tell a person about it (None: nothing)."""
+        threads = self.observe(elapsed_s, step)
+        if threads is None:
+            return None
+        torch.set_num_threads(threads)
+        return self.message
 
     def _switch(self, threads: int, elapsed_s: float, trial: bool = False,
                 message: str | None = None) -> int:
@@ -825,6 +834,15 @@ def training_memory_bytes(model_config: ModelConfig, batch_size: int, sequence_l
     return costs.run_time_bytes + costs.per_parameter * parameters + activations + corpus
 
 
+def run_memory_bytes(model_config: ModelConfig, training_config: TrainingConfig,
+                     corpus_chars: int) -> int:
+    """training_memory_bytes() of a run with these configs, in the precision it will train
+    in (what Configure shows and estimate() reports)."""
+    return training_memory_bytes(model_config, training_config.batch_size,
+                                 training_config.sequence_length, corpus_chars,
+                                 lstm_precision(training_config.precision))
+
+
 def lstm_precision(precision: str) -> str:
     """The precision the LSTM trains in when a run asks for `precision`: bfloat16 only where
     this CPU's LSTM kernel runs it (the trainer falls back to float32 the same way)."""
@@ -855,9 +873,7 @@ def estimate(model_config: ModelConfig, training_config: TrainingConfig, corpus_
                          + evaluations * evaluation_seconds(speed, model_config,
                                                            sequence_length, val_chars))
     return Estimate(model_config.num_parameters(), chars_per_second, seconds_per_epoch,
-                    training_memory_bytes(model_config, batch_size, sequence_length,
-                                          corpus_chars,
-                                          lstm_precision(training_config.precision)))
+                    run_memory_bytes(model_config, training_config, corpus_chars))
 
 
 # ---- recommendation ----

@@ -129,8 +129,8 @@ def _timeline(output: str) -> dict:
         match = re.search(pattern, output)
         if match:
             found[key] = float(match.group(1).replace(",", ""))
-    # The run's steps became several times slower and it went on with one thread (cli's
-    # SlowdownWatch): the step at which it happened tells a slow run apart.
+    # The run's steps became several times slower and it went on with one thread
+    # (hardware.SlowdownWatch): the step at which it happened tells a slow run apart.
     slowed = re.search(r"several times slower at step ([\d,]+)", output)
     if slowed:
         found["slowed_to_one_thread_at_step"] = float(slowed.group(1).replace(",", ""))

@@ -271,11 +271,9 @@ class TrainingWorker(BaseWorker):
         last_sent = time.perf_counter()
         for event in self.trainer.fit(control=self.control, **self._fit_options):
             if isinstance(event, StepCompleted):
-                switch = watch.observe(event.elapsed_s, event.step) if watch else None
-                if switch is not None:
-                    torch.set_num_threads(switch)
-                    if watch.message:
-                        self.threads_changed.emit(switch, watch.message)
+                note = watch.apply(event.elapsed_s, event.step) if watch else None
+                if note:
+                    self.threads_changed.emit(watch.threads, note)
                 pending.append(event)
                 now = time.perf_counter()
                 if now - last_sent >= STEP_BATCH_SECONDS:

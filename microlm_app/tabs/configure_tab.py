@@ -524,9 +524,7 @@ class ConfigureTab(QWidget):
                 f"Sequence length {training_config.sequence_length:,} is longer than the "
                 f"training text ({train_chars:,} characters). Use at most "
                 f"{max(train_chars - 1, 1):,} or load a longer text.")
-        memory = hardware.training_memory_bytes(
-            model_config, training_config.batch_size, training_config.sequence_length,
-            self.corpus_chars, hardware.lstm_precision(training_config.precision))
+        memory = hardware.run_memory_bytes(model_config, training_config, self.corpus_chars)
         available, where = self._available_memory()
         if memory > available:
             problems.append(
@@ -575,9 +573,7 @@ class ConfigureTab(QWidget):
             f"<b>Parameters: {parameters:,}</b> (embedding {embedding:,}, LSTM {lstm:,}, "
             f"output layer {parameters - embedding - lstm:,}) for a vocabulary of "
             f"{model_config.vocab_size} characters")
-        memory = hardware.training_memory_bytes(
-            model_config, training_config.batch_size, training_config.sequence_length,
-            self.corpus_chars, hardware.lstm_precision(training_config.precision))
+        memory = hardware.run_memory_bytes(model_config, training_config, self.corpus_chars)
         text = f"Training memory ≈ {format_bytes(memory)}"
         if self.speed is None:
             text += " · time per epoch: probe to estimate"
@@ -604,9 +600,8 @@ class ConfigureTab(QWidget):
                                                      precision=self.precision)
             text = f"{name} — {model_config.num_parameters():,} parameters"
             if self.speed is None or self.corpus_chars == 0:
-                memory = hardware.training_memory_bytes(
-                    model_config, preset.batch_size, preset.sequence_length, self.corpus_chars,
-                    hardware.lstm_precision(training_config.precision))
+                memory = hardware.run_memory_bytes(model_config, training_config,
+                                                   self.corpus_chars)
                 text += f" · {format_bytes(memory)} · probe to estimate time"
             else:
                 estimate = hardware.estimate(model_config, training_config, self.corpus_chars,
