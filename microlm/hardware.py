@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 import psutil
 import torch
 
-from .model import ModelConfig
+from .model import ModelConfig, lstm_parameters
 from .tokenizer import token_dtype
 
 if TYPE_CHECKING:  # trainer imports this module, so TrainingConfig is imported lazily below
@@ -191,6 +192,25 @@ def matmul_parameters(model_config: ModelConfig) -> int:
     return model_config.num_parameters() - model_config.vocab_size * model_config.embedding_dim
 
 
+# The calibration prices an output layer's hidden units on hidden 256 and 96 characters
+# (output_value_s); per unit and position, its products grow with the width of the layer
+# below and the vocabulary above, the rest (activation, bias, moving values) does not.
+# Measured on a 2-core AVX2 EPYC (float32, batch 32, windows of 64, in turns): 11.0, 14.8,
+# 16.9, 22.3 and 31.4 ns per unit and position under hidden 128, 192, 256, 384 and 768
+# (65 characters): 6.2 ns plus the products at the LSTM's FLOP rate (181 GFLOP/s), i.e.
+# 35 % of the cost at the calibration's width is the fixed part. Priced flat, hidden 192
+# with the units was estimated 23-28 % too slow and hidden 768 with them 6-12 % too fast.
+OUTPUT_REFERENCE_INPUTS = 256 + 96 + 1  # the calibration's hidden size, characters, bias
+OUTPUT_FIXED_SHARE = 0.35
+
+
+def output_unit_scale(model_config: ModelConfig) -> float:
+    """What one output unit costs per position in this model, relative to the calibration's
+    (see OUTPUT_FIXED_SHARE)."""
+    inputs = model_config.hidden_dim + model_config.vocab_size + 1
+    return OUTPUT_FIXED_SHARE + (1 - OUTPUT_FIXED_SHARE) * inputs / OUTPUT_REFERENCE_INPUTS
+
+
 @dataclass(frozen=True)
 class MachineSpeed:
     """A fitted cost model of one training step:
@@ -199,6 +219,9 @@ class MachineSpeed:
               + 6 * matmul_parameters * batch_size * sequence_length / flops_per_second
               + batch_size * sequence_length * num_layers * hidden_dim * state_value_s
               + batch_size * sequence_length * output_hidden_dim * output_value_s
+                * output_unit_scale
+              + num_parameters * parameter_step_s
+              + streamed_seconds() (weights of layers too large for the cache)
     (6 FLOPs per parameter per character: 2 forward, 4 backward), plus, for a model with
     dropout, a cost per masked value (dropout_value_s, lstm_dropout_value_s).
     Each LSTM layer walks the window one character at a time, so the per-character cost is
@@ -211,7 +234,8 @@ class MachineSpeed:
     tanhs, storing them for the backward pass and reading them back): it grows with the
     width, not its square as the matrix products do, so it is most of the cost of a narrow
     layer on a large batch. An output layer with hidden units costs output_value_s per
-    position and unit (its two products, run at a large matrix's speed, and its GELU)."""
+    position and unit on the calibration's shape (its two products, run at a large
+    matrix's speed, and its GELU), more under a wider LSTM (output_unit_scale)."""
 
     device: str
     step_overhead_s: float  # fixed cost per training step (Python, optimizer, kernel launches)
@@ -231,6 +255,14 @@ class MachineSpeed:
     # What the calibration measured, from which the costs above were fitted: the step time
     # of each calibration shape, then the two dropout costs (empty: not measured here).
     timings: tuple[float, ...] = ()
+    # A CPU whose last-level cache (cache_bytes; 0: unknown) cannot hold an LSTM layer's
+    # weights streams them from memory at every character (memory_byte_s per byte; 0: not
+    # measured): see streamed_seconds().
+    cache_bytes: int = 0
+    memory_byte_s: float = 0.0
+    # per parameter (all of them) and step: AdamW's update, clipping the gradients, and the
+    # LSTM kernel rearranging its weights at each step (hidden 1,024: ~25 ms a step here)
+    parameter_step_s: float = 0.0
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
@@ -243,10 +275,30 @@ class MachineSpeed:
         values = batch_size * sequence_length * model_config.hidden_dim
         seconds += values * model_config.num_layers * self.state_value_s
         seconds += (batch_size * sequence_length * model_config.output_hidden_dim
-                    * self.output_value_s)
+                    * self.output_value_s * output_unit_scale(model_config))
         if model_config.dropout > 0:
             seconds += values * (self.dropout_value_s
                                  + (model_config.num_layers - 1) * self.lstm_dropout_value_s)
+        seconds += model_config.num_parameters() * self.parameter_step_s
+        return seconds + self.streamed_seconds(model_config, sequence_length)
+
+    def streamed_seconds(self, model_config: ModelConfig, sequence_length: int) -> float:
+        """Seconds per step spent reading from memory the weights of LSTM layers too large
+        for the last-level cache (0 where none is, or the costs are unknown).
+
+        weight_pass_s prices reading weights at each character from the cache, measured on
+        a layer (hidden 512) that fits in it. A layer whose weights outgrow a third to two
+        thirds of the cache is read from memory at every character instead, in part or in
+        full (see SPILL_STARTS)."""
+        if self.cache_bytes <= 0 or self.memory_byte_s <= 0:
+            return 0.0
+        weight_bytes = 2 if self.precision == "bfloat16" else 4
+        seconds = 0.0
+        for layer in range(model_config.num_layers):
+            inputs = model_config.embedding_dim if layer == 0 else model_config.hidden_dim
+            layer_bytes = lstm_parameters(inputs, model_config.hidden_dim, 1) * weight_bytes
+            seconds += (spilled_share(layer_bytes, self.cache_bytes) * STREAMED_WEIGHT_PASSES
+                        * layer_bytes * self.memory_byte_s * sequence_length)
         return seconds
 
     def summary(self) -> str:
@@ -262,6 +314,12 @@ class MachineSpeed:
             text += (f"{self.output_value_s * 1e9:.1f} ns per output-layer unit and "
                      f"character, ")
         text += f"{self.step_overhead_s * 1000:.1f} ms fixed cost per step"
+        if self.parameter_step_s > 0:
+            text += (f" and {self.parameter_step_s * 1e9:.1f} ms per million parameters "
+                     f"(the optimizer's update)")
+        if self.cache_bytes > 0 and self.memory_byte_s > 0:
+            text += (f", {1e-9 / self.memory_byte_s:.1f} GB/s from memory for the weights "
+                     f"of layers too large for the {self.cache_bytes / 2**20:,.0f} MiB cache")
         if self.dropout_value_s > 0:
             text += (f", dropout {self.dropout_value_s * 1e9:.1f} ns per value (torch's, "
                      f"between LSTM layers: {self.lstm_dropout_value_s * 1e9:.1f} ns)")
@@ -277,6 +335,66 @@ class MachineSpeed:
                 / self.step_seconds(model_config, batch_size, sequence_length))
 
 
+# Fitted to 55 step times of LSTMs (hidden 256 to 1,280, batches 8 to 32, windows 16 to
+# 128, timed in turns) on a 2-core AMD EPYC with a 32 MiB cache, in float32, with the other
+# costs calibrated as a run does. A layer starts to spill once its weights exceed a third
+# of the cache and has spilled completely at two thirds (the backward pass keeps their
+# gradients beside them, and other programs share the cache): in between, the share read
+# from memory grows in step with the size. Each character then reads 1.4x the spilled
+# weights from memory, at the speed a matrix-vector product streams a matrix. With this
+# term and the cost per parameter and step, all 55 were estimated within 25 % (rms 8.6 %,
+# worst 21 %); without this term, 48 (worst 56 %: hidden 1,280 on batch 8); with neither
+# (the costs before), hidden 1,024 on batch 8 and windows of 64 ran 1.3-1.6x longer than
+# estimated, and hidden 512 on windows of 16 1.6x.
+SPILL_STARTS = 1 / 3
+SPILL_COMPLETE = 2 / 3
+STREAMED_WEIGHT_PASSES = 1.4
+
+
+def spilled_share(weight_bytes: int, cache_bytes: int) -> float:
+    """The share of an LSTM layer's weights (of this size) read from memory, not the cache,
+    at each character: 0 up to SPILL_STARTS of the cache, 1 from SPILL_COMPLETE (0 where
+    the cache size is unknown)."""
+    if cache_bytes <= 0:
+        return 0.0
+    low, high = cache_bytes * SPILL_STARTS, cache_bytes * SPILL_COMPLETE
+    return min(1.0, max(0.0, (weight_bytes - low) / (high - low)))
+
+
+def last_level_cache_bytes(folder: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """The size of this CPU's largest data cache (Linux: from sysfs), 0 where it cannot be
+    read."""
+    largest = 0
+    for index in folder.glob("index*"):
+        with contextlib.suppress(OSError, ValueError):
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            largest = max(largest, _cache_size_bytes((index / "size").read_text()))
+    return largest
+
+
+def _cache_size_bytes(text: str) -> int:
+    """sysfs writes a cache size as e.g. '32768K' or '1M'."""
+    text = text.strip().upper()
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
+
+
+def _memory_seconds_per_byte(cache_bytes: int, device: torch.device) -> float:
+    """Seconds to stream one byte from memory: a matrix-vector product (which reads each
+    element of the matrix once) on a float32 matrix 4x the cache size (at least 64 MiB, at
+    most 512 MiB). 0 on a GPU or where the cache size is unknown."""
+    if device.type != "cpu" or cache_bytes <= 0:
+        return 0.0
+    size = min(max(4 * cache_bytes, 64 * 2**20), 512 * 2**20)
+    side = int(math.sqrt(size / 4))
+    matrix = torch.ones(side, side)
+    vector = torch.ones(side)
+    torch.mv(matrix, vector)  # the first product touches the pages
+    seconds = statistics.median(_timed(partial(torch.mv, matrix, vector)) for _ in range(5))
+    return seconds / (side * side * 4)
+
+
 _CALIBRATIONS: dict[str, MachineSpeed] = {}
 
 
@@ -284,12 +402,14 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
               precision: str | None = None) -> MachineSpeed:
     """Measure this machine's training speed by timing real training steps.
 
-    Seven shapes are timed (forward + backward + clipping + AdamW step, like
+    Eight shapes are timed (forward + backward + clipping + AdamW step, like
     ModelTrainer._train_step): a small model on short and on long windows, which separates
     the per-step from the per-character cost; a wide model on a small and a larger batch,
-    which separates reading its weights at each character from the arithmetic; a narrow
-    model on a large batch, which gives the cost per state value; and one model with and
-    without hidden units in its output layer (MachineSpeed's terms).
+    and on short windows, which separates reading its weights at each character from the
+    arithmetic and from its cost per parameter and step; a narrow model on a large batch,
+    which gives the cost per state value; and one model with and without hidden units in
+    its output layer (MachineSpeed's terms). Then the speed of reading memory: a
+    matrix-vector product on a matrix larger than the cache.
     On a CPU with several threads the large shape is first timed with one thread and with
     all of them, and the faster count is used (and reported in `threads`): on a busy
     machine, threads waiting on each other at every character can make a step many times
@@ -302,7 +422,7 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
     if key not in _CALIBRATIONS:
         allocator = "/freed memory kept" if keep_freed_memory() else ""
         setup = (f"{_cpu_model()}/{torch.get_num_threads()} threads/torch {torch.__version__}"
-                 f"/{key}{allocator}")
+                 f"/{key}{allocator}/costs {CALIBRATION_FORMAT}")
         _CALIBRATIONS[key] = _steadied(_measure_speed(seconds, target, precision), setup)
     return _CALIBRATIONS[key]
 
@@ -313,6 +433,7 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
 # recommended row 2.2 % above the best). Each process calibrates once, so the last few
 # calibrations of the same machine set-up are kept in a small file and the median is used.
 REMEMBERED_CALIBRATIONS = 5
+CALIBRATION_FORMAT = 2  # which shapes and costs a remembered calibration holds
 CALIBRATION_MAX_AGE_S = 3600.0  # older ones may describe another load on the machine
 
 
@@ -376,7 +497,7 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
                   for values in zip(*(each.timings for each in alike), strict=True)]
         with contextlib.suppress(ArithmeticError, ValueError):
             median = _speed_from_timings(median.device, median.precision, median.threads,
-                                         pooled)
+                                         pooled, median.cache_bytes)
     return replace(median, calibrations=len(speeds))
 
 
@@ -531,7 +652,14 @@ def _calibration_shapes(device: torch.device) -> list[tuple[ModelConfig, int, in
         # an output layer with hidden units: what it adds to a step of the recommended shape
         (ModelConfig(96, 128, 256, 1, 0.0), 4 * wide_batch, 32),
         (ModelConfig(96, 128, 256, 1, 0.0, OUTPUT_HIDDEN_DIM), 4 * wide_batch, 32),
+        # the wide model on short windows: its cost per step and parameter (the optimizer,
+        # clipping, and oneDNN rearranging the weights at each step), apart from its cost
+        # per weight and character
+        (ModelConfig(96, 128, 512, 1, 0.0), wide_batch, 16),
     ]
+
+
+FITTED_SHAPES = (0, 1, 2, 3, 4, 7)  # the shapes _fit_costs solves for the six costs
 
 
 def _measure_speed(seconds: float, device: torch.device,
@@ -541,32 +669,55 @@ def _measure_speed(seconds: float, device: torch.device,
     if device.type == "cpu" and torch.get_num_threads() > 1:
         threads = _faster_thread_count(_training_step(shapes[2][0], shapes[2][1], 16, device,
                                                       precision))
+    cache_bytes = last_level_cache_bytes() if device.type == "cpu" else 0
     with _torch_threads(threads):
         times = _interleaved_step_seconds(shapes, device, seconds, precision)
         dropout_costs = _dropout_costs(device, precision)
-    return _speed_from_timings(str(device), precision, threads, (*times, *dropout_costs))
+        memory_byte_s = _memory_seconds_per_byte(cache_bytes, device)
+    return _speed_from_timings(str(device), precision, threads,
+                               (*times, *dropout_costs, memory_byte_s), cache_bytes)
 
 
 def _speed_from_timings(device: str, precision: str, threads: int | None,
-                        timings: Sequence[float]) -> MachineSpeed:
+                        timings: Sequence[float], cache_bytes: int = 0) -> MachineSpeed:
     """The costs fitted to a calibration's timings: the step time of each of
-    _calibration_shapes(), then the seconds per value of the two dropouts."""
+    _calibration_shapes(), then the seconds per value of the two dropouts, then (where
+    measured) the seconds per byte read from memory."""
     shapes = _calibration_shapes(torch.device(device))
     times = list(timings[:len(shapes)])
-    dropout_value_s, lstm_dropout_value_s = timings[len(shapes):]
+    dropout_value_s, lstm_dropout_value_s, *memory = timings[len(shapes):]
+    memory_byte_s = memory[0] if memory else 0.0
+    wide = shapes[2][0]
+    if spilled_share(wide.lstm_parameters() * (2 if precision == "bfloat16" else 4),
+                     cache_bytes) > 0:
+        # On a small cache the wide shape already streams its weights, and weight_pass_s
+        # (fitted to it) prices that for every wider layer: no second charge.
+        memory_byte_s = 0.0
+    # What reading spilled weights costs is known before the fit: taken off each time.
+    streaming = MachineSpeed(device, 0.0, math.inf, precision=precision, cache_bytes=cache_bytes,
+                         memory_byte_s=memory_byte_s)
+    times = [each - streaming.streamed_seconds(config, sequence_length)
+             for each, (config, _, sequence_length) in zip(times, shapes, strict=True)]
     rows = [[1.0, float(sequence_length), float(config.lstm_parameters() * sequence_length),
              6.0 * matmul_parameters(config) * batch_size * sequence_length,
-             float(batch_size * sequence_length * config.hidden_dim)]
+             float(batch_size * sequence_length * config.hidden_dim),
+             float(config.num_parameters())]
             for config, batch_size, sequence_length in shapes]
-    overhead, per_timestep, weight_pass, seconds_per_flop, per_value = _fit_costs(rows[:5],
-                                                                                  times[:5])
-    # The last two shapes differ only in the output layer: its cost per position and unit.
-    (_, batch_size, sequence_length), with_output = shapes[5], shapes[6][0]
-    per_output = max(0.0, (times[6] - times[5]) / (batch_size * sequence_length
-                                                    * with_output.output_hidden_dim))
+    (overhead, per_timestep, weight_pass, seconds_per_flop, per_value,
+     per_parameter) = _fit_costs([rows[i] for i in FITTED_SHAPES],
+                                 [times[i] for i in FITTED_SHAPES])
+    # Shapes 5 and 6 differ only in the output layer: its cost per position and unit,
+    # apart from the cost per parameter and step of its weights.
+    (without, batch_size, sequence_length), with_output = shapes[5], shapes[6][0]
+    added_parameters = with_output.num_parameters() - without.num_parameters()
+    per_output = max(0.0, (times[6] - times[5] - per_parameter * added_parameters)
+                     / (batch_size * sequence_length * with_output.output_hidden_dim
+                        * output_unit_scale(with_output)))
     return MachineSpeed(device, overhead, 1.0 / seconds_per_flop, per_timestep, threads,
                         precision, weight_pass, dropout_value_s, lstm_dropout_value_s,
-                        per_value, per_output, timings=tuple(float(t) for t in timings))
+                        per_value, per_output, timings=tuple(float(t) for t in timings),
+                        cache_bytes=cache_bytes, memory_byte_s=memory_byte_s,
+                        parameter_step_s=per_parameter)
 
 
 def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device: torch.device,
@@ -602,25 +753,35 @@ TIMED_PER_TURN = 4  # steps timed per shape and turn, after one that warms the c
 
 def _fit_costs(rows: list[list[float]], times: list[float]) -> list[float]:
     """(step overhead, per-character overhead, seconds per weight and time step, seconds
-    per FLOP, seconds per state value) from the five timed shapes: five equations, five
-    unknowns. Where noise makes a cost come out negative, that term is dropped and the
-    shapes before it are solved without it."""
-    overhead, per_timestep, weight_pass, seconds_per_flop, per_value = _solve(rows, times)
-    if seconds_per_flop <= 0 or weight_pass < 0 or per_value < 0:
-        # The narrow shape did not tell the state values apart: the four-term model.
-        per_value = 0.0
-        four = [row[:4] for row in rows[:4]]
-        overhead, per_timestep, weight_pass, seconds_per_flop = _solve(four, times[:4])
-    if seconds_per_flop <= 0 or weight_pass < 0:
-        # Noise swamped the difference between the batches: the three-term model, with
-        # every per-weight cost charged to the arithmetic.
-        weight_pass = 0.0
-        three = [[row[0], row[1], row[3]] for row in rows[:3]]
-        overhead, per_timestep, seconds_per_flop = _solve(three, times[:3])
-        if seconds_per_flop <= 0:
-            seconds_per_flop = times[2] / rows[2][3]
-    return [max(0.0, overhead), max(0.0, per_timestep), weight_pass, seconds_per_flop,
-            per_value]
+    per FLOP, seconds per state value, seconds per parameter and step) from six timed
+    shapes: six equations, six unknowns. Noise can make the exact solution charge a
+    negative cost somewhere; then the costs are those of the subset of terms (the FLOP rate
+    always among them) whose least-squares fit, every cost zero or more, leaves the
+    smallest relative errors (the terms left out cost nothing)."""
+    best: tuple[float, list[float]] | None = None
+    for size in range(len(rows[0]), 0, -1):
+        for terms in itertools.combinations(range(len(rows[0])), size):
+            if 3 not in terms:
+                continue
+            # each shape's equation divided by its time: errors relative to the time
+            scaled = [[row[t] / max(each, 1e-9) for t in terms]
+                      for row, each in zip(rows, times, strict=True)]
+            normal = [[sum(r[i] * r[j] for r in scaled) for j in range(size)]
+                      for i in range(size)]
+            solution = _solve(normal, [sum(r[i] for r in scaled) for i in range(size)])
+            if solution[terms.index(3)] <= 0 or min(solution) < 0:
+                continue
+            error = sum((sum(a * b for a, b in zip(r, solution, strict=True)) - 1) ** 2
+                        for r in scaled)
+            if best is None or error < best[0] * (1 - 1e-9):
+                costs = [0.0] * len(rows[0])
+                for term, cost in zip(terms, solution, strict=True):
+                    costs[term] = cost
+                best = (error, costs)
+        if best is not None and best[0] < 1e-12:
+            break  # an exact fit with every term: fewer terms cannot do better
+    assert best is not None  # the FLOP term alone always fits: its rows and times are > 0
+    return best[1]
 
 
 def _dropout_costs(device: torch.device, precision: str) -> tuple[float, float]:
