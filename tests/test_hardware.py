@@ -572,7 +572,8 @@ def test_larger_batches_need_fewer_steps_and_take_a_larger_learning_rate():
     assert min_steps(32) == pytest.approx(1_750)
     assert min_steps(32, output_hidden_dim=1024) == pytest.approx(875)  # x 0.5
     assert learning_rate_for(256, 8) == pytest.approx(6e-3)
-    assert learning_rate_for(256, 32) == pytest.approx(1e-2)  # 1.2e-2, capped
+    assert learning_rate_for(256, 16) == pytest.approx(1e-2)
+    assert learning_rate_for(256, 32) == pytest.approx(1e-2)
     assert learning_rate_for(768, 8) == pytest.approx(3e-3)
     assert learning_rate_for(768, 32) == pytest.approx(6e-3)
 
