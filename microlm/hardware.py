@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import psutil
 import torch
 
-from .model import ModelConfig, lstm_parameters
+from .model import ModelConfig
 from .tokenizer import token_dtype
 
 if TYPE_CHECKING:  # trainer imports this module, so TrainingConfig is imported lazily below
@@ -287,19 +287,18 @@ class MachineSpeed:
         for the last-level cache (0 where none is, or the costs are unknown).
 
         weight_pass_s prices reading weights at each character from the cache, measured on
-        a layer (hidden 512) that fits in it. A layer whose weights outgrow a third to two
-        thirds of the cache is read from memory at every character instead, in part or in
-        full (see SPILL_STARTS)."""
+        a layer (hidden 512) that fits in it. A layer whose recurrent weights outgrow a third
+        to a half of the cache reads them from memory at every character instead, in part
+        or in full (see SPILL_STARTS)."""
         if self.cache_bytes <= 0 or self.memory_byte_s <= 0:
             return 0.0
-        weight_bytes = 2 if self.precision == "bfloat16" else 4
-        seconds = 0.0
-        for layer in range(model_config.num_layers):
-            inputs = model_config.embedding_dim if layer == 0 else model_config.hidden_dim
-            layer_bytes = lstm_parameters(inputs, model_config.hidden_dim, 1) * weight_bytes
-            seconds += (spilled_share(layer_bytes, self.cache_bytes) * STREAMED_WEIGHT_PASSES
-                        * layer_bytes * self.memory_byte_s * sequence_length)
-        return seconds
+        # Only the recurrent weights are read at every character: the input weights act on
+        # the whole window in one product.
+        recurrent_bytes = (4 * model_config.hidden_dim ** 2
+                           * (2 if self.precision == "bfloat16" else 4))
+        return (model_config.num_layers * spilled_share(recurrent_bytes, self.cache_bytes)
+                * STREAMED_WEIGHT_PASSES * recurrent_bytes * self.memory_byte_s
+                * sequence_length)
 
     def summary(self) -> str:
         """The fitted costs in words, e.g. for a probe's report."""
@@ -337,24 +336,26 @@ class MachineSpeed:
 
 # Fitted to 55 step times of LSTMs (hidden 256 to 1,280, batches 8 to 32, windows 16 to
 # 128, timed in turns) on a 2-core AMD EPYC with a 32 MiB cache, in float32, with the other
-# costs calibrated as a run does. A layer starts to spill once its weights exceed a third
-# of the cache and has spilled completely at two thirds (the backward pass keeps their
-# gradients beside them, and other programs share the cache): in between, the share read
-# from memory grows in step with the size. Each character then reads 1.4x the spilled
-# weights from memory, at the speed a matrix-vector product streams a matrix. With this
-# term and the cost per parameter and step, all 55 were estimated within 25 % (rms 8.6 %,
-# worst 21 %); without this term, 48 (worst 56 %: hidden 1,280 on batch 8); with neither
-# (the costs before), hidden 1,024 on batch 8 and windows of 64 ran 1.3-1.6x longer than
-# estimated, and hidden 512 on windows of 16 1.6x.
+# costs calibrated as a run does. A layer's recurrent weights (4 x hidden^2, read at every
+# character; the input weights act on a whole window in one product) start to spill once
+# they exceed a third of the cache and have spilled completely at half of it (the backward
+# pass keeps their gradients beside them, and other programs share the cache): in between,
+# the share read from memory grows in step with the size. Each character then reads 1.4x
+# the spilled weights from memory, at the speed a matrix-vector product streams a matrix.
+# With this term and the cost per parameter and step, all 55 were estimated within 25 %
+# (rms 8.4 %, worst 23 %); without this term, 48 (worst 56 %: hidden 1,280 on batch 8);
+# with neither (the costs before), hidden 1,024 on batch 8 and windows of 64 ran 1.3-1.6x
+# longer than estimated, and hidden 512 on windows of 16 1.6x. (Counting a layer's input
+# weights too, a stack of two hidden-768 layers was estimated 24-31 % too slow.)
 SPILL_STARTS = 1 / 3
-SPILL_COMPLETE = 2 / 3
+SPILL_COMPLETE = 1 / 2
 STREAMED_WEIGHT_PASSES = 1.4
 
 
 def spilled_share(weight_bytes: int, cache_bytes: int) -> float:
-    """The share of an LSTM layer's weights (of this size) read from memory, not the cache,
-    at each character: 0 up to SPILL_STARTS of the cache, 1 from SPILL_COMPLETE (0 where
-    the cache size is unknown)."""
+    """The share of an LSTM layer's recurrent weights (of this size) read from memory, not
+    the cache, at each character: 0 up to SPILL_STARTS of the cache, 1 from SPILL_COMPLETE
+    (0 where the cache size is unknown)."""
     if cache_bytes <= 0:
         return 0.0
     low, high = cache_bytes * SPILL_STARTS, cache_bytes * SPILL_COMPLETE
@@ -688,14 +689,14 @@ def _speed_from_timings(device: str, precision: str, threads: int | None,
     dropout_value_s, lstm_dropout_value_s, *memory = timings[len(shapes):]
     memory_byte_s = memory[0] if memory else 0.0
     wide = shapes[2][0]
-    if spilled_share(wide.lstm_parameters() * (2 if precision == "bfloat16" else 4),
+    if spilled_share(4 * wide.hidden_dim ** 2 * (2 if precision == "bfloat16" else 4),
                      cache_bytes) > 0:
         # On a small cache the wide shape already streams its weights, and weight_pass_s
         # (fitted to it) prices that for every wider layer: no second charge.
         memory_byte_s = 0.0
     # What reading spilled weights costs is known before the fit: taken off each time.
-    streaming = MachineSpeed(device, 0.0, math.inf, precision=precision, cache_bytes=cache_bytes,
-                         memory_byte_s=memory_byte_s)
+    streaming = MachineSpeed(device, 0.0, math.inf, precision=precision,
+                             cache_bytes=cache_bytes, memory_byte_s=memory_byte_s)
     times = [each - streaming.streamed_seconds(config, sequence_length)
              for each, (config, _, sequence_length) in zip(times, shapes, strict=True)]
     rows = [[1.0, float(sequence_length), float(config.lstm_parameters() * sequence_length),
@@ -736,7 +737,7 @@ def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device
     durations: list[list[float]] = [[] for _ in steps]
     deadline = time.perf_counter() + seconds
     turn = 0.0  # how long the last turn took: a turn that would end past the deadline is
-    # not started (a turn of the seven shapes takes ~0.7 s here: the calibration of a 60 s
+    # not started (a turn of the seven shapes took ~0.7 s here: the calibration of a 60 s
     # run took 3.1 s for its 1.5 s, and that time is taken from training)
     while len(durations[0]) < 4 or (time.perf_counter() + turn < deadline
                                     and len(durations[0]) < 200):
@@ -1395,7 +1396,8 @@ def _batch_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
                  f"activations kept for the backward pass outgrow the caches)")
     else:
         text += (f", and twice the batch would read only {doubled / rate - 1:.0%} more "
-                 f"characters per second, too little for half the weight updates")
+                 f"characters per second, too little to make up for half as many weight "
+                 f"updates")
     if batch_size == BATCH_SIZES[0]:
         return text + ", so smaller batches and more, quicker weight updates win."
     smallest = speed.chars_per_second(config, BATCH_SIZES[0], sequence_length)
