@@ -430,9 +430,16 @@ def test_the_gui_thread_does_no_tensor_math_around_a_training_run(qtbot, make_ta
     assert gui_thread_tensor_ops == []  # the LSTM's 4 x 32 x 32 weights would count
 
 
-def test_a_run_on_one_thread_while_the_machine_is_busy_says_so_until_it_is_back(qtbot):
+def test_a_run_on_one_thread_while_the_machine_is_busy_says_so_until_it_is_back(qtbot,
+                                                                                monkeypatch):
     """What the worker's thread watch reports reaches the status line (while it lasts) and
     the status bar."""
+    from microlm_app import workers
+
+    # The real watch answers the machine's own load: on a busy machine it can drop to one
+    # thread during this test and say so first (this test failed once, unexplained, in a
+    # full run on a slow afternoon). Here only the test speaks for it.
+    monkeypatch.setattr(workers.SlowdownWatch, "apply", lambda self, elapsed_s, step=0: None)
     window = QMainWindow()
     qtbot.addWidget(window)
     tab = TrainTab(make_session(epochs=500))
