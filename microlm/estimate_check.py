@@ -16,7 +16,6 @@ for a few seconds with validation on. Measured there:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import json
 import subprocess
@@ -104,11 +103,10 @@ def _peak_rss_bytes() -> int:
 def _reset_peak_rss() -> None:
     """Give freed memory back to the system, then restart the peak count from now (Linux:
     writing 5 to clear_refs resets the high-water mark)."""
+    from .hardware import give_back_freed_memory
+
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    give_back_freed_memory()
     with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
         refs.write("5")
 

@@ -1127,3 +1127,19 @@ def test_the_slow_cpu_trains_on_batch_16_whichever_calibration_it_got(timings):
     assert result.training_config.batch_size == 16
     assert result.model_config.output_hidden_dim == OUTPUT_HIDDEN_DIM
     assert result.training_config.learning_rate == pytest.approx(1e-2)
+
+
+def test_freed_memory_kept_for_reuse_goes_back_to_the_system_when_asked():
+    import gc
+
+    import psutil
+
+    if not hardware.keep_freed_memory():
+        pytest.skip("needs glibc, whose allocator keeps freed memory here")
+    process = psutil.Process()
+    block = torch.ones(100 * 2**20 // 4)  # 100 MiB from the heap, which keeps it when freed
+    del block
+    gc.collect()
+    kept = process.memory_info().rss
+    hardware.give_back_freed_memory()
+    assert kept - process.memory_info().rss > 50 * 2**20
