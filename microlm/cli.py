@@ -606,8 +606,8 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     previous_handler = _install_interrupt_handler(on_interrupt)
     distributed.stop_on_sigterm(control)  # torchrun ends its workers with SIGTERM
     finished: TrainingFinished | None = None
-    threads = torch.get_num_threads()
-    watch = hardware.SlowdownWatch(threads) if threads > 1 and args.threads is None else None
+    # (threads given with --threads stay as given)
+    watch = hardware.SlowdownWatch.for_run(trainer.device) if args.threads is None else None
     try:
         for event in trainer.fit(control=control, **overrides):
             if isinstance(event, TrainingStarted):

@@ -579,6 +579,13 @@ class SlowdownWatch:
         self.message: str | None = None  # what the last change means to a person (None: a
         #                                  trial, or its loss, which change nothing lasting)
 
+    @classmethod
+    def for_run(cls, device: torch.device | str) -> SlowdownWatch | None:
+        """A watch for a run on `device` with this thread's torch thread count, or None
+        where there is nothing to choose (a GPU run, or one thread already)."""
+        threads = torch.get_num_threads()
+        return cls(threads) if torch.device(device).type == "cpu" and threads > 1 else None
+
     def observe(self, elapsed_s: float, step: int = 0) -> int | None:
         """The thread count to switch to after step `step`, which ended at `elapsed_s`
         seconds of training, or None to keep the current one."""

@@ -258,8 +258,7 @@ class TrainingWorker(BaseWorker):
 
     def work(self) -> None:
         threads = torch.get_num_threads()  # this thread's: training runs here
-        watch = (SlowdownWatch(threads) if threads > 1 and self.trainer.device.type == "cpu"
-                 else None)
+        watch = SlowdownWatch.for_run(self.trainer.device)
         try:
             self._train(watch)
         finally:

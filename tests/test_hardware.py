@@ -1143,3 +1143,18 @@ def test_freed_memory_kept_for_reuse_goes_back_to_the_system_when_asked():
     kept = process.memory_info().rss
     hardware.give_back_freed_memory()
     assert kept - process.memory_info().rss > 50 * 2**20
+
+
+def test_a_thread_watch_is_made_only_where_there_are_threads_to_choose():
+    from microlm.hardware import SlowdownWatch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        watch = SlowdownWatch.for_run("cpu")
+        assert watch is not None and watch.threads == watch.many == 2
+        assert SlowdownWatch.for_run("cuda") is None  # a GPU run: CPU threads don't matter
+        torch.set_num_threads(1)
+        assert SlowdownWatch.for_run("cpu") is None
+    finally:
+        torch.set_num_threads(before)
