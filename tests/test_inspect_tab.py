@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QWidget
 from microlm import CharacterTokenizer, MicroLM, ModelTrainer, TrainingConfig
 from microlm.inspection import (
     ActivationTrace,
+    EmbeddingProjection,
     LayerActivations,
     activations,
     next_char_distribution,
@@ -22,6 +23,8 @@ from microlm_app.tabs.inspect_tab import (
     activation_colour,
     colour_centre,
     display_char,
+    label_priority,
+    uncrowded,
 )
 from microlm_app.workers import running_threads
 
@@ -307,3 +310,44 @@ def test_showing_the_hidden_state_lists_its_own_top_neurons(qtbot, tab, trained)
     tab.neuron_spin.setValue(expected[0][0])
     series = activations(model, tokenizer, clean).layers[0].hidden[:, tab.neuron_spin.value()]
     assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)
+
+
+def test_uncrowded_keeps_boxes_that_overlap_no_box_kept_before_them():
+    boxes = [(0, 0, 10, 10),    # kept: the first
+             (5, 5, 10, 10),    # overlaps the first: hidden
+             (12, 12, 10, 10),  # overlaps only the hidden one: kept
+             (10, 0, 5, 5),     # touches the first's edge without overlapping: kept
+             (0, 30, 4, 4)]     # alone: kept
+    assert uncrowded(np.array(boxes)).tolist() == [True, False, True, True, True]
+    assert uncrowded(np.zeros((0, 4))).tolist() == []
+
+
+def test_label_priority_puts_lower_case_letters_first():
+    assert sorted("!7Ee \n", key=label_priority) == ["e", " ", "\n", "E", "7", "!"]
+
+
+def test_embedding_labels_that_would_overlap_hide_until_zoomed_in(qtbot):
+    tab = InspectTab(Session())
+    qtbot.addWidget(tab)
+    tab.resize(900, 700)
+    tab.pages.setCurrentIndex(3)  # Embeddings
+    tab.show()
+    qtbot.waitExposed(tab)
+    # 'a', 'b' and 'A' share a spot at the scale of the whole plot; '!' lies far off
+    projection = EmbeddingProjection(
+        ("!", "A", "a", "b"),
+        np.array([[1.0, 1.0], [0.0005, 0.0], [0.0, 0.0], [0.001, 0.0]]), (0.6, 0.3))
+    tab._latest["embedding"] = 7
+    tab._on_embedding_computed((7, projection))
+    qtbot.waitUntil(lambda: tab._embedding_labels[2].isVisible()
+                    and not tab._embedding_labels[1].isVisible(), timeout=WAIT_MS)
+    shown = {label.textItem.toPlainText(): label.isVisible() for label in tab._embedding_labels}
+    assert shown == {"!": True, "a": True, "A": False, "b": False}  # 'a' outranks 'b', 'A'
+    title = tab.embedding_plot.getPlotItem().titleLabel
+    assert "2 of 4 characters labelled: 2 would overlap" in title.text
+    # zoomed in on the three, 0.0005 apart is ~400 pixels: every label finds room
+    tab.embedding_plot.setRange(xRange=(-0.0002, 0.0012), yRange=(-0.001, 0.001), padding=0)
+    qtbot.waitUntil(lambda: all(label.isVisible() for label in tab._embedding_labels),
+                    timeout=WAIT_MS)
+    assert not title.isVisible()
+    assert tab.stop_workers()
