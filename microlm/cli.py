@@ -552,8 +552,10 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
 
 
 def _calibrate_for(budget: float, device: str) -> hardware.MachineSpeed:
-    """This machine's speed; the calibration is paid from the budget, so keep it short."""
-    return hardware.calibrate(seconds=min(1.5, max(0.2, 0.03 * budget)), device=device)
+    """This machine's speed; the calibration is paid from the budget, so keep it short,
+    and take none where a few were taken in the last minutes."""
+    return hardware.calibrate(seconds=min(1.5, max(0.2, 0.03 * budget)), device=device,
+                              reuse_recent=True)
 
 
 def _finishing_reserve(trainer: ModelTrainer, budget: float, device: str) -> float:

@@ -271,6 +271,9 @@ class MachineSpeed:
     # per parameter (all of them) and step: AdamW's update, clipping the gradients, and the
     # LSTM kernel rearranging its weights at each step (hidden 1,024: ~25 ms a step here)
     parameter_step_s: float = 0.0
+    # False: no calibration ran in this process; recent ones were reused (calibrate's
+    # reuse_recent). Not kept in the file of remembered calibrations.
+    measured: bool = True
 
     def step_seconds(self, model_config: ModelConfig, batch_size: int,
                      sequence_length: int) -> float:
@@ -332,7 +335,10 @@ class MachineSpeed:
                      f"between LSTM layers: {self.lstm_dropout_value_s * 1e9:.1f} ns)")
         if self.calibrations > 1:
             text += (f" (the median of this machine's last {self.calibrations} calibrations, "
-                     f"from the last hour)")
+                     f"from the last hour")
+            text += (")" if self.measured else
+                     f"; none taken now, as {REUSE_RECENT} or more were taken in the last "
+                     f"{REUSE_MAX_AGE_S / 60:.0f} minutes)")
         return text
 
     def chars_per_second(self, model_config: ModelConfig, batch_size: int,
@@ -412,7 +418,7 @@ _CALIBRATIONS: dict[str, MachineSpeed] = {}
 
 
 def calibrate(seconds: float = 1.5, device: str | None = None,
-              precision: str | None = None) -> MachineSpeed:
+              precision: str | None = None, reuse_recent: bool = False) -> MachineSpeed:
     """Measure this machine's training speed by timing real training steps.
 
     Eight shapes are timed (forward + backward + clipping + AdamW step, like
@@ -428,6 +434,9 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
     machine, threads waiting on each other at every character can make a step many times
     slower. precision None: bfloat16 where the CPU has a bfloat16 unit, else float32.
     The result is cached per device and precision for the life of the process.
+    reuse_recent: where REUSE_RECENT calibrations of this machine set-up were taken in the
+    last REUSE_MAX_AGE_S, measure nothing and use them (for runs that pay the calibration
+    from a time budget: ~2.5 s of a 30 s run on a 2-core CPU).
     """
     target = select_device(device)
     precision = precision or default_precision(target)
@@ -436,7 +445,9 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
         allocator = "/freed memory kept" if keep_freed_memory() else ""
         setup = (f"{_cpu_model()}/{torch.get_num_threads()} threads/torch {torch.__version__}"
                  f"/{key}{allocator}/costs {CALIBRATION_FORMAT}")
-        _CALIBRATIONS[key] = _steadied(_measure_speed(seconds, target, precision), setup)
+        reused = _reused(setup) if reuse_recent else None
+        _CALIBRATIONS[key] = reused or _steadied(_measure_speed(seconds, target, precision),
+                                                 setup)
     return _CALIBRATIONS[key]
 
 
@@ -448,6 +459,13 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
 REMEMBERED_CALIBRATIONS = 5
 CALIBRATION_FORMAT = 2  # which shapes and costs a remembered calibration holds
 CALIBRATION_MAX_AGE_S = 3600.0  # older ones may describe another load on the machine
+# A run with a time budget pays for its calibration (~2.5 s on a 2-core CPU, of which ~1.7 s
+# timing steps and ~0.8 s building the eight models and their optimizers); where this many
+# were taken in the last few minutes, their median is what a new one would mostly be
+# judged against anyway, so none is taken (twelfth session: a 30 s run then trains ~27 s
+# instead of ~24 s).
+REUSE_RECENT = 3
+REUSE_MAX_AGE_S = 600.0
 
 
 def calibration_file() -> Path | None:
@@ -470,15 +488,11 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
     path = calibration_file()
     if path is None:
         return speed
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        saved = {}
-    saved = saved if isinstance(saved, dict) else {}
-    recent = [entry for entry in saved.get(setup, ()) if isinstance(entry, dict)
-              and isinstance(entry.get("time"), (int, float))
-              and 0 <= now - entry["time"] < CALIBRATION_MAX_AGE_S]
-    recent = [*recent, {"time": now, "speed": asdict(replace(speed, calibrations=1))}]
+    saved = _saved_calibrations(path)
+    recent = [*_recent(saved, setup, now),
+              {"time": now, "speed": {name: value for name, value
+                                      in asdict(replace(speed, calibrations=1)).items()
+                                      if name != "measured"}}]
     saved[setup] = recent[-REMEMBERED_CALIBRATIONS:]
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -488,14 +502,51 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
     except OSError:
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
+    return _pooled(saved[setup]) or speed
+
+
+def _reused(setup: str, now: float | None = None) -> MachineSpeed | None:
+    """The remembered calibrations of this set-up pooled as _steadied pools them, when
+    REUSE_RECENT or more of them are under REUSE_MAX_AGE_S old; else None."""
+    now = time.time() if now is None else now
+    path = calibration_file()
+    if path is None:
+        return None
+    recent = _recent(_saved_calibrations(path), setup, now)
+    if sum(now - entry["time"] < REUSE_MAX_AGE_S for entry in recent) < REUSE_RECENT:
+        return None
+    pooled = _pooled(recent[-REMEMBERED_CALIBRATIONS:])
+    return None if pooled is None else replace(pooled, measured=False)
+
+
+def _saved_calibrations(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _recent(saved: dict, setup: str, now: float) -> list[dict]:
+    """The well-formed calibrations of this set-up from the last hour, oldest first."""
+    return [entry for entry in saved.get(setup, ()) if isinstance(entry, dict)
+            and isinstance(entry.get("time"), (int, float))
+            and 0 <= now - entry["time"] < CALIBRATION_MAX_AGE_S]
+
+
+def _pooled(entries: list[dict]) -> MachineSpeed | None:
+    """The median of remembered calibrations, refitted to each shape's median time (see
+    _steadied); None when none of them can be read."""
     known = {field.name for field in fields(MachineSpeed)}
     speeds = []
-    for entry in saved[setup]:
+    for entry in entries:
         values = entry.get("speed")
         if isinstance(values, dict) and known >= values.keys():
             with contextlib.suppress(TypeError, ValueError):
                 timings = tuple(float(t) for t in values.get("timings", ()))
                 speeds.append(MachineSpeed(**{**values, "timings": timings}))
+    if not speeds:
+        return None
     reference = ModelConfig(96, 128, 384, 1, 0.0, OUTPUT_HIDDEN_DIM)
     speeds.sort(key=lambda each: each.step_seconds(reference, 32, 64))
     median = speeds[(len(speeds) - 1) // 2]

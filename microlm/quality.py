@@ -318,6 +318,10 @@ def sweep_settings(budget: float) -> list[Setting]:
         # session's rules (long windows need twice the steps; dropout from 8 passes).
         s("h384 out1024 b32 t128 lr1e-2", 128, 384, 1, 32, 128, 1e-2, 0.0, 1024),
         s("h384 out1024 b32 t128 lr1e-2 dropout 0.2", 128, 384, 1, 32, 128, 1e-2, 0.2, 1024),
+        # Wider layers on batch 16: what the AVX2 EPYC's rules pick at 120 s (twelfth
+        # session), and the next size up.
+        s("h320 out1024 b16 t64 lr1e-2", 128, 320, 1, 16, 64, 1e-2, 0.0, 1024),
+        s("h384 out1024 b16 t64 lr1e-2", 128, 384, 1, 16, 64, 1e-2, 0.0, 1024),
     ]
     return [Setting("recommended")] + settings
 

@@ -805,6 +805,61 @@ def test_calibrations_are_remembered_and_the_median_of_the_last_five_used(tmp_pa
     assert hardware._steadied(_speed_at(10e9), "other set-up", now).calibrations == 1
 
 
+def test_three_calibrations_from_the_last_ten_minutes_are_reused(tmp_path, monkeypatch):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
+    now = 1_000_000.0
+    assert hardware.REUSE_RECENT == 3 and hardware.REUSE_MAX_AGE_S == 600.0
+    hardware._steadied(_speed_at(100e9), "m", now - 3000)  # within the hour, not recent
+    hardware._steadied(_speed_at(300e9), "m", now - 700)  # just too old to count as recent
+    hardware._steadied(_speed_at(200e9), "m", now - 500)
+    hardware._steadied(_speed_at(400e9), "m", now - 100)
+    assert hardware._reused("m", now) is None  # two recent ones only
+    hardware._steadied(_speed_at(250e9), "m", now - 50)
+    reused = hardware._reused("m", now)
+    assert reused is not None and not reused.measured
+    # pooled as a new calibration would be pooled: the median of all five from the hour
+    assert (reused.flops_per_second, reused.calibrations) == (250e9, 5)
+    assert "none taken now, as 3 or more were taken in the last 10 minutes" in reused.summary()
+    assert hardware._reused("other set-up", now) is None
+    assert hardware._reused("m", now + 500) is None  # by then two have aged past 10 minutes
+    saved = json.loads((tmp_path / "calibrations.json").read_text())["m"]
+    assert len(saved) == 5 and all("measured" not in entry["speed"] for entry in saved)
+
+
+def test_only_a_calibration_asked_to_reuse_skips_measuring(tmp_path, monkeypatch):
+    from microlm import hardware
+
+    monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
+    measured: list[float] = []
+
+    def measure(seconds, device, precision):
+        measured.append(seconds)
+        return _speed_at(100e9 + 10e9 * len(measured))
+
+    monkeypatch.setattr(hardware, "_measure_speed", measure)
+    speeds = []
+    for reuse in (True, True, True, True, False, True):
+        monkeypatch.setattr(hardware, "_CALIBRATIONS", {})  # as if a new process
+        speeds.append(hardware.calibrate(seconds=0.3, device="cpu", reuse_recent=reuse))
+    # three measured while fewer than three were recent; then reused; measured when asked
+    assert len(measured) == 4
+    assert [speed.measured for speed in speeds] == [True, True, True, False, True, False]
+    assert [speed.calibrations for speed in speeds] == [1, 2, 3, 3, 4, 4]
+    assert speeds[3].flops_per_second == 120e9  # the median of 110, 120 and 130
+
+
+def test_a_time_budget_run_reuses_recent_calibrations(monkeypatch):
+    from microlm import cli
+
+    calls = []
+    monkeypatch.setattr(hardware, "calibrate",
+                        lambda **kwargs: calls.append(kwargs) or CPU_LIKE)
+    assert cli._calibrate_for(60.0, "cpu") is CPU_LIKE
+    assert calls == [{"seconds": 1.5, "device": "cpu", "reuse_recent": True}]
+
+
 def test_calibrations_older_than_an_hour_are_forgotten(tmp_path, monkeypatch):
     from microlm import hardware
 

@@ -284,6 +284,34 @@ def test_time_budget_ends_the_run(tmp_path):
     assert load_model(path)[2]["training_state"]["run"] is None
 
 
+def test_a_time_budget_counts_the_set_up_of_fit(monkeypatch):
+    """Building the optimizer is paid from the budget: the first one a process builds
+    imports torch._dynamo (~1.5 s on a 2-core CPU). A clock that jumps 0.8 s while the
+    optimizer is built leaves a 1 s budget ~0.2 s of steps."""
+    import microlm.trainer as trainer_module
+
+    clock = {"now": 100.0}
+
+    def perf_counter() -> float:
+        clock["now"] += 0.001  # every reading of the clock takes a millisecond
+        return clock["now"]
+
+    build = trainer_module.make_optimizer
+
+    def slow_build(model, cfg):
+        clock["now"] += 0.8
+        return build(model, cfg)
+
+    monkeypatch.setattr(trainer_module.time, "perf_counter", perf_counter)
+    monkeypatch.setattr(trainer_module, "make_optimizer", slow_build)
+    trainer = make_trainer(epochs=10_000, time_budget_s=1.0, eval_interval=10_000)
+    finished = list(trainer.fit())[-1]
+    assert finished.reason == "time_budget"
+    assert trainer.history["training_time"] == pytest.approx(1.0, abs=0.05)
+    # ~7 clock readings a step: ~30 steps in the 0.2 s left (~140 in a whole second)
+    assert 10 < trainer.step < 60
+
+
 def test_checkpoint_every_writes_files(tmp_path):
     path = tmp_path / "run.pt"
     trainer = make_trainer(epochs=3, checkpoint_every=1, checkpoint_path=str(path))
