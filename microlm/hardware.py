@@ -1173,7 +1173,13 @@ MIN_STEPS = 3_500
 # 1,237 steps there, picked hidden 128 with a linear output layer (1.7357, 2,633 steps) or
 # hidden 96 with the units (1.6465, 1,770 steps).
 MIN_STEPS_REFERENCE_CHARS = 3_600_000
-MIN_STEPS_SCALE = 0.5  # the scale measured there was ~0.5; no lower
+# Below a scale of 0.5 (a quarter of the reference characters: the least compute those
+# measurements had) the floor falls in proportion to the compute instead, which keeps the
+# output layer's units in short runs on slow machines. Measured on that AVX2 CPU (twelfth
+# session), 20 s budgets (~17 s of training): hidden 192 / 128 with the units on batch 16
+# reached 1.7765 / 1.7850 in 380 / 452 steps, where the floor held at 0.5 (619 steps) left
+# only hidden 64 with a linear output layer: 1.9492 in 1,013 steps.
+MIN_STEPS_SCALE = 0.5
 # Seeing the text this many times or more invites overfitting, which dropout counters. Below
 # it dropout only slowed learning (and costs ~15 % of a step): measured on tinyshakespeare
 # (AVX-512 EPYC, 1,024 output units, batch 32), at 60 s hidden 384 reading it ~4.4 times
@@ -1248,12 +1254,16 @@ def steps_scale(speed: MachineSpeed, training_seconds: float, vocab_size: int) -
     """How many of min_steps() a run needs with the compute it has: the square root of the
     characters the reference shape reads in `training_seconds` on this machine over
     MIN_STEPS_REFERENCE_CHARS, at most 1 (more compute than that is spent on width, which
-    _trainable_parameters() allows, not on more steps) and at least MIN_STEPS_SCALE (the
-    least compute measured; with even less, a few hundred steps would not train a model)."""
+    _trainable_parameters() allows, not on more steps); below MIN_STEPS_SCALE (the least
+    compute measured at first) in proportion to the characters, so that a short run on a
+    slow machine still trains a model with the output layer's units, which the limit on
+    parameters per character read then sizes."""
     reference = ModelConfig(vocab_size, 128, 256, 1, 0.0, output_hidden_dim=OUTPUT_HIDDEN_DIM)
-    chars = speed.chars_per_second(reference, 32, 64) * training_seconds
-    return min(1.0, max(MIN_STEPS_SCALE,
-                        math.sqrt(max(chars, 0.0) / MIN_STEPS_REFERENCE_CHARS)))
+    share = max(speed.chars_per_second(reference, 32, 64) * training_seconds, 0.0) / (
+        MIN_STEPS_REFERENCE_CHARS)
+    if share < MIN_STEPS_SCALE ** 2:
+        return share / MIN_STEPS_SCALE  # meets the square root at MIN_STEPS_SCALE
+    return min(1.0, math.sqrt(share))
 
 
 def learning_rate_for(hidden_dim: int, batch_size: int) -> float:
