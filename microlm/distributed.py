@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import signal
@@ -61,6 +62,7 @@ def init_from_environment(device: str | torch.device) -> bool:
     """
     if not launched_by_torchrun() or dist.is_initialized():
         return is_distributed()
+    _import_group_defaults()
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -70,10 +72,29 @@ def init_from_environment(device: str | torch.device) -> bool:
     return True
 
 
+def _import_group_defaults() -> None:
+    """Import, before any process group exists, the modules that capture one for good.
+
+    `torch.distributed.nn.functional` takes `group=group.WORLD` as a default argument,
+    evaluated when it is first imported: imported after init (torch._dynamo imports it,
+    and the DDP constructor and the first optimizer import torch._dynamo), it keeps the
+    live group, and with it gloo's worker threads, until the interpreter is torn down.
+    A gloo thread that then frees a finished collective needs the GIL of a finalising
+    interpreter and aborts the process (SIGABRT) after a run that had succeeded.
+    Imported now, the default is None."""
+    import torch._dynamo  # noqa: F401 - imports torch.distributed.nn.functional
+    import torch.distributed.nn.functional  # noqa: F401
+
+
 def shutdown() -> None:
-    """Leave the process group (every rank, at the end of a run)."""
+    """Leave the process group (every rank, at the end of a run, on every path).
+
+    The C++ group, and gloo's threads, live as long as anything references it: once the
+    registry has let go, collect the cycles (a DDP wrapper and its hooks) that may still
+    hold it, so that no gloo thread outlives this call."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        gc.collect()
 
 
 def wait_for_all() -> None:

@@ -311,6 +311,16 @@ class ModelTrainer:
         warm-up and decay. A trainer made by from_checkpoint() after a stop or a spent
         time budget continues that run where it stopped instead of starting a new one.
         """
+        try:
+            yield from self._fit(data_loader, control, **overrides)
+        finally:
+            # Under torchrun the DDP wrapper holds the process group, and with it gloo's
+            # threads: a run lets it go on every path, so that shutting down the group
+            # leaves no thread behind (distributed.shutdown).
+            self._ddp_model = None
+
+    def _fit(self, data_loader: TextDataLoader | None, control: TrainingControl | None,
+             **overrides: Any) -> Iterator[TrainingEvent]:
         setup_started = time.perf_counter()  # the set-up below is paid from a time budget
         overrides = {k: v for k, v in overrides.items() if v is not None}
         self.config = replace(self.config, **overrides)

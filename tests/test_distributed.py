@@ -23,7 +23,23 @@ TEXT = "".join(SENTENCES[i % 4] for i in range(100))[:3210]
 TINY = ["--embedding-dim", "8", "--hidden-dim", "16", "--num-layers", "1", "--dropout", "0",
         "--sequence-length", "16", "--batch-size", "8"]
 
-WORKER = '''
+# The names of this process's threads (Linux names gloo's threads pt_gloo_* and gloo_*).
+THREAD_NAMES = '''
+import os
+
+
+def thread_names():
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except OSError:  # the thread ended while we looked
+            pass
+    return sorted(names)
+'''
+
+WORKER = THREAD_NAMES + '''
 import sys
 import torch
 from microlm import (CharacterTokenizer, MicroLM, ModelTrainer, StepCompleted, TrainingConfig,
@@ -55,7 +71,38 @@ torch.save({"state": trainer.model.state_dict(), "step": finished.step,
             "alone": evaluate_loss(trainer.model, trainer.val_tokens, 16, None)},
            f"{folder}/rank{rank}.pt")
 distributed.shutdown()
+open(f"{folder}/threads{rank}.txt", "w").write(" ".join(thread_names()))
 '''
+
+# The command line under torchrun, exactly as `python -m microlm train ...` runs it, then the
+# names of the threads left once it has returned (and so left the process group).
+CLI_WORKER = THREAD_NAMES + '''
+import sys
+from microlm import cli, distributed
+
+folder, failing_rank, *arguments = sys.argv[1:]
+if failing_rank != "none":  # one rank fails during training, as a bug or a lost GPU would
+    from microlm.trainer import ModelTrainer
+    train_step = ModelTrainer._train_step
+
+    def failing_step(self, *args, **kwargs):
+        if self.step == 3 and distributed.rank() == int(failing_rank):
+            raise RuntimeError("a planted failure on one rank")
+        return train_step(self, *args, **kwargs)
+
+    ModelTrainer._train_step = failing_step
+status = cli.main(arguments)
+rank = os.environ["RANK"]
+with open(f"{folder}/threads{rank}.txt", "w") as threads:
+    threads.write(" ".join(thread_names()))
+sys.exit(status)
+'''
+
+
+def gloo_threads(folder: Path, rank: int) -> list[str]:
+    names = (folder / f"threads{rank}.txt").read_text().split()
+    assert names  # at least the main thread: the rank got as far as looking
+    return [name for name in names if "gloo" in name]
 
 
 def torchrun(*args, timeout=240):
@@ -95,13 +142,49 @@ def test_cli_train_under_torchrun_saves_one_ordinary_checkpoint(text_file, tmp_p
 
 
 @pytest.fixture(scope="module")
-def ranks(text_file, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ranks")
+def ranks_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("ranks")
+
+
+@pytest.fixture(scope="module")
+def ranks(text_file, ranks_folder):
+    folder = ranks_folder
     script = folder / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
     result = torchrun(script, folder, text_file)
     assert result.returncode == 0, ranks_errors(result)
     return [torch.load(folder / f"rank{k}.pt", weights_only=True) for k in (0, 1)]
+
+
+@pytest.mark.parametrize("arguments, failing_rank, status, ending", [
+    (["--epochs", "1"], "none", 0, "Training finished"),
+    (["--epochs", "200", "--eval-interval", "1", "--patience", "1"], "none", 0, "stopped early"),
+    (["--epochs", "1000", "--time-budget", "15"], "none", 0, "Time budget of 15 s reached"),
+    (["--epochs", "5"], "1", 1, "a planted failure on one rank"),
+])
+def test_no_gloo_thread_outlives_the_command(arguments, failing_rank, status, ending,
+                                             text_file, tmp_path):
+    """A gloo thread still alive when the interpreter exits can abort the process
+    (SIGABRT, "terminate called without an active exception") after a run that succeeded:
+    every way a run ends must leave the process group with no gloo thread behind."""
+    script = tmp_path / "cli_worker.py"
+    script.write_text(CLI_WORKER, encoding="utf-8")
+    result = torchrun(script, tmp_path, failing_rank, "train", text_file, *TINY, *arguments,
+                      "--output", tmp_path / "model.pt")
+    assert "terminate called" not in result.stderr, ranks_errors(result)
+    assert [gloo_threads(tmp_path, rank) for rank in (0, 1)] == [[], []]
+    if status == 0:
+        assert result.returncode == 0, ranks_errors(result)
+        assert ending in result.stdout
+        _, _, metadata = load_model(tmp_path / "model.pt")
+        assert metadata["step"] > 0
+    else:  # the failing rank says what went wrong, and torchrun reports the failure
+        assert result.returncode != 0
+        assert ending in result.stderr
+
+
+def test_the_library_leaves_no_gloo_thread_after_shutdown(ranks, ranks_folder):
+    assert [gloo_threads(ranks_folder, rank) for rank in (0, 1)] == [[], []]
 
 
 def test_weights_are_identical_on_every_rank_after_training(ranks):
@@ -167,14 +250,20 @@ def test_other_ranks_keep_only_their_error_lines():
     assert target.getvalue() == "[rank 1] error: out of memory; use a smaller model.\n"
 
 
-def test_ctrl_c_stops_every_rank_and_rank_0_saves(text_file, tmp_path):
-    """Ctrl-C in a terminal reaches torchrun and every worker (one process group). The
-    ranks read a prepared folder here: each maps it and trains on its shard."""
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_every_rank_and_rank_0_saves(signal_number, text_file,
+                                                             tmp_path):
+    """Ctrl-C in a terminal reaches torchrun and every worker (one process group), as does a
+    SIGTERM from a job scheduler. The ranks read a prepared folder here: each maps it and
+    trains on its shard."""
     output = tmp_path / "stopped.pt"
     prepare_corpus(text_file, tmp_path / "prepared")
+    script = tmp_path / "cli_worker.py"
+    script.write_text(CLI_WORKER, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", "-m", "microlm", "train", str(tmp_path / "prepared"), *TINY,
+               "--nproc_per_node=2", str(script), str(tmp_path), "none", "train",
+               str(tmp_path / "prepared"), *TINY,
                "--epochs", "1000", "--eval-interval", "3", "--output", str(output)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env, cwd=ROOT, start_new_session=True)
@@ -182,13 +271,15 @@ def test_ctrl_c_stops_every_rank_and_rank_0_saves(text_file, tmp_path):
         for line in process.stderr:  # rank 0's validation lines: training is under way
             if line.startswith("step "):
                 break
-        os.killpg(process.pid, signal.SIGINT)
-        stdout, _ = process.communicate(timeout=120)
+        os.killpg(process.pid, signal_number)
+        stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert "Training stopped" in stdout
+    assert "terminate called" not in stderr
+    assert [gloo_threads(tmp_path, rank) for rank in (0, 1)] == [[], []]
     _, _, metadata = load_model(output)
     steps_per_epoch = (len(TEXT) - int(0.1 * len(TEXT))) // 2 // (8 * 16)
     assert 0 < metadata["step"] < 1000 * steps_per_epoch
