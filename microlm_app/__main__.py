@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from microlm import SAMPLE_CORPORA
+from .launch_checks import display_message, hidden_microlm_message
 
 DEFAULT_SAMPLE = "Python documentation"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from microlm import SAMPLE_CORPORA
+
     parser = argparse.ArgumentParser(
         prog="microlm-app",
         description="MicroLM Studio: learn how language models work by training one.")
@@ -30,9 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything imports microlm: a folder that hides it would end in an ImportError.
+    problem = hidden_microlm_message()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
 
     from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        # Qt aborts (exit 134) without a display or a library of its display plugin.
+        problem = display_message()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
 
     from .main_window import APPLICATION, ORGANIZATION, MainWindow, app_icon
 
