@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import sysconfig
 from collections.abc import Callable, Iterator
@@ -19,6 +20,16 @@ LARGE_VOCABULARY = 300  # more distinct characters than this: warn, the model gr
 SMALL_CORPUS = 10_000  # fewer characters than this: warn, the model will mostly memorise
 READ_CHUNK = 1 << 22  # 4 MiB: granularity of progress reports while reading
 
+# Control characters kept as text: tab, line feed, vertical tab, form feed and carriage
+# return (which becomes a line feed). Every other C0 control character is not text.
+TEXT_CONTROLS = "\t\n\v\f\r"
+CONTROL_NAMES = ("NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 "
+                 "NAK SYN ETB CAN EM SUB ESC FS GS RS US").split()
+NOT_TEXT = np.array([chr(code) not in TEXT_CONTROLS for code in range(32)])  # by code point
+BINARY_WINDOW = 65536  # bytes judged together when telling binary data from stray controls
+BINARY_CONTROLS = 0.1  # more than this share of a window in control bytes: binary data
+BINARY_NULS = 0.001  # more than this share of a window in NUL bytes: binary data
+
 SAMPLE_CORPORA = ("Python documentation", "Python source code")
 SOURCE_CORPUS_CAP = 1_000_000  # characters of standard-library source in the sample corpus
 
@@ -34,6 +45,8 @@ class Corpus:
     encoding: str  # the encoding the bytes were read with
     size_bytes: int
     warnings: tuple[str, ...] = ()
+    # which line endings became "\n": "Windows (CRLF)", "old Mac (CR)", "mixed" or None
+    line_endings_converted: str | None = None
 
     @property
     def used_fallback_encoding(self) -> bool:
@@ -53,14 +66,21 @@ class CorpusStats:
 
 def read_corpus(path: str | os.PathLike, progress: Callable[[float], None] | None = None,
                 min_chars: int = 2) -> Corpus:
-    """Read a text file for training.
+    r"""Read a text file for training.
 
     UTF-8 (with or without BOM) and UTF-16 with BOM are read as such. Other bytes are
     read as Windows-1252 (or Latin-1) and the Corpus says so in `encoding` and
-    `warnings`, so nothing is silently garbled. Binary, empty and whitespace-only files
-    raise CorpusError with a message a person can act on.
+    `warnings`, so nothing is silently garbled. Windows (CRLF) and old Mac (CR) line
+    endings become "\n", as Python's text mode reads them. Control characters: each 64 KiB
+    of the file (the whole file when shorter) with more than 10 % control bytes or more
+    than 0.1 % NUL bytes is binary data and the file is refused; otherwise the C0 control
+    characters other than tab, line feed, vertical tab, form feed and carriage return
+    are removed wherever they are (after the line endings are converted), and the
+    warnings say which, how many and where. Binary, empty and whitespace-only files raise
+    CorpusError with a message a person can act on.
     """
     path = Path(path)
+    check_not_symlink_loop(path)
     if not path.exists():
         raise CorpusError(f"{path} does not exist. Pick an existing text file.")
     if path.is_dir():
@@ -75,31 +95,57 @@ def read_corpus(path: str | os.PathLike, progress: Callable[[float], None] | Non
                 progress(min(1.0, done / size) * 0.8)
     data = b"".join(chunks)
     del chunks
-    text, encoding, notes = decode_bytes(data, str(path))
+    controls = ControlCharacters(str(path), len(data))
+    text, encoding, notes = decode_bytes(data, str(path), controls)
     del data
+    text, pairs, returns = convert_line_endings(text)
+    text = _check_not_blank(controls.remove_from(text), str(path))
+    line_endings = line_ending_kind(pairs, returns - pairs)
+    notes += line_ending_notes(line_endings) + controls.notes()
     if progress is not None:
         progress(1.0)
     return Corpus(text=text, source=str(path), encoding=encoding, size_bytes=size,
-                  warnings=tuple(notes) + tuple(text_warnings(text, min_chars)))
+                  warnings=tuple(notes) + tuple(text_warnings(text, min_chars)),
+                  line_endings_converted=line_endings)
 
 
-def decode_bytes(data: bytes, name: str = "the file") -> tuple[str, str, list[str]]:
-    """Bytes -> (text, encoding used, warnings). Raises CorpusError for binary or empty data."""
+def check_not_symlink_loop(path: Path) -> None:
+    """Say so when `path` goes through symbolic links in a loop (not "does not exist")."""
+    try:
+        path.stat()
+    except OSError as err:
+        # ELOOP on POSIX; Windows says it cannot resolve the name (error 1921)
+        if err.errno == errno.ELOOP or getattr(err, "winerror", None) == 1921:
+            raise CorpusError(f"{path} is a symbolic link that points to itself in a loop "
+                              f"(directly or through other links), so there is nothing to "
+                              f"read. Fix or remove the link, or pick the file or folder it "
+                              f"was meant to point to.") from None
+
+
+def decode_bytes(data: bytes, name: str,
+                 controls: ControlCharacters) -> tuple[str, str, list[str]]:
+    """Bytes -> (text, encoding used, warnings). `controls` meets the control characters
+    and refuses binary data (see read_corpus); the caller removes them."""
     if not data.strip():
         raise CorpusError(f"{name} is empty or holds only whitespace. Pick a file with some text.")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16"), "utf-16", []
+            text = data.decode("utf-16")
         except UnicodeDecodeError as err:
             raise CorpusError(f"{name} starts like UTF-16 but is damaged at byte "
                               f"{err.start}. Save it again as UTF-8.") from None
-    if looks_binary(data):
-        raise CorpusError(f"{name} looks like a binary file (it contains NUL or many control "
-                          f"bytes), not text. Pick a plain-text file (.txt, .md, .py, ...).")
+        order = "<" if data.startswith(codecs.BOM_UTF16_LE) else ">"
+        controls.add(np.frombuffer(data, dtype=f"{order}u2")[1:], offset=2, unit_bytes=2)
+        return text, "utf-16", []
+    controls.add(np.frombuffer(data, dtype=np.uint8), offset=0)
+    return _decode_8bit(data, name)
+
+
+def _decode_8bit(data: bytes, name: str) -> tuple[str, str, list[str]]:
+    """UTF-8 (a BOM is dropped), else Windows-1252, else Latin-1, which decodes any bytes."""
     encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
     try:
-        text = data.decode(encoding)
-        return _check_not_blank(text, name), encoding, []
+        return data.decode(encoding), encoding, []
     except UnicodeDecodeError as err:
         bad_offset = err.start
     for fallback in ("cp1252", "latin-1"):
@@ -110,7 +156,7 @@ def decode_bytes(data: bytes, name: str = "the file") -> tuple[str, str, list[st
         note = (f"{name} is not valid UTF-8 (first invalid byte at offset {bad_offset}); it "
                 f"was read as {fallback}. If accented letters look wrong in the preview, "
                 f"convert the file to UTF-8 and open it again.")
-        return _check_not_blank(text, name), fallback, [note]
+        return text, fallback, [note]
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 
@@ -120,13 +166,112 @@ def _check_not_blank(text: str, name: str) -> str:
     return text
 
 
-def looks_binary(data: bytes, sample: int = 65536) -> bool:
-    """NUL bytes, or more than 10 % control bytes other than tab/newline/CR/FF, in the start."""
-    head = data[:sample]
-    if b"\x00" in head:
-        return True
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
-    return controls > 0.1 * len(head)
+class ControlCharacters:
+    """The control characters of a file, met piece by piece in file order: refuses binary
+    data (the rule in read_corpus's docstring), counts the rest by kind and removes them.
+
+    Works on code units (bytes, or the 16-bit units of UTF-16): C0 control characters are
+    single code units in UTF-8, Windows-1252, Latin-1 and UTF-16 alike.
+    """
+
+    def __init__(self, name: str, size: int):
+        self.name = name
+        self.window_bytes = max(1, min(BINARY_WINDOW, size))  # a file shorter than a window
+        self.counts = np.zeros(32, dtype=np.int64)  # by code point
+        self.first: dict[int, int] = {}  # code point -> byte offset of its first occurrence
+        self.window = -1  # the last window that had control bytes: index, counts, first one
+        self.window_counts = (0, 0)  # (control bytes, NUL bytes)
+        self.window_first = 0
+
+    def add(self, units: np.ndarray, offset: int, unit_bytes: int = 1) -> None:
+        """Scan `units`, the first at byte `offset` of the file. Raises CorpusError when
+        a window is binary."""
+        candidates = np.flatnonzero(units < 32)
+        codes = units[candidates].astype(np.intp)
+        not_text = NOT_TEXT[codes]
+        if not not_text.any():
+            return
+        codes = codes[not_text]
+        offsets = offset + unit_bytes * candidates[not_text]  # byte offsets in the file
+        self._check_windows(offsets, codes == 0)
+        self.counts += np.bincount(codes, minlength=32)
+        kinds, firsts = np.unique(codes, return_index=True)
+        for code, at in zip(kinds.tolist(), offsets[firsts].tolist(), strict=True):
+            self.first.setdefault(code, at)
+
+    def _check_windows(self, offsets: np.ndarray, nul: np.ndarray) -> None:
+        windows = offsets // BINARY_WINDOW
+        indices, starts = np.unique(windows, return_index=True)
+        controls = np.diff(np.append(starts, len(windows)))
+        nuls = np.add.reduceat(nul.astype(np.int64), starts)
+        firsts = offsets[starts]
+        if indices[0] == self.window:  # the window continues from the previous piece
+            controls[0] += self.window_counts[0]
+            nuls[0] += self.window_counts[1]
+            firsts[0] = self.window_first
+        binary = np.flatnonzero((controls > BINARY_CONTROLS * self.window_bytes)
+                                | (nuls > BINARY_NULS * self.window_bytes))
+        if len(binary):
+            raise CorpusError(f"{self.name} looks binary from about byte offset "
+                              f"{int(firsts[binary[0]]):,} (many NUL or control bytes there), "
+                              f"not text. Pick a plain-text file (.txt, .md, .py, ...), or "
+                              f"remove that part and try again.")
+        self.window = int(indices[-1])
+        self.window_counts = (int(controls[-1]), int(nuls[-1]))
+        self.window_first = int(firsts[-1])
+
+    def remove_from(self, text: str) -> str:
+        for code in self.first:
+            text = text.replace(chr(code), "")
+        return text
+
+    def notes(self) -> list[str]:
+        if not self.first:
+            return []
+        kinds = "; ".join(
+            f"{count:,} {CONTROL_NAMES[code]} (U+{code:04X}) "
+            f"{'at' if count == 1 else 'the first at'} byte offset {self.first[code]:,}"
+            for code, count in enumerate(self.counts.tolist()) if count)
+        return [f"Removed control characters that are not text (the model would learn to "
+                f"write them): {kinds}."]
+
+
+def convert_line_endings(text: str, after_return: bool = False) -> tuple[str, int, int]:
+    r"""Windows ("\r\n") and old Mac ("\r") line endings -> "\n", as Python's text mode.
+
+    after_return: `text` continues a text that ended in "\r", so a "\n" at its start is
+    the second half of that "\r\n" and is dropped. Returns (text, "\r\n" pairs, "\r"
+    characters), the pairs counting that split one.
+    """
+    pairs = int(after_return and text.startswith("\n"))
+    if pairs:
+        text = text[1:]
+    if "\r" not in text:
+        return text, pairs, 0
+    converted = text.replace("\r\n", "\n")
+    pairs_here = len(text) - len(converted)
+    lone = converted.count("\r")
+    if lone:
+        converted = converted.replace("\r", "\n")
+    return converted, pairs + pairs_here, pairs_here + lone
+
+
+def line_ending_kind(pairs: int, lone_returns: int) -> str | None:
+    """What convert_line_endings converted, in a person's words."""
+    if pairs and lone_returns:
+        return "mixed"
+    if pairs:
+        return "Windows (CRLF)"
+    return "old Mac (CR)" if lone_returns else None
+
+
+def line_ending_notes(kind: str | None) -> list[str]:
+    if kind is None:
+        return []
+    described = {"Windows (CRLF)": "Windows line endings (CRLF) were",
+                 "old Mac (CR)": "Old Mac line endings (CR) were",
+                 "mixed": "Mixed Windows (CRLF) and old Mac (CR) line endings were"}[kind]
+    return [f"{described} converted to plain line breaks."]
 
 
 def text_warnings(text: str, min_chars: int = 2) -> list[str]:
@@ -160,10 +305,14 @@ def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     validation text is unseen continuous prose, as the model will meet it)."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    # The training part is the first int((1 - val_fraction) * n) characters (rounded down,
-    # so no character of "the last 10 %" is ever trained on).
-    n_train = int(len(text) * (1.0 - val_fraction) + 1e-9)
+    n_train = train_characters(len(text), val_fraction)
     return text[:n_train], text[n_train:]
+
+
+def train_characters(characters: int, val_fraction: float) -> int:
+    """The training part of a split: the first int((1 - val_fraction) * n) characters
+    (rounded down, so no character of "the last 10 %" is ever trained on)."""
+    return int(characters * (1.0 - val_fraction) + 1e-9)
 
 
 def encode_tokens(text: str, tokenizer: CharacterTokenizer) -> torch.Tensor:
@@ -321,8 +470,11 @@ def sample_corpus(name: str) -> Corpus:
         text = _python_source()
     else:
         raise CorpusError(f"No sample corpus named {name!r}; choose one of {SAMPLE_CORPORA}.")
+    text, pairs, returns = convert_line_endings(text)
+    line_endings = line_ending_kind(pairs, returns - pairs)
     return Corpus(text=text, source=name, encoding="utf-8", size_bytes=len(text.encode()),
-                  warnings=tuple(text_warnings(text)))
+                  warnings=tuple(line_ending_notes(line_endings) + text_warnings(text)),
+                  line_endings_converted=line_endings)
 
 
 def _python_documentation() -> str:

@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import CorpusError, TextDataLoader
+from .data import (
+    NOT_TEXT,
+    ControlCharacters,
+    CorpusError,
+    TextDataLoader,
+    check_not_symlink_loop,
+    convert_line_endings,
+    line_ending_kind,
+    line_ending_notes,
+    train_characters,
+)
 from .tokenizer import CharacterTokenizer, token_dtype
 
 FORMAT_NAME = "microlm-prepared"
@@ -26,14 +36,7 @@ TRAIN_FILE = "train.bin"
 VAL_FILE = "val.bin"
 CHUNK_BYTES = 16 * 2**20  # bytes read per step: large enough for numpy, small for memory
 REMAP_TOKENS = 16 * 2**20  # tokens rewritten per step in the final pass
-BINARY_WINDOW = 65536  # bytes judged together, as data.looks_binary judges a file's start
 UNICODE_SIZE = 0x110000
-
-# Control bytes other than tab, newline, form feed and carriage return: many of them mean
-# binary data (the same rule as data.looks_binary).
-_CONTROL = np.zeros(256, dtype=bool)
-_CONTROL[:32] = True
-_CONTROL[[9, 10, 12, 13]] = False
 _WHITESPACE = np.array([ord(c) for c in " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"])
 
 
@@ -46,6 +49,9 @@ class PrepareResult:
     vocab_size: int
     source_bytes: int
     seconds: float
+    warnings: tuple[str, ...] = ()  # what was changed in the text: line endings, controls
+    # which line endings became "\n": "Windows (CRLF)", "old Mac (CR)", "mixed" or None
+    line_endings_converted: str | None = None
 
     @property
     def megabytes_per_second(self) -> float:
@@ -83,21 +89,24 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
                    val_fraction: float = 0.1,
                    progress: Callable[[int, int], None] | None = None,
                    chunk_bytes: int = CHUNK_BYTES) -> PrepareResult:
-    """Encode a UTF-8 text file of any size into `output`: train.bin, val.bin, vocab.json.
+    r"""Encode a UTF-8 text file of any size into `output`: train.bin, val.bin, vocab.json.
 
-    One pass over the file in chunks: each chunk is checked (NUL bytes, control-byte
-    density, UTF-8 validity; errors name the byte offset), turned into ids in order of
-    first appearance and appended to a temporary token file. A last pass over the tokens
-    (not the text) renumbers them into the tokenizer's sorted order and splits off the last
-    `val_fraction` of the characters for validation, exactly as split_text would. Files
-    are written under temporary names and renamed at the end, so a failed run never
-    leaves a folder that looks prepared. progress(bytes_done, bytes_total) is called per
-    chunk.
+    One pass over the file in chunks: each chunk is checked (UTF-8 validity; errors name
+    the byte offset), cleaned as read_corpus cleans a text (the same rule for binary data
+    and control characters, the same line endings, a "\r\n" split between two chunks
+    included), turned into ids in order of first appearance and appended to a temporary
+    token file. A last pass over the tokens (not the text) renumbers them into the
+    tokenizer's sorted order and splits off the last `val_fraction` of the characters for
+    validation, exactly as split_text would. Files are written under temporary names and
+    renamed at the end, so a failed run never leaves a folder that looks prepared.
+    progress(bytes_done, bytes_total) is called per chunk.
     """
     started = time.perf_counter()
     path, output = Path(path), Path(output)
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_not_symlink_loop(path)
+    check_not_symlink_loop(output)
     if not path.is_file():
         raise CorpusError(f"{path} is not a file. Give the text file to prepare.")
     total_bytes = path.stat().st_size
@@ -105,7 +114,7 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
         raise CorpusError(f"{path} is empty. Pick a file with some text.")
     output.mkdir(parents=True, exist_ok=True)
     provisional = output / ".tokens.tmp"
-    encoder = _StreamEncoder(path, provisional)
+    encoder = _StreamEncoder(path, provisional, total_bytes)
     try:
         with open(path, "rb") as source:
             for data in iter(partial(source.read, chunk_bytes), b""):
@@ -114,8 +123,8 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
                     progress(encoder.offset, total_bytes)
         encoder.finish()
         vocabulary = encoder.vocabulary()
-        n_val = int(encoder.characters * val_fraction)
-        n_train = encoder.characters - n_val
+        n_train = train_characters(encoder.characters, val_fraction)
+        n_val = encoder.characters - n_train
         dtype = token_dtype(len(vocabulary))
         _renumber_and_split(provisional, encoder.renumbering(dtype), encoder.dtype, n_train,
                             output / f".{TRAIN_FILE}.tmp", output / f".{VAL_FILE}.tmp")
@@ -137,8 +146,11 @@ def prepare_corpus(path: str | os.PathLike, output: str | os.PathLike,
         for name in (".tokens.tmp", f".{TRAIN_FILE}.tmp", f".{VAL_FILE}.tmp",
                      f".{META_FILE}.tmp"):
             (output / name).unlink(missing_ok=True)
+    line_endings = encoder.line_endings()
     return PrepareResult(output, encoder.characters, n_train, n_val, len(vocabulary),
-                         total_bytes, time.perf_counter() - started)
+                         total_bytes, time.perf_counter() - started,
+                         tuple(line_ending_notes(line_endings) + encoder.controls.notes()),
+                         line_endings)
 
 
 class _StreamEncoder:
@@ -150,20 +162,24 @@ class _StreamEncoder:
     tokenizer's ids once the whole vocabulary is known.
     """
 
-    def __init__(self, source: Path, token_path: Path):
+    def __init__(self, source: Path, token_path: Path, size: int):
         self.name = str(source)
         self.tokens = open(token_path, "wb")  # noqa: SIM115 - closed by close()
         self.token_path = token_path
         self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self.offset = 0  # bytes of the file consumed so far
         self.characters = 0
+        self.controls = ControlCharacters(self.name, size)
+        self.after_return = False  # the text so far ends in "\r" (already written as "\n")
+        self.pairs = self.returns = 0  # "\r\n" pairs and "\r" characters converted
         self.ids = np.full(UNICODE_SIZE, -1, dtype=np.int32)  # code point -> provisional id
         self.ids[:128] = np.arange(128)
         self.code_points = list(range(128))  # provisional id -> code point
         self.seen = np.zeros(UNICODE_SIZE, dtype=bool)  # code points met so far
         self.dtype = token_dtype(128)
-        # ASCII bytes an ASCII chunk can skip when looking for what it holds: the seen ones,
-        # except control bytes (a chunk is checked for binary data whenever it has any).
+        # The seen ASCII bytes, which an ASCII chunk can skip when looking for what it
+        # holds. "\r" and other control characters are never seen (they are converted or
+        # removed), so a chunk that holds any is always found out.
         self.skip_ascii = b""
 
     def add(self, data: bytes) -> None:
@@ -179,40 +195,62 @@ class _StreamEncoder:
         if not len(raw):
             return
         pending = self.decoder.getstate()[0]
-        ascii_only = not pending and raw.max() < 128
-        if ascii_only:
-            code_points = raw  # ASCII bytes are their own code points (and provisional ids)
-            # What this chunk holds beyond the characters already seen: bytes.translate
-            # deletes the seen ones at ~1 GB/s, 3x faster than any numpy pass here.
-            rest = np.frombuffer(data.translate(None, self.skip_ascii), dtype=np.uint8)
-            present = np.zeros(128, dtype=bool)
-            present[rest] = True
-        else:
+        text = None  # an ASCII chunk stays bytes: they are their own code points (and ids)
+        if pending or raw.max() >= 128:
             try:
                 text = self.decoder.decode(data)
             except UnicodeDecodeError as err:
+                self.controls.add(raw, start)  # binary data is said to be binary
                 raise self._invalid_utf8(start - len(pending) + err.start) from None
-            code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-            if not len(code_points):
-                return  # only the start of a character split across chunks
-            present = np.zeros(int(code_points.max()) + 1, dtype=bool)
-            present[code_points] = True  # which characters it has (cheaper than counting)
-        if present[:32][_CONTROL[:32]].any():
-            self._check_not_binary(raw, start)
+        if self.after_return or b"\r" in data:
+            data, text = _edited(data, text, self._convert_line_endings)
+        code_points, present = self._characters(data, text)
+        if present[:32][NOT_TEXT].any():
+            self.controls.add(raw, start)  # refuses binary data, counts the rest
+            data, text = _edited(data, text, self.controls.remove_from)
+            code_points, present = self._characters(data, text)
+        if not len(code_points):
+            return  # only the start of a character split across chunks, or nothing left
         seen = np.flatnonzero(present)
         self.seen[seen] = True
-        ascii_seen = np.flatnonzero(self.seen[:128] & ~_CONTROL[:128])
+        ascii_seen = np.flatnonzero(self.seen[:128])
         if len(ascii_seen) != len(self.skip_ascii):
             self.skip_ascii = ascii_seen.astype(np.uint8).tobytes()
         new = seen[self.ids[seen] < 0]
         if len(new):
             self._add_characters(new)
         self.characters += len(code_points)
-        if ascii_only and self.dtype == np.uint8:
+        if text is None and self.dtype == np.uint8:
             self.tokens.write(data)
         else:
             table = self.ids[:len(present)].astype(self.dtype)  # up to the highest code point
             table[code_points].tofile(self.tokens)
+
+    def _characters(self, data: bytes, text: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(code points, which code points occur) of an ASCII chunk (text None) or a text."""
+        if text is None:
+            # What this chunk holds beyond the characters already seen: bytes.translate
+            # deletes the seen ones at ~1 GB/s, 3x faster than any numpy pass here.
+            rest = np.frombuffer(data.translate(None, self.skip_ascii), dtype=np.uint8)
+            present = np.zeros(128, dtype=bool)
+            present[rest] = True
+            return np.frombuffer(data, dtype=np.uint8), present
+        code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        present = np.zeros(max(128, int(code_points.max(initial=0)) + 1), dtype=bool)
+        present[code_points] = True  # which characters it has (cheaper than counting)
+        return code_points, present
+
+    def _convert_line_endings(self, text: str) -> str:
+        after_return = self.after_return
+        if text:  # an empty chunk leaves the "\r" pending
+            self.after_return = text.endswith("\r")
+        text, pairs, returns = convert_line_endings(text, after_return)
+        self.pairs += pairs
+        self.returns += returns
+        return text
+
+    def line_endings(self) -> str | None:
+        return line_ending_kind(self.pairs, self.returns - self.pairs)
 
     def finish(self) -> None:
         pending = self.decoder.getstate()[0]
@@ -259,27 +297,18 @@ class _StreamEncoder:
         self.tokens = open(self.token_path, "ab")  # noqa: SIM115 - closed by close()
         self.dtype = dtype
 
-    def _check_not_binary(self, raw: np.ndarray, start: int) -> None:
-        """Called when a chunk has control bytes: NUL anywhere, or a dense region, is binary."""
-        nul = np.flatnonzero(raw == 0)
-        if len(nul):
-            raise CorpusError(f"{self.name} has a NUL byte at byte offset {start + nul[0]:,}: "
-                              f"that part is binary data, not text. Remove it (or pick a "
-                              f"plain-text file) and prepare again.")
-        padded = np.zeros(-(-len(raw) // BINARY_WINDOW) * BINARY_WINDOW, dtype=np.int32)
-        padded[:len(raw)] = _CONTROL[raw]
-        per_window = padded.reshape(-1, BINARY_WINDOW).sum(axis=1)
-        bad = np.flatnonzero(per_window > 0.1 * BINARY_WINDOW)
-        if len(bad):
-            at = start + int(bad[0]) * BINARY_WINDOW
-            raise CorpusError(f"{self.name} looks binary from about byte offset {at:,} (more "
-                              f"than 10 % control bytes there), not text. Remove that part (or "
-                              f"pick a plain-text file) and prepare again.")
-
     def _invalid_utf8(self, at: int) -> CorpusError:
         return CorpusError(f"{self.name} is not valid UTF-8 at byte offset {at:,}. Convert "
                            f"the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8) or remove the "
                            f"damaged part, then prepare again.")
+
+
+def _edited(data: bytes, text: str | None, edit: Callable[[str], str],
+            ) -> tuple[bytes, str | None]:
+    """A text edit applied to a chunk held as ASCII bytes (text None) or as text."""
+    if text is None:
+        return edit(data.decode("ascii")).encode("ascii"), None
+    return data, edit(text)
 
 
 def _renumber_and_split(provisional: Path, table: np.ndarray, provisional_dtype: np.dtype,
@@ -317,6 +346,7 @@ def _renumber_and_split(provisional: Path, table: np.ndarray, provisional_dtype:
 def load_prepared(directory: str | os.PathLike) -> PreparedCorpus:
     """Open a folder made by prepare_corpus; the tokens stay on disk (memory-mapped)."""
     directory = Path(directory)
+    check_not_symlink_loop(directory)
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         raise CorpusError(f"{directory} is not a prepared corpus (no {META_FILE}). Make one "

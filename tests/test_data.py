@@ -137,6 +137,121 @@ def test_progress_is_reported_up_to_one(tmp_path):
     assert seen == sorted(seen)
 
 
+# ---- line endings ----
+
+LINES = ["first line", "zweite Zeile: Grüße", "third"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+@pytest.mark.parametrize("ending, kind", [("\r\n", "Windows (CRLF)"), ("\r", "old Mac (CR)")])
+def test_line_endings_become_plain_line_breaks_in_every_encoding(tmp_path, encoding, ending,
+                                                                 kind):
+    text = ending.join(LINES) + ending
+    if encoding == "cp1252":
+        text += "\u201cquoted\u201d"  # not valid UTF-8: the fallback encoding is used
+    path = tmp_path / "lines.txt"
+    path.write_bytes(text.encode(encoding))
+    corpus = read_corpus(path)
+    assert corpus.encoding == encoding
+    assert corpus.text == text.replace(ending, "\n")
+    assert "\r" not in CharacterTokenizer(corpus.text).chars
+    assert corpus.line_endings_converted == kind
+    assert any(kind.split()[0].capitalize() in note and "converted to plain line breaks" in note
+               for note in corpus.warnings)
+
+
+def test_mixed_line_endings_make_exactly_one_line_break_each(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"dos\r\nmac\runix\n\r\r\nend")  # \n\r\r\n: LF, CR, CRLF = 3 breaks
+    corpus = read_corpus(path)
+    assert corpus.text == "dos\nmac\nunix\n\n\nend"
+    assert corpus.line_endings_converted == "mixed"
+    assert "Mixed Windows (CRLF) and old Mac (CR) line endings" in corpus.warnings[0]
+
+
+def test_plain_line_breaks_are_not_reported(tmp_path):
+    path = tmp_path / "unix.txt"
+    path.write_bytes(b"one\ntwo\n" * 2000)
+    corpus = read_corpus(path)
+    assert corpus.line_endings_converted is None
+    assert corpus.warnings == ()
+
+
+def test_sample_corpora_come_out_without_carriage_returns(monkeypatch):
+    monkeypatch.setattr(data_module, "_python_documentation", lambda: "Title\r\nBody\rEnd\r\n")
+    corpus = sample_corpus("Python documentation")
+    assert corpus.text == "Title\nBody\nEnd\n"
+    assert corpus.line_endings_converted == "mixed"
+
+
+# ---- control characters ----
+
+def text_of(n: int) -> bytes:
+    return random_text(n).encode("ascii")
+
+
+def test_a_nul_after_the_first_64_kib_is_removed_and_reported(tmp_path):
+    data = text_of(100_000)
+    path = tmp_path / "nul.txt"
+    path.write_bytes(data[:70_000] + b"\x00" + data[70_000:])
+    corpus = read_corpus(path)
+    assert corpus.text == data.decode()
+    assert "\x00" not in CharacterTokenizer(corpus.text).chars
+    assert corpus.warnings == ("Removed control characters that are not text (the model would "
+                               "learn to write them): 1 NUL (U+0000) at byte offset 70,000.",)
+
+
+def test_a_single_nul_at_the_start_of_a_long_text_does_not_reject_it(tmp_path):
+    data = text_of(50_000)
+    path = tmp_path / "nul.txt"
+    path.write_bytes(b"abc\x00" + data)
+    assert read_corpus(path).text == "abc" + data.decode()
+
+
+def test_control_characters_are_counted_by_kind_and_whitespace_controls_kept(tmp_path):
+    data = text_of(30_000)
+    path = tmp_path / "controls.txt"
+    path.write_bytes(b"\x1b[1mbold\x1b[0m\t\x0b\x0c" + data + b"\x07\x1a")
+    corpus = read_corpus(path)
+    assert corpus.text == "[1mbold[0m\t\x0b\x0c" + data.decode()
+    note = corpus.warnings[0]
+    assert "1 BEL (U+0007) at byte offset 30,015" in note
+    assert "1 SUB (U+001A) at byte offset 30,016" in note
+    assert "2 ESC (U+001B) the first at byte offset 0" in note
+
+
+def test_a_control_character_in_utf16_is_removed_with_its_byte_offset(tmp_path):
+    text = random_text(40_000) + "\x00" + random_text(40_000, seed=1)
+    path = tmp_path / "u16.txt"
+    path.write_bytes(text.encode("utf-16"))  # a 2-byte BOM, then 2 bytes per character
+    corpus = read_corpus(path)
+    assert corpus.text == text.replace("\x00", "")
+    assert "1 NUL (U+0000) at byte offset 80,002" in corpus.warnings[0]
+
+
+def test_a_binary_file_is_refused_wherever_its_binary_part_starts(tmp_path):
+    noise = random.Random(0).randbytes(200_000)
+    path = tmp_path / "noise.bin"
+    path.write_bytes(noise)
+    with pytest.raises(CorpusError, match="looks binary from about byte offset .*Pick a "
+                                          "plain-text file"):
+        read_corpus(path)
+    path.write_bytes(text_of(150_000) + b"\x00\x01\x02" * 100 + text_of(1000))
+    with pytest.raises(CorpusError, match="binary from about byte offset 150,000 "):
+        read_corpus(path)
+
+
+def test_a_symlink_loop_is_named_as_such(tmp_path):
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.symlink_to(second)
+    second.symlink_to(first)
+    with pytest.raises(CorpusError, match="first.txt is a symbolic link that points to itself "
+                                          "in a loop"):
+        read_corpus(first)
+    with pytest.raises(CorpusError, match="in a loop"):
+        read_corpus(first / "inside.txt")  # a loop on the way to the file
+
+
 # ---- statistics and the split ----
 
 def test_corpus_stats_on_a_known_text():

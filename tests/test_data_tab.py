@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QMessageBox, QPlainTextEdit, QSpinBox
 
+from microlm import split_text
 from microlm_app.session import Session
-from microlm_app.tabs.data_tab import DataTab, visible_char
+from microlm_app.tabs.data_tab import DataTab, split_sizes, visible_char
 
 TEXT = "hello world\nthe cat sat on the mat\n\ttabbed line\n" * 50
 
@@ -116,6 +117,29 @@ def test_cp1252_file_shows_the_fallback_encoding_warning(qtbot, tab, tmp_path):
     assert "Café" in tab.preview.toPlainText()
 
 
+@pytest.mark.parametrize("ending, message", [
+    (b"\r\n", "Windows line endings (CRLF) were converted to plain line breaks."),
+    (b"\r", "Old Mac line endings (CR) were converted to plain line breaks."),
+])
+def test_converted_line_endings_are_shown_with_the_notes(qtbot, tab, tmp_path, ending,
+                                                        message):
+    path = tmp_path / "windows.txt"
+    path.write_bytes(TEXT.encode().replace(b"\n", ending))
+    load(qtbot, tab, path)
+    assert message in tab.warning_label.text()
+    assert tab.warning_label.isVisibleTo(tab)
+    assert tab.preview.toPlainText() == TEXT
+    assert tab.session.corpus_stats.lines == 150
+
+
+def test_removed_control_characters_are_shown_with_the_notes(qtbot, tab, tmp_path):
+    path = tmp_path / "nul.txt"
+    path.write_bytes(TEXT.encode() * 40 + b"\x00" + b"tail\n")
+    load(qtbot, tab, path)
+    assert "1 NUL (U+0000) at byte offset 96,000" in tab.warning_label.text()
+    assert "\x00" not in tab.session.tokenizer.chars
+
+
 def test_sample_corpus_loads_from_the_combo(qtbot, tab):
     index = tab.sample_combo.findText("Python documentation")
     with qtbot.waitSignal(tab.session.corpus_changed, timeout=60_000):
@@ -135,6 +159,12 @@ def test_validation_split_changes_sizes_and_the_session(qtbot, tab, tmp_path):
     assert tab.session.val_fraction == pytest.approx(0.2)
     assert tab.session.training_config.val_fraction == pytest.approx(0.2)
     assert "1,920" in tab.stats_label.text() and "480" in tab.stats_label.text()
+
+
+@pytest.mark.parametrize("characters", [2400, 177_603, 1_000_001])
+def test_split_sizes_are_the_lengths_split_text_gives(characters):
+    train, validation = split_text("x" * characters, 0.1)
+    assert split_sizes(characters, 0.1) == (len(train), len(validation))
 
 
 def test_visible_char_labels_whitespace():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from microlm import CharacterTokenizer, CorpusError, cli, load_model, split_text
+from microlm import CharacterTokenizer, CorpusError, cli, load_model, read_corpus, split_text
 from microlm.prepared import (
     META_FILE,
     TRAIN_FILE,
@@ -83,19 +83,73 @@ def test_invalid_utf8_names_its_byte_offset(tmp_path, data, chunk_bytes, offset)
 
 def test_a_binary_region_names_its_byte_offset(tmp_path):
     path = tmp_path / "mixed.txt"
-    path.write_bytes(b"text " * 30000 + b"\x00\x01\x02" * 10)
-    with pytest.raises(CorpusError, match="NUL byte at byte offset 150,000"):
+    path.write_bytes(b"text " * 30000 + b"\x00\x01\x02" * 100)
+    with pytest.raises(CorpusError, match="binary from about byte offset 150,000 "):
         prepare_corpus(path, tmp_path / "out", chunk_bytes=65536)
     dense = tmp_path / "dense.txt"
     dense.write_bytes(b"a" * 65536 * 2 + bytes(range(1, 9)) * 10000 + b"a" * 1000)
-    with pytest.raises(CorpusError, match="binary from about byte offset 131,072"):
-        prepare_corpus(dense, tmp_path / "out")
+    with pytest.raises(CorpusError, match="binary from about byte offset 131,072 "):
+        prepare_corpus(dense, tmp_path / "out", chunk_bytes=1000)  # a window over 80 chunks
 
 
-def test_a_few_control_characters_are_still_text(tmp_path):
+@pytest.mark.parametrize("chunk_bytes", [7, 1 << 20])
+def test_stray_control_characters_are_removed_and_reported(tmp_path, chunk_bytes):
+    text = PROSE * 40  # more than 64 KiB
+    data = text.encode()
     path = tmp_path / "escapes.txt"
-    path.write_bytes(b"plain text with an escape \x1b[1m here\n" * 200)
-    assert prepare_corpus(path, tmp_path / "out").vocab_size == len(set(path.read_text()))
+    path.write_bytes(b"\x1b[1m" + data[:70_000] + b"\x00" + data[70_000:] + b"\x1b")
+    result = prepare_corpus(path, tmp_path / "out", chunk_bytes=chunk_bytes)
+    clean = "[1m" + text
+    prepared_equals_tokenizer(tmp_path / "out", clean)
+    assert "\x00" not in load_prepared(tmp_path / "out").tokenizer.chars
+    assert result.warnings == ("Removed control characters that are not text (the model would "
+                               "learn to write them): 1 NUL (U+0000) at byte offset 70,004; "
+                               "2 ESC (U+001B) the first at byte offset 0.",)
+
+
+@pytest.mark.parametrize("ending, kind", [("\r\n", "Windows (CRLF)"), ("\r", "old Mac (CR)")])
+@pytest.mark.parametrize("chunk_bytes", [2, 3, 64, 1 << 20])
+def test_line_endings_become_plain_line_breaks(tmp_path, ending, kind, chunk_bytes):
+    # Chunks of 2 and 3 bytes split "\r\n" pairs and multi-byte characters between chunks.
+    path = tmp_path / "lines.txt"
+    path.write_bytes(PROSE.replace("\n", ending).encode())
+    result = prepare_corpus(path, tmp_path / "out", 0.1, chunk_bytes=chunk_bytes)
+    prepared_equals_tokenizer(tmp_path / "out", PROSE)
+    assert result.line_endings_converted == kind
+    assert "converted to plain line breaks" in result.warnings[0]
+
+
+def test_a_pair_split_between_chunks_gives_one_line_break(tmp_path):
+    path = tmp_path / "split.txt"
+    path.write_bytes(b"abcd\r\nefgh\r\r\nij\n\rk")  # the first chunk of 5 ends in "\r"
+    result = prepare_corpus(path, tmp_path / "out", 0.0, chunk_bytes=5)
+    corpus = load_prepared(tmp_path / "out")
+    assert corpus.tokenizer.decode(corpus.train_tokens.tolist()) == "abcd\nefgh\n\nij\n\nk"
+    assert result.line_endings_converted == "mixed"
+
+
+@pytest.mark.parametrize("tricky", [b"abcd\r\x00\nefgh", b"abcd\x00\r\nefgh", b"\r\n\r\r\x1b\n",
+                                    b"caf\xc3\xa9\r\r\n\x07\r"])
+def test_a_prepared_text_is_the_text_read_corpus_reads(tmp_path, tricky):
+    path = tmp_path / "tricky.txt"
+    path.write_bytes(tricky + b" more text" * 100)
+    prepare_corpus(path, tmp_path / "out", 0.0, chunk_bytes=5)  # chunks split the pairs
+    corpus = load_prepared(tmp_path / "out")
+    assert corpus.tokenizer.decode(corpus.train_tokens.tolist()) == read_corpus(path).text
+
+
+def test_symlink_loops_are_named_as_such(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("some text to prepare " * 50, encoding="utf-8")
+    loop, back = tmp_path / "loop", tmp_path / "back"
+    loop.symlink_to(back)
+    back.symlink_to(loop)
+    for call in (lambda: prepare_corpus(loop, tmp_path / "out"),
+                 lambda: prepare_corpus(text, loop),
+                 lambda: load_prepared(loop)):
+        with pytest.raises(CorpusError, match="loop is a symbolic link that points to itself "
+                                              "in a loop"):
+            call()
 
 
 @pytest.mark.parametrize("data, message", [(b"", "is empty"), (b" \n\t \n", "only whitespace"),

@@ -36,6 +36,7 @@ from microlm import (
     read_corpus,
     sample_corpus,
 )
+from microlm.data import train_characters
 
 from ..session import Session
 from ..workers import TaskWorker, start_worker, stop_and_wait, wait_for_thread_end
@@ -94,8 +95,8 @@ def visible_char(char: str) -> str:
 
 def split_sizes(characters: int, val_fraction: float) -> tuple[int, int]:
     """(training, validation) characters, exactly as microlm.split_text cuts the text."""
-    validation = int(characters * val_fraction)
-    return characters - validation, validation
+    train = train_characters(characters, val_fraction)
+    return train, characters - train
 
 
 class DataTab(QWidget):
