@@ -1,12 +1,20 @@
-"""Shared test set-up: Qt runs headless; no test may leave a worker thread running."""
+"""Shared test set-up: Qt runs headless; each test remembers calibrations in a folder of its
+own; app tests train without the thread watch; no test may leave a worker thread running or
+Python's garbage collector turned off."""
 
+import gc
 import os
+import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# Calibrations are remembered in a folder of the tests' own (never the user's cache), shared
-# with the microlm processes that tests start.
-os.environ["MICROLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="microlm-test-cache-")
+# Calibrations made outside any test (in module fixtures) are remembered in a folder of the
+# run's own, never the user's cache, and removed when the run ends (pytest_unconfigure).
+_RUN_CACHE_DIR = tempfile.mkdtemp(prefix="microlm-test-cache-")
+_RUN_CACHE_OWNER = os.getpid()  # a forked child that ends must not remove it
+os.environ["MICROLM_CACHE_DIR"] = _RUN_CACHE_DIR
 
 import pytest  # noqa: E402
 
@@ -14,12 +22,55 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-@pytest.fixture(autouse=True)
-def no_worker_thread_left_running(request):
-    """Fail any test that leaves a QThread started by microlm_app running."""
-    yield
-    import sys
+def pytest_unconfigure(config):
+    if os.getpid() == _RUN_CACHE_OWNER:
+        shutil.rmtree(_RUN_CACHE_DIR, ignore_errors=True)
 
+
+@pytest.fixture(autouse=True)
+def own_calibration_cache(monkeypatch):
+    """Each test, and every microlm process it starts (they inherit os.environ), remembers
+    calibrations in a folder of its own, removed after the test: a time-budget test must
+    not reuse the measurement of an earlier test."""
+    with tempfile.TemporaryDirectory(prefix="microlm-test-cache-",
+                                     ignore_cleanup_errors=True) as folder:
+        monkeypatch.setenv("MICROLM_CACHE_DIR", folder)
+        yield Path(folder)
+
+
+@pytest.fixture(autouse=True)
+def garbage_collector_back_on():
+    """The app's first worker starts pyqtgraph's GarbageCollector, which turns Python's
+    automatic garbage collection off for good (it collects on a GUI-thread timer instead).
+    After a test that did so, automatic collection is on again, and the app's collector is
+    stopped and forgotten so that the next app test starts it as a fresh app would."""
+    was_enabled = gc.isenabled()
+    yield
+    if was_enabled and not gc.isenabled():
+        workers = sys.modules.get("microlm_app.workers")
+        if workers is not None and workers._gui_thread_collector is not None:
+            workers._gui_thread_collector.timer.stop()
+            workers._gui_thread_collector = None
+        gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def no_thread_watch_in_app_tests(request, monkeypatch):
+    """App tests (those that use qtbot) train without the thread watch. The real watch
+    answers the machine's own load: on a busy machine it moves a run to one thread and
+    says so, which an app test would then see. Tests without qtbot keep the real watch,
+    and test it (test_hardware.py, test_workers.py, test_cli.py)."""
+    if "qtbot" in request.fixturenames:
+        from microlm_app import workers
+
+        monkeypatch.setattr(workers.SlowdownWatch, "for_run", staticmethod(lambda device: None))
+
+
+@pytest.fixture(autouse=True)
+def no_worker_thread_left_running(request, own_calibration_cache, garbage_collector_back_on):
+    """Fail any test that leaves a QThread started by microlm_app running. (It asks for the
+    two fixtures so that they are taken down after it: once no worker runs any more.)"""
+    yield
     if "microlm_app.workers" not in sys.modules:
         return
     workers = sys.modules["microlm_app.workers"]
