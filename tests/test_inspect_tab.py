@@ -17,15 +17,10 @@ from microlm.inspection import (
     top_neurons,
 )
 from microlm_app.session import Session
-from microlm_app.tabs.inspect_tab import (
-    NO_MODEL_MESSAGE,
-    InspectTab,
-    activation_colour,
-    colour_centre,
-    display_char,
-    label_priority,
-    uncrowded,
-)
+from microlm_app.tabs.inspect.activation_page import activation_colour, colour_centre
+from microlm_app.tabs.inspect.embedding_page import label_priority, uncrowded
+from microlm_app.tabs.inspect.page import NO_MODEL_MESSAGE, display_char
+from microlm_app.tabs.inspect_tab import InspectTab
 from microlm_app.workers import running_threads
 
 pg.setConfigOption("background", "w")

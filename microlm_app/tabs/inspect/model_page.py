@@ -1,0 +1,147 @@
+"""The Model page of the Inspect tab: the layers, their parameters and health, and the
+gradient norm of each layer during training."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QSplitter, QTextBrowser, QVBoxLayout, QWidget
+
+from microlm import MicroLM
+from microlm.inspection import analyze_parameters, inspect_model
+
+from .page import NO_MODEL_MESSAGE, Computations, InspectPage
+
+LINE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+
+
+def summarize_model(model: MicroLM) -> tuple[dict, dict]:
+    """The model's layers and its weights' health (run in a worker)."""
+    return inspect_model(model), analyze_parameters(model)
+
+
+class ModelPage(InspectPage):
+    """The model summary beside the gradient norms per layer."""
+
+    title = "Model"
+
+    def __init__(self, computations: Computations, parent: QWidget | None = None) -> None:
+        super().__init__(computations, parent)
+        self._gradient_curves: dict[str, pg.PlotDataItem] = {}
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._build_summary())
+        splitter.addWidget(self._build_gradients())
+        splitter.setSizes([520, 640])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+    # ----------------------------------------------------------------- building
+    def _build_summary(self) -> QWidget:
+        self.model_summary = QTextBrowser()
+        self.model_summary.setObjectName("modelSummary")
+        self.model_summary.setAccessibleName("Model summary")
+        self.model_summary.setToolTip(
+            "The model's layers, the shape and number of parameters of each, the memory the "
+            "weights take, and a health score that flags weights gone wrong (NaN, exploding, "
+            "dead or stuck gates).")
+        return self.model_summary
+
+    def _build_gradients(self) -> QWidget:
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(QLabel("<b>Gradient norm per layer during training</b>"))
+        self.gradient_status = self._status_label("gradientStatus")
+        column.addWidget(self.gradient_status)
+        self.gradient_plot = self._plot(
+            "gradientPlot", "Gradient norms per layer",
+            "How strongly each layer was being changed as training went on (the size of its "
+            "gradient). Norms that shrink towards zero in the lower layers mean they stopped "
+            "learning (vanishing gradients); spikes mean unstable steps (clipping helps).")
+        self.gradient_plot.setLogMode(y=True)
+        self.gradient_plot.setLabel("bottom", "training step")
+        self.gradient_plot.setLabel("left", "gradient norm (log scale)")
+        # an SI prefix on a log axis reads as "x0.001" next to 10^2 ticks: confusing
+        self.gradient_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.gradient_plot.addLegend(offset=(-10, 10))
+        column.addWidget(self.gradient_plot, 1)
+        return right
+
+    # ----------------------------------------------------------------- model
+    def _on_model_changed(self) -> None:
+        self._draw_gradient_norms()
+        model = self.inspected.model
+        if not self.inspected.ready:
+            self.model_summary.setHtml(f"<p>{html.escape(NO_MODEL_MESSAGE)}</p>")
+            return
+        self.model_summary.setHtml("<p>Summarizing the model…</p>")
+        self.computations.run("summary", summarize_model, model,
+                              on_result=self._on_summary_computed)
+
+    def _show_error(self, message: str) -> None:
+        self.model_summary.setPlainText(message)
+
+    def _on_summary_computed(self, tagged_result: tuple[int, Any]) -> None:
+        result = self._accept("summary", tagged_result)
+        if result is None:
+            return
+        (info, health) = result
+        score = health["health_score"]
+        colour = "#1a7f37" if score >= 0.9 else "#b35900" if score >= 0.6 else "#c62828"
+        notes = "".join(f"<li>{html.escape(note)}</li>" for note in health["health_notes"])
+        notes = f"<ul>{notes}</ul>" if notes else "<p>No problems found in the weights.</p>"
+        rows = []
+        for layer in info["layers"]:
+            stats = health["tensors"].get(layer["name"], {})
+            rows.append(
+                f"<tr><td>{html.escape(layer['name'])}</td><td>{layer['type']}</td>"
+                f"<td>{layer['shape']}</td><td align='right'>{layer['parameters']:,}</td>"
+                f"<td align='right'>{stats.get('mean', 0.0):+.3f}</td>"
+                f"<td align='right'>{stats.get('std', 0.0):.3f}</td></tr>")
+        self.model_summary.setHtml(
+            f"<h3>{info['parameter_count']:,} parameters</h3>"
+            f"<p>{info['trainable_parameters']:,} trainable · weights take "
+            f"{info['memory_mb']:.2f} MB</p>"
+            f"<p><b>Health score: <span style='color:{colour}'>{score:.2f}</span></b> "
+            f"(1 = no warning signs)</p>{notes}"
+            "<table cellspacing='0' cellpadding='3' border='1' style='border-collapse:"
+            "collapse'><tr><th>tensor</th><th>type</th><th>shape</th><th>parameters</th>"
+            f"<th>mean</th><th>std</th></tr>{''.join(rows)}</table>"
+            "<p style='white-space: pre-wrap; font-family: monospace'>"
+            f"{html.escape(info['architecture'])}</p>")
+
+    def _draw_gradient_norms(self) -> None:
+        """One line per layer from the run's history (already computed: only drawing)."""
+        self.gradient_plot.clear()
+        legend = self.gradient_plot.plotItem.legend
+        if legend is not None:
+            legend.clear()
+        self._gradient_curves = {}
+        history = self.inspected.metadata.get("history") or {}
+        records = history.get("grad_norms") or []
+        series: dict[str, tuple[list[float], list[float]]] = {}
+        for record in records:
+            try:
+                step, norms = record
+                for layer, norm in norms.items():
+                    if norm > 0:  # the log axis cannot show 0
+                        xs, ys = series.setdefault(layer, ([], []))
+                        xs.append(float(step))
+                        ys.append(float(norm))
+            except (TypeError, ValueError, AttributeError):
+                continue  # a malformed record in an old checkpoint: skip it
+        if self.inspected.model is None:
+            return
+        if not series:
+            self.gradient_status.setText("No gradient record: this model carries no training "
+                                         "history. Train it in the Train tab to see one.")
+            self.gradient_status.show()
+            return
+        self.gradient_status.hide()
+        for index, (layer, (xs, ys)) in enumerate(series.items()):
+            pen = pg.mkPen(LINE_COLOURS[index % len(LINE_COLOURS)], width=1.5)
+            self._gradient_curves[layer] = self.gradient_plot.plot(xs, ys, pen=pen, name=layer)
