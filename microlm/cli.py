@@ -9,9 +9,11 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +21,16 @@ from typing import TextIO
 import torch
 
 from . import distributed, hardware, prepared
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import (
+    CheckpointError,
+    CheckpointSaveError,
+    check_output,
+    check_room,
+    fallback_path,
+    load_model,
+    output_lock,
+    resumable_size,
+)
 from .data import SAMPLE_CORPORA, Corpus, CorpusError, read_corpus, sample_corpus
 from .generator import TextGenerator
 from .model import MicroLM, ModelConfig
@@ -39,12 +50,17 @@ from .trainer import (
 TYPICAL_VOCAB = 96  # distinct characters of a typical English text: sizes the preset table
 DEFAULT_PRESET = "small"  # used when neither --preset nor --time-budget is given
 INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C
+# Stop training and save, like Ctrl-C: `timeout`, job schedulers and systemd send SIGTERM,
+# a closed terminal SIGHUP.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 MODEL_FLAGS = ("embedding_dim", "hidden_dim", "num_layers", "dropout", "output_hidden_dim")
 TRAINING_FLAGS = ("sequence_length", "batch_size", "learning_rate", "weight_decay", "ema_decay",
-                  "epochs", "val_fraction", "eval_interval", "patience", "batching", "precision")
-# What a resumed run may still change: how long it goes on and how it is watched.
-RESUME_FLAGS = ("epochs", "eval_interval", "patience")
+                  "epochs", "val_fraction", "eval_interval", "patience", "batching", "precision",
+                  "checkpoint_every", "checkpoint_minutes")
+# What a resumed run may still change: how long it goes on, how it is watched and saved.
+RESUME_FLAGS = ("epochs", "eval_interval", "patience", "checkpoint_every", "checkpoint_minutes")
 
 
 class UserError(Exception):
@@ -117,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model on a text file or a built-in sample corpus",
         description="Train a model and save it as one checkpoint file. Settings come from, "
                     "in order of precedence: the explicit flags, then --preset, then the "
-                    "recommendation for --time-budget, then the 'small' preset. Ctrl-C stops "
+                    "recommendation for --time-budget, then the 'small' preset. Ctrl-C, "
+                    "SIGTERM or SIGHUP (a job's time limit, a closed terminal) stops "
                     "training and still saves the checkpoint. Under 'torchrun "
                     "--nproc_per_node=N' it trains on N processes (one per GPU, or CPU "
                     "processes): each step then sees N x --batch-size windows (the global "
@@ -182,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--patience", type=count_int,
                      help="stop early after this many validations without improvement "
                           "(0 = never)")
+    run.add_argument("--checkpoint-every", type=count_int, metavar="EPOCHS",
+                     help="also save the checkpoint every this many epochs during training "
+                          "(default 0: at the end only)")
+    run.add_argument("--checkpoint-minutes", type=positive_float, metavar="MINUTES",
+                     help="also save the checkpoint every this many minutes of training, so "
+                          "that a crash or a kill loses at most that much")
     train.add_argument("--time-budget", type=positive_float, metavar="SECONDS",
                        help="finish within this many seconds, everything included; alone, it "
                             "also picks the model that fits the time on this machine")
@@ -414,9 +437,9 @@ def run_train(args: argparse.Namespace) -> int:
             not_allowed.append("seed")
         if not_allowed:
             flags = ", ".join("--" + n.replace("_", "-") for n in not_allowed)
+            allowed = ", ".join("--" + n.replace("_", "-") for n in RESUME_FLAGS)
             raise UserError(f"--resume continues the saved run with its own settings; leave out "
-                            f"{flags} (only --epochs, --eval-interval, --patience, "
-                            f"--time-budget may change).")
+                            f"{flags} (only {allowed}, --time-budget may change).")
 
     on_disk = None  # a prepared folder: tokens memory-mapped, the text never read
     if args.file is not None and args.file.is_dir():
@@ -428,6 +451,12 @@ def run_train(args: argparse.Namespace) -> int:
         del corpus  # the trainer keeps the text encoded, a quarter or less of the string's size
     corpus_chars = on_disk.num_chars if on_disk else len(text)
     output = _output_path(args)
+    saves = distributed.is_main_process()  # under torchrun rank 0 alone writes the checkpoint
+    keep = [args.file] if args.file else []
+    # Checked before the work, not after it: never the text, nor a file that is not a
+    # checkpoint (a resumed run first says what is wrong with the file it resumes).
+    if saves and args.resume is None:
+        check_output(output, keep)
 
     if args.resume is not None:
         try:
@@ -441,6 +470,8 @@ def run_train(args: argparse.Namespace) -> int:
                             f"never saw ({shown}); resume with the text it was trained on."
                             ) from None
         overrides = {n: v for n, v in given.items() if n in RESUME_FLAGS}
+        if saves:
+            check_output(output, keep)
         print(f"Resuming {args.resume} at step {trainer.step:,}.", file=sys.stderr)
     else:
         tokenizer = on_disk.tokenizer if on_disk else CharacterTokenizer(text)
@@ -474,6 +505,8 @@ def run_train(args: argparse.Namespace) -> int:
     # Shown once the text is known to be usable, so that an error stays the only line.
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
+    if saves:
+        check_room(output, resumable_size(trainer.model))
 
     if budget is not None:
         reserve = _finishing_reserve(trainer, budget, device)
@@ -486,7 +519,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"Training for {remaining:.1f} s of the {budget:g} s budget ({reserve:.1f} s kept "
               f"for the last validation and saving).", file=sys.stderr)
     overrides["checkpoint_path"] = str(output)
-    return _train_with_progress(trainer, overrides, output, args)
+    with output_lock(output) if saves else nullcontext():  # one run at a time per file
+        return _train_with_progress(trainer, overrides, output, args)
 
 
 def _load_corpus(args: argparse.Namespace) -> Corpus:
@@ -597,16 +631,23 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     interrupted = False
     first_step = trainer.step
 
-    def on_interrupt(signum, frame) -> None:
+    def on_stop_signal(signum, frame) -> None:
         nonlocal interrupted
-        if interrupted:  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
+        if interrupted:  # a second Ctrl-C gives up at once; other signals wait for the save
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         interrupted = True
-        progress.message("Stopping after this step and saving (Ctrl-C again to abort) ...")
+        if signum == getattr(signal, "SIGHUP", None):
+            _leave_closed_terminal(terminals, progress)
+        received = "" if signum == signal.SIGINT else f"{signal.Signals(signum).name} received. "
+        progress.message(f"{received}Stopping after this step and saving (Ctrl-C again to "
+                         f"abort) ...")
         control.stop()
 
-    previous_handler = _install_interrupt_handler(on_interrupt)
-    distributed.stop_on_sigterm(control)  # torchrun ends its workers with SIGTERM
+    # Asked now: once hung up, a terminal may no longer say that it is one.
+    terminals = [name for name in ("stdout", "stderr") if getattr(sys, name).isatty()]
+    previous_handlers = _install_stop_handler(on_stop_signal)
     finished: TrainingFinished | None = None
     # (threads given with --threads stay as given)
     watch = hardware.SlowdownWatch.for_run(trainer.device) if args.threads is None else None
@@ -627,10 +668,13 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
                 progress.message(f"sample at step {event.step}: {event.text!r}")
             elif isinstance(event, TrainingFinished):
                 finished = event
+    except CheckpointSaveError as err:  # at the end or a periodic save: keep the model
+        raise CheckpointSaveError(err.errno, f"{err} {_keep_elsewhere(trainer, output)}"
+                                  ) from None
     finally:
         progress.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
     if finished.best_val_loss is not None:
         print(f"Best validation loss: {finished.best_val_loss:.4f} nats/char "
@@ -647,11 +691,39 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     return INTERRUPTED if interrupted else 0
 
 
-def _install_interrupt_handler(handler: Callable) -> Callable | int | None:
+def _install_stop_handler(handler: Callable) -> dict:
+    """Handle every stop signal with `handler`; returns the handlers it replaced. Only the
+    main thread receives signals (elsewhere, e.g. a worker, nothing changes), and a signal
+    ignored on purpose (nohup ignores SIGHUP) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in STOP_SIGNALS:
+        current = signal.getsignal(signum)
+        if current not in (signal.SIG_IGN, None):  # None: set outside Python, keep it
+            previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _leave_closed_terminal(terminals: list[str], progress: ProgressLine) -> None:
+    """After a hang-up, writing to the terminal fails, which would end the run before its
+    save: what was meant for it (sys.stdout, sys.stderr named in `terminals`) goes
+    nowhere; a log file still gets what was meant for it."""
+    for name in terminals:
+        setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives to the exit
+    if progress.is_terminal:
+        progress.stream = sys.stderr
+
+
+def _keep_elsewhere(trainer: ModelTrainer, output: Path) -> str:
+    """Save the model that could not be saved to `output` in the temporary folder; say where."""
+    fallback = fallback_path(output)
     try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (e.g. called from a worker): keep the default
-        return None
+        trainer.save_checkpoint(fallback)
+    except (CheckpointSaveError, CheckpointError) as err:
+        return f"Keeping it in {fallback} failed too: {err}"
+    return (f"The model was kept in {fallback} instead: move it where you want it (it also "
+            f"resumes with --resume).")
 
 
 def _duration(seconds: float) -> str:
@@ -706,25 +778,31 @@ class ProgressLine:
 
     def message(self, text: str) -> None:
         self._clear()
-        print(text, file=self.stream, flush=True)
+        self._write(text + "\n")
         if self.last is not None and self.is_terminal:
             self._draw()
 
     def close(self) -> None:
         if self.last is not None and self.is_terminal:
             self._draw()
-            print(file=self.stream, flush=True)
+            self._write("\n")
             self._line_length = 0
 
     def _draw(self) -> None:
-        self.stream.write(("\r" if self.is_terminal else "") + self._line()
-                          + ("" if self.is_terminal else "\n"))
-        self.stream.flush()
+        self._write(("\r" if self.is_terminal else "") + self._line()
+                    + ("" if self.is_terminal else "\n"))
 
     def _clear(self) -> None:
         if self.is_terminal and self._line_length:
-            self.stream.write("\r" + " " * self._line_length + "\r")
+            self._write("\r" + " " * self._line_length + "\r")
             self._line_length = 0
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:  # a closed terminal: showing progress is not worth ending the run
+            self.stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the line
 
     def _line(self) -> str:
         e = self.last

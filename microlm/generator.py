@@ -13,6 +13,11 @@ from .hardware import mixed_precision
 from .model import LSTMState, MicroLM
 from .tokenizer import CharacterTokenizer
 
+# Temperatures below this sample greedily (the most likely character). Logits divided by a
+# tinier one overflow float32 to inf (1e-320 made softmax NaN), and already at this one a
+# gap of 0.01 between two logits is a factor e^100 between their probabilities.
+GREEDY_BELOW = 1e-4
+
 
 @dataclass(frozen=True)
 class GeneratedChar:
@@ -53,8 +58,9 @@ class TextGenerator:
                  on_unknown: str = "error") -> str:
         """Return the prompt followed by `length` new characters.
 
-        temperature 0 is greedy (always the most likely character); top_k keeps the k
-        most likely characters; top_p keeps the smallest set whose probability reaches p.
+        temperature 0 (or below GREEDY_BELOW) is greedy: always the most likely character;
+        top_k keeps the k most likely characters; top_p keeps the smallest set whose
+        probability reaches p.
         Characters of the prompt the model never saw raise UnknownCharacterError, or are
         dropped/replaced with on_unknown="drop"/"replace".
         """
@@ -143,7 +149,7 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
     """
     logits = logits.float().cpu()
     probs = F.softmax(logits, dim=-1)
-    if temperature == 0:
+    if temperature < GREEDY_BELOW:
         return probs.argmax(dim=-1), probs
     scaled = logits / temperature
     if top_k is not None and top_k < scaled.size(-1):

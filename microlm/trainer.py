@@ -64,6 +64,9 @@ class TrainingConfig:
     seed: int = 1337
     device: str | None = None  # None: CUDA, then MPS, then CPU
     checkpoint_every: int = 0  # epochs between checkpoints to checkpoint_path; 0 = end only
+    # Minutes of training between checkpoints to checkpoint_path (saved after the step at
+    # which one is due), so a kill loses at most that much; None = by epochs only.
+    checkpoint_minutes: float | None = None
     checkpoint_path: str | None = None
     grad_norm_interval: int = 50  # steps between per-layer gradient-norm records
     bf16: bool = True  # bf16 autocast on CUDA GPUs that support it (weights stay fp32)
@@ -92,6 +95,8 @@ class TrainingConfig:
             out.append("val_fraction must be in [0, 1)")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             out.append("time_budget_s must be > 0")
+        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
+            out.append("checkpoint_minutes must be > 0")
         return out
 
     def to_dict(self) -> dict:
@@ -382,6 +387,7 @@ class ModelTrainer:
             self.history["epoch_losses"].pop()
             epoch_losses = list(self.history["step_losses"][-into_epoch:])
         last_eval_cost = 0.0
+        saved_at = clock.elapsed()  # for checkpoint_minutes
         reason, message, last_loss = "completed", "Training finished.", None
         self.model.train()
         while self.step < end_step:
@@ -466,10 +472,14 @@ class ModelTrainer:
                     break
             if cfg.sample_interval and run_step % cfg.sample_interval == 0:
                 yield SampleGenerated(self.step, self.sample(cfg.sample_length, seed=self.step))
-            if (end_of_epoch and cfg.checkpoint_path and cfg.checkpoint_every
-                    and epoch % cfg.checkpoint_every == 0 and run_step < run_steps):
+            by_epochs = (end_of_epoch and cfg.checkpoint_every
+                         and epoch % cfg.checkpoint_every == 0)
+            by_time = (cfg.checkpoint_minutes is not None
+                       and clock.elapsed() - saved_at >= 60 * cfg.checkpoint_minutes)
+            if cfg.checkpoint_path and (by_epochs or by_time) and run_step < run_steps:
                 self._run["time_used"] = clock.elapsed()
                 yield CheckpointSaved(self.step, str(self.save_checkpoint(cfg.checkpoint_path)))
+                saved_at = clock.elapsed()
 
         if epoch_losses and reason != "diverged":
             self.history["epoch_losses"].append(sum(epoch_losses) / len(epoch_losses))

@@ -1,6 +1,11 @@
 """Tests for checkpoints: round trip, atomic writes, and refusing damaged or hostile files."""
 
+import errno
+import io
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,15 @@ from microlm import (
     TextGenerator,
     load_model,
     save_model,
+)
+from microlm import checkpoint as checkpoint_module
+from microlm.checkpoint import (
+    STALE_TEMPORARY_S,
+    CheckpointSaveError,
+    check_output,
+    check_room,
+    may_replace,
+    output_lock,
 )
 
 TEXT = "one file holds weights, vocabulary and history.\n"
@@ -177,3 +191,174 @@ def test_model_and_tokenizer_that_do_not_belong_together(tmp_path):
     model = MicroLM(vocab_size=3, embedding_dim=4, hidden_dim=4, num_layers=1)
     with pytest.raises(CheckpointError, match="belong"):
         save_model(tmp_path / "m.pt", model, CharacterTokenizer("abcdef"))
+
+
+def test_a_symlink_loop_is_named_as_one(tmp_path):
+    loop = tmp_path / "loop.pt"
+    loop.symlink_to(tmp_path / "other.pt")
+    (tmp_path / "other.pt").symlink_to(loop)
+    with pytest.raises(CheckpointError, match="symlink loop"):
+        load_model(loop)
+    with pytest.raises(CheckpointError, match="symlink loop"):
+        check_output(loop)
+
+
+def test_only_a_checkpoint_or_nothing_may_be_replaced(tmp_path, trained):
+    model, tokenizer = trained
+    saved = save_model(tmp_path / "model.pt", model, tokenizer)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    empty = tmp_path / "empty.pt"
+    empty.touch()
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    dangling = tmp_path / "dangling.pt"
+    dangling.symlink_to(tmp_path / "not-yet.pt")
+    assert may_replace(saved) and may_replace(tmp_path / "new.pt") and may_replace(dangling)
+    assert not any(may_replace(p) for p in (notes, empty, foreign, tmp_path))
+    with pytest.raises(CheckpointError, match="notes.txt exists and is not a MicroLM checkpoint"):
+        check_output(notes)
+    assert notes.read_text() == "my notes\n"
+    check_output(saved)  # an older checkpoint may be replaced
+
+
+def test_the_text_trained_on_is_never_an_output(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("some text\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(text)
+    for output in (text, link, tmp_path / "sub" / ".." / "corpus.txt"):
+        with pytest.raises(CheckpointError, match="is the text being trained on"):
+            check_output(output, keep=[text])
+
+
+def test_an_unwritable_folder_is_found_before_a_save(tmp_path, monkeypatch):
+    # Simulated: as root, a read-only permission does not stop writing.
+    def no_permission(target):
+        raise PermissionError(errno.EACCES, "Permission denied",
+                              str(target.parent / f".{target.name}.abcd1234.tmp"))
+
+    monkeypatch.setattr(checkpoint_module, "_create_temporary", no_permission)
+    with pytest.raises(CheckpointError) as caught:
+        check_output(tmp_path / "model.pt")
+    assert str(caught.value) == (f"Cannot save the model to {tmp_path / 'model.pt'}: no "
+                                 f"permission to write in {tmp_path}. Choose another place.")
+
+
+def test_a_disk_without_room_for_the_checkpoint_is_found_before_a_save(tmp_path):
+    with pytest.raises(CheckpointError, match="MB free and the checkpoint needs about"):
+        check_room(tmp_path / "model.pt", 10**18)
+    check_room(tmp_path / "model.pt", 1000)
+    check_output(tmp_path / "model.pt")
+    assert list(tmp_path.iterdir()) == []  # the test file is gone
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a disk that fills up after 1,000 bytes."""
+
+    def __init__(self):
+        self.written = 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.written += len(data)
+        if self.written > 1000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return len(data)
+
+
+def test_a_full_disk_is_said_in_plain_words(tmp_path, trained, monkeypatch):
+    model, tokenizer = trained
+    real_save = torch.save
+    # torch.save reports the failed write as "[enforce fail at inline_container.cc] ...
+    # unexpected pos ..."
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save(obj, FullDisk()))
+    path = tmp_path / "model.pt"
+    with pytest.raises(CheckpointSaveError) as caught:
+        save_model(path, model, tokenizer)
+    assert str(caught.value) == f"Could not save the model to {path}: the disk is full."
+    assert caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_permission_is_said_in_plain_words_without_the_temporary_file(tmp_path, trained,
+                                                                        monkeypatch):
+    model, tokenizer = trained
+
+    def refuse(obj, f):
+        raise PermissionError(errno.EACCES, "Permission denied",
+                              str(tmp_path / ".model.pt.abcd1234.tmp"))
+
+    monkeypatch.setattr(torch, "save", refuse)
+    with pytest.raises(OSError) as caught:
+        save_model(tmp_path / "model.pt", model, tokenizer)
+    message = str(caught.value)
+    assert message == (f"Could not save the model to {tmp_path / 'model.pt'}: no permission "
+                       f"to write in {tmp_path}.")
+
+
+def test_temporary_files_of_killed_saves_are_removed_on_the_next_save(tmp_path, trained):
+    model, tokenizer = trained
+    long_ago = time.time() - STALE_TEMPORARY_S - 60
+    stale = tmp_path / ".model.pt.k3x9_a0q.tmp"  # a save killed long ago
+    recent = tmp_path / ".model.pt.abcdef12.tmp"  # a save that may still be writing
+    other = tmp_path / ".other.pt.abcdef12.tmp"  # another file's
+    not_ours = tmp_path / ".model.pt.backup.tmp"  # not our naming
+    for path in (stale, recent, other, not_ours):
+        path.write_bytes(b"partial")
+    for path in (stale, other, not_ours):
+        os.utime(path, (long_ago, long_ago))
+    save_model(tmp_path / "model.pt", model, tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["model.pt", recent.name, other.name, not_ours.name])
+
+
+def test_a_saved_file_has_the_umask_permissions_or_those_it_replaces(tmp_path, trained):
+    model, tokenizer = trained
+    path = tmp_path / "model.pt"
+    previous = os.umask(0o027)
+    try:
+        save_model(path, model, tokenizer)
+        assert path.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask, not 0o600
+        path.chmod(0o604)
+        save_model(path, model, tokenizer, step=2)
+        assert path.stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(previous)
+
+
+def test_saving_through_a_symlink_replaces_the_file_it_points_to(tmp_path, trained):
+    model, tokenizer = trained
+    real = tmp_path / "runs" / "model.pt"
+    real.parent.mkdir()
+    save_model(real, model, tokenizer, step=1)
+    link = tmp_path / "latest.pt"
+    link.symlink_to(real)
+    save_model(link, model, tokenizer, step=2)
+    assert link.is_symlink() and link.resolve() == real
+    assert load_model(real)[2]["step"] == 2
+    assert sorted(p.name for p in real.parent.iterdir()) == ["model.pt"]
+
+
+def test_a_second_run_saving_to_the_same_file_is_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    lock = tmp_path / ".model.pt.lock"
+    with output_lock(path):
+        assert lock.read_text().strip() == str(os.getpid())
+        with pytest.raises(CheckpointError, match=f"Another training run \\(process "
+                                                  f"{os.getpid()}\\) is saving to"):
+            with output_lock(path):
+                pass
+    assert not lock.exists()
+
+
+def test_the_lock_of_a_run_that_was_killed_is_taken_over(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    lock = tmp_path / ".model.pt.lock"
+    lock.write_text(f"{ended.pid}\n")
+    with output_lock(tmp_path / "model.pt"):
+        assert lock.read_text().strip() == str(os.getpid())
+    assert not lock.exists()

@@ -1,13 +1,19 @@
 """The `microlm` command line: train, resume, generate, inspect, probe and its error messages."""
 
+import errno
+import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 
 import pytest
 import torch
 
-from microlm import cli, hardware, load_model
+from microlm import ModelTrainer, cli, hardware, load_model
+from microlm import checkpoint as checkpoint_module
+from microlm.checkpoint import output_lock
 
 TINY = ["--embedding-dim", "8", "--hidden-dim", "16", "--num-layers", "1", "--dropout", "0",
         "--sequence-length", "16", "--batch-size", "8"]
@@ -54,7 +60,8 @@ def test_help_runs_as_a_module():
 def test_every_train_option_is_explained(capsys):
     status, out, _ = run(capsys, "train", "--help")
     assert status == 0
-    for option in ("--preset", "--time-budget", "--resume", "--patience", "--val-fraction"):
+    for option in ("--preset", "--time-budget", "--resume", "--patience", "--val-fraction",
+                   "--checkpoint-every", "--checkpoint-minutes"):
         assert option in out
     assert "passes over the training text" in out
 
@@ -203,10 +210,9 @@ def test_time_budget_alone_picks_a_model_and_stops_on_time(tmp_path, capsys, mon
 
 
 def test_the_whole_command_ends_within_its_budget(text_file, tmp_path, capsys):
-    """The one timing check the issue asks for: a 3 s budget, everything included (set-up,
-    calibration, training, the last validation, the checkpoint). The tolerance (20 %) is
-    wide for a loaded machine, yet a run that ignored the set-up or the final validation
-    and checkpoint would miss it."""
+    """The one wall-clock check of a budget: 3 s, everything included (set-up, calibration,
+    training, the last validation, the checkpoint), within a second more, wide enough for
+    a loaded machine."""
     import time
 
     budget = 3.0
@@ -218,7 +224,204 @@ def test_the_whole_command_ends_within_its_budget(text_file, tmp_path, capsys):
     assert "Time budget of 3 s reached" in out  # ended by the clock, not by the epochs
     _, _, metadata = load_model(tmp_path / "budget.pt")
     assert 0 < metadata["history"]["training_time"] <= budget
-    assert took <= 1.2 * budget
+    assert took <= budget + 1.0
+
+
+def test_the_training_text_is_never_overwritten(text_file, checkpoint, tmp_path, capsys):
+    text = text_file.read_bytes()
+    saved = checkpoint.read_bytes()
+    link = tmp_path / "link.txt"
+    link.symlink_to(text_file)
+    for argv in ([*TINY, "-o", text_file], ["--resume", checkpoint, "-o", text_file],
+                 [*TINY, "-o", link]):
+        status, out, err = run(capsys, "train", text_file, "--epochs", "1", *argv)
+        assert status == 2
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert "is the text being trained on" in err and "Choose another file" in err
+    assert text_file.read_bytes() == text and checkpoint.read_bytes() == saved
+
+
+def test_a_file_that_is_not_a_checkpoint_is_never_overwritten(text_file, tmp_path, capsys):
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1", "-o", notes)
+    assert status == 2
+    assert err == (f"error: {notes} exists and is not a MicroLM checkpoint, so it was left as "
+                   f"it is. Choose another file to save the model to.\n")
+    assert notes.read_text() == "my notes\n"
+
+
+def test_an_output_folder_without_write_permission_is_refused_before_training(
+        text_file, tmp_path, capsys, monkeypatch):
+    # Simulated: as root, a read-only permission does not stop writing.
+    def no_permission(target):
+        raise PermissionError(errno.EACCES, "Permission denied",
+                              str(target.parent / f".{target.name}.abcd1234.tmp"))
+
+    monkeypatch.setattr(checkpoint_module, "_create_temporary", no_permission)
+    output = tmp_path / "models" / "model.pt"
+    status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1", "-o", output)
+    assert status == 2
+    assert err.endswith(f"error: Cannot save the model to {output}: no permission to write in "
+                        f"{output.parent}. Choose another place.\n")
+    assert "val loss" not in err and out == ""  # no training happened
+
+
+def test_a_disk_without_room_is_refused_before_training(text_file, tmp_path, capsys,
+                                                        monkeypatch):
+    monkeypatch.setattr(checkpoint_module.shutil, "disk_usage",
+                        lambda folder: checkpoint_module.shutil._ntuple_diskusage(
+                            10**9, 10**9 - 1000, 1000))
+    status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1", "-o",
+                           tmp_path / "model.pt")
+    assert status == 2
+    assert "the disk has 0 MB free and the checkpoint needs about" in err
+    assert "val loss" not in err and out == ""
+
+
+@pytest.mark.parametrize("when", ["at the end", "periodic"])
+def test_a_model_that_could_not_be_saved_is_kept_in_the_temporary_folder(
+        when, text_file, tmp_path, capsys, monkeypatch):
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    real_save, calls = torch.save, []
+
+    def disk_full_once(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 1:  # the save to --output; the one that keeps the model works
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos "
+                               "4608 vs 4506")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_once)
+    output = tmp_path / "model.pt"
+    epochs = ["--epochs", "1"] if when == "at the end" else ["--epochs", "3",
+                                                             "--checkpoint-every", "1"]
+    status, out, err = run(capsys, "train", text_file, *TINY, *epochs, "-o", output)
+    assert status == 1
+    [kept] = temporary.iterdir()
+    assert err.splitlines()[-1] == (
+        f"error: Could not save the model to {output}: the disk is full. The model was kept "
+        f"in {kept} instead: move it where you want it (it also resumes with --resume).")
+    assert ".tmp" not in err and "Checkpoint saved" not in out
+    assert load_model(kept)[2]["step"] == STEPS_PER_EPOCH
+    assert not output.exists()
+
+
+def test_a_second_run_saving_to_the_same_file_is_refused(text_file, tmp_path, capsys):
+    output = tmp_path / "shared.pt"
+    with output_lock(output):  # a run in progress (this process) saves there
+        status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1", "-o",
+                               output)
+    assert status == 2
+    assert f"error: Another training run (process {os.getpid()}) is saving to {output}." in err
+    assert not output.exists()
+    status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1", "-o", output)
+    assert status == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.pt"]  # the lock is gone
+
+
+def test_checkpoint_every_and_minutes_save_during_training(text_file, tmp_path, capsys,
+                                                         monkeypatch):
+    output = tmp_path / "periodic.pt"
+    saved_steps = []
+    original = ModelTrainer.save_checkpoint
+
+    def save_and_record(self, path, **metadata):
+        written = original(self, path, **metadata)
+        saved_steps.append(load_model(path)[2]["step"])
+        return written
+
+    monkeypatch.setattr(ModelTrainer, "save_checkpoint", save_and_record)
+    status, _, err = run(capsys, "train", text_file, *TINY, "--epochs", "3",
+                         "--checkpoint-every", "1", "--checkpoint-minutes", "30", "-o", output)
+    assert status == 0, err
+    assert saved_steps == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH, 3 * STEPS_PER_EPOCH]
+    config = load_model(output)[2]["training_config"]
+    assert config["checkpoint_every"] == 1 and config["checkpoint_minutes"] == 30.0
+    for flag, value, problem in (("--checkpoint-minutes", "0", "'0' is not a number > 0"),
+                                 ("--checkpoint-every", "-1", "'-1' is not a whole number >= 0")):
+        status, _, err = run(capsys, "train", text_file, flag, value)
+        assert status == 2 and problem in err
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_save_and_exit_like_ctrl_c(name, text_file, tmp_path):
+    signum = getattr(signal, name, None)
+    if signum is None or signal.getsignal(signum) == signal.SIG_IGN:
+        pytest.skip(f"{name} is not available or is ignored here (nohup)")
+    output = tmp_path / "signalled.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "microlm", "train", str(text_file), *TINY, "--epochs", "1000",
+         "--eval-interval", "3", "--threads", "1", "-o", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, process.kill)  # a guard against a hang, not a timing
+    watchdog.start()
+    try:
+        for line in process.stderr:  # wait until it trains: a validation line
+            if line.startswith("step "):
+                break
+        process.send_signal(signum)
+        out, err = process.communicate()
+    finally:
+        watchdog.cancel()
+    assert process.returncode == cli.INTERRUPTED, err
+    assert f"{name} received. Stopping after this step and saving" in err
+    assert "Training stopped" in out and f"Checkpoint saved to {output}" in out
+    assert load_model(output)[2]["step"] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "forkpty"), reason="needs a pseudo-terminal")
+def test_closing_the_terminal_stops_saves_and_exits_like_ctrl_c(text_file, tmp_path):
+    """The terminal goes away (SIGHUP, and writing to it fails from then on): the run still
+    stops after a step and saves."""
+    import pty
+    import re
+    import select
+
+    output = tmp_path / "hung-up.pt"
+    argv = [sys.executable, "-m", "microlm", "train", str(text_file), *TINY, "--epochs",
+            "1000", "--eval-interval", "3", "--threads", "1", "-o", str(output)]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: its terminal is the pseudo-terminal
+        os.execv(sys.executable, argv)
+    watchdog = threading.Timer(120, os.kill, (pid, signal.SIGKILL))  # a guard, not a timing
+    watchdog.start()
+    try:
+        shown = b""
+        while not re.search(rb"[\r\n]step ", shown):  # it trains: a validation line
+            if not select.select([terminal], [], [], 120)[0]:
+                break
+            try:
+                shown += os.read(terminal, 4096)
+            except OSError:  # the child ended
+                break
+        os.close(terminal)  # hang up
+        _, status = os.waitpid(pid, 0)
+    finally:
+        watchdog.cancel()
+    assert os.waitstatus_to_exitcode(status) == cli.INTERRUPTED, shown.decode()[-500:]
+    assert load_model(output)[2]["step"] > 0
+
+
+def test_a_tiny_temperature_is_greedy(checkpoint, capsys):
+    args = ("generate", checkpoint, "--prompt", "the ", "--length", "30", "--seed", "2")
+    status, greedy, err = run(capsys, *args, "--temperature", "0")
+    assert status == 0, err
+    status, tiny, err = run(capsys, *args, "--temperature", "1e-320")
+    assert status == 0, err
+    assert tiny == greedy
+
+
+def test_a_symlink_loop_is_named_as_one(text_file, tmp_path, capsys):
+    loop = tmp_path / "loop.pt"
+    loop.symlink_to(loop)
+    for argv in (["generate", loop], ["train", text_file, "--resume", loop],
+                 ["train", text_file, *TINY, "-o", loop]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2
+        assert f"error: {loop} is a symlink loop" in err and "does not exist" not in err
 
 
 def test_sample_names_are_forgiving():

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from microlm import CharacterTokenizer, MicroLM, TextGenerator, UnknownCharacterError
+from microlm.generator import GREEDY_BELOW
 
 TEXT = "the cat sat on the mat.\nA dog ran far away!"
 
@@ -58,6 +59,15 @@ def test_same_seed_same_text(generator):
     assert generator.generate("the", length=60, temperature=1.5, seed=11) == first
     assert generator.generate("the", length=60, temperature=1.5, seed=12) != first
     assert first.startswith("the") and len(first) == 63
+
+
+@pytest.mark.parametrize("temperature", [1e-320, 1e-9, GREEDY_BELOW / 2])
+def test_a_temperature_too_small_to_divide_by_is_greedy(generator, temperature):
+    """1e-320 once made softmax NaN ("probability tensor contains either inf, nan ...")."""
+    greedy = generator.generate("the c", length=40, temperature=0.0)
+    assert generator.generate("the c", length=40, temperature=temperature, seed=1) == greedy
+    assert generator.generate_batch(["the c"], length=40, temperature=temperature,
+                                    seed=1) == [greedy]
 
 
 def test_top_k_one_and_tiny_top_p_are_greedy(generator):

@@ -326,6 +326,29 @@ def test_checkpoint_every_writes_files(tmp_path):
     assert len(metadata["history"]["step_losses"]) == 3 * per_epoch
 
 
+def test_checkpoint_minutes_saves_after_the_step_at_which_one_is_due(tmp_path, monkeypatch):
+    """Each step takes 25 s on a patched training clock: with a save every minute, one is
+    due after step 3 (75 s), the next a minute after that save (step 6, 150 s), ..."""
+    now = [0.0]
+    monkeypatch.setattr(trainer_module._RunClock, "elapsed", lambda self: now[0])
+    path = tmp_path / "run.pt"
+    trainer = make_trainer(checkpoint_minutes=1.0, checkpoint_path=str(path))
+    saved = []
+    for event in trainer.fit():
+        if isinstance(event, StepCompleted):
+            now[0] += 25.0
+        elif isinstance(event, CheckpointSaved):
+            saved.append((event.step, load_model(path)[2]["step"]))
+    steps = len(trainer.train_loader)
+    assert steps == 18
+    assert saved == [(3, 3), (6, 6), (9, 9), (12, 12), (15, 15), (18, 18)]  # and at the end
+
+
+def test_checkpoint_minutes_must_be_positive():
+    with pytest.raises(ValueError, match="checkpoint_minutes must be > 0"):
+        TrainingConfig(checkpoint_minutes=0)
+
+
 def test_seed_save_every_and_model_path(tmp_path):
     path = tmp_path / "models" / "my_model.pt"
     make_trainer().train(epochs=2, save_every=1, model_path=str(path))
