@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .generator import TextGenerator
 from .model import MicroLM, gradient_norms, layer_name
 from .tokenizer import CharacterTokenizer
 
@@ -279,7 +280,6 @@ def next_char_distribution(model: MicroLM, tokenizer: CharacterTokenizer, prompt
     The LSTM is run through activations(), as at generation time (no dropout), without
     switching the model to eval mode: a model that is training in another thread keeps
     its mode."""
-    from .generator import TextGenerator
 
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None, got {top_k}")

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
+from .checkpoint import load_checkpoint
 from .data import (
     NOT_TEXT,
     ControlCharacters,
@@ -406,8 +408,6 @@ def saved_loader_state(checkpoint: str | os.PathLike) -> dict | None:
     Under torchrun it is rank 0's; every rank takes it, which is right: each rank draws the
     same offsets, but within its own shard of the text.
     """
-    from .checkpoint import load_checkpoint
-
     return (load_checkpoint(checkpoint).get("training_state") or {}).get("loader")
 
 
@@ -417,8 +417,6 @@ def use_prepared(trainer, corpus: PreparedCorpus, loader_state: dict | None = No
     Under torchrun each rank trains on its own shard of the memory map, with its own
     random windows. Returns the training TextDataLoader.
     """
-    from . import distributed
-
     if trainer.tokenizer != corpus.tokenizer:
         raise CorpusError(f"{corpus.directory} was prepared from a different text than the "
                           f"model's (another vocabulary); give the corpus it was trained on.")

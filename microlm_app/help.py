@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import platform
 
+import pyqtgraph
+import PySide6
+import torch
+from PySide6.QtCore import qVersion
+
+import microlm
+
 
 def about_html() -> str:
     """Version, purpose and the versions of the libraries the app runs on."""
-    import pyqtgraph
-    import PySide6
-    import torch
-    from PySide6.QtCore import qVersion
-
-    import microlm
-
     return (
         f"<h2>MicroLM Studio {microlm.__version__}</h2>"
         "<p>Learn how neural language models work by building one: load a text, pick a "

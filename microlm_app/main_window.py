@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
 )
 
 import microlm
-import microlm_app
 
 from .help import HOW_IT_WORKS_HTML, about_html
 from .session import Session
@@ -51,7 +50,7 @@ STATUS_SECONDS = 6
 
 def resource_path(name: str) -> Path:
     """A file shipped in resources/: inside the installed package, else in the checkout."""
-    installed = Path(microlm_app.__file__).parent / "resources" / name
+    installed = Path(__file__).parent / "resources" / name
     return installed if installed.exists() else Path(__file__).parents[1] / "resources" / name
 
 
