@@ -1,6 +1,8 @@
 """microlm: a character-level LSTM language model to learn how language models work."""
 
+from .calibration import calibrate
 from .checkpoint import CheckpointError, load_model, save_model
+from .config import TrainingConfig
 from .data import (
     SAMPLE_CORPORA,
     Corpus,
@@ -13,20 +15,7 @@ from .data import (
     split_text,
 )
 from .generator import GeneratedChar, TextGenerator
-from .hardware import (
-    PRESETS,
-    Estimate,
-    HardwareInfo,
-    MachineSpeed,
-    Preset,
-    Recommendation,
-    calibrate,
-    estimate,
-    preset_parameters,
-    probe,
-    recommend,
-    select_device,
-)
+from .hardware import HardwareInfo, probe, select_device
 from .inspection import (
     ActivationTrace,
     EmbeddingProjection,
@@ -41,6 +30,9 @@ from .inspection import (
     top_neurons,
 )
 from .model import MicroLM, ModelConfig
+from .presets import PRESETS, Estimate, Preset, estimate, preset_parameters
+from .recommendation import Recommendation, recommend
+from .speed import MachineSpeed
 from .tokenizer import CharacterTokenizer, UnknownCharacterError
 from .trainer import (
     CheckpointSaved,
@@ -48,7 +40,6 @@ from .trainer import (
     ModelTrainer,
     SampleGenerated,
     StepCompleted,
-    TrainingConfig,
     TrainingControl,
     TrainingEvent,
     TrainingFinished,

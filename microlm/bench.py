@@ -21,8 +21,8 @@ import torch.nn as nn
 
 from .data import TextDataLoader, encode_tokens, read_corpus, sample_corpus
 from .generator import TextGenerator
-from .hardware import PRESETS
 from .model import MicroLM, gradient_norms
+from .presets import PRESETS
 from .tokenizer import CharacterTokenizer
 from .trainer import (
     ModelTrainer,

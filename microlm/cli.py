@@ -20,7 +20,7 @@ from typing import TextIO
 
 import torch
 
-from . import distributed, hardware, prepared
+from . import calibration, distributed, hardware, prepared, presets, recommendation
 from .checkpoint import (
     CheckpointError,
     CheckpointSaveError,
@@ -34,6 +34,8 @@ from .checkpoint import (
 from .data import SAMPLE_CORPORA, Corpus, CorpusError, read_corpus, sample_corpus
 from .generator import TextGenerator
 from .model import MicroLM, ModelConfig
+from .speed import MachineSpeed
+from .thread_watch import SlowdownWatch
 from .tokenizer import CharacterTokenizer, UnknownCharacterError
 from .trainer import (
     Evaluated,
@@ -147,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--sample", type=sample_name, metavar="NAME",
                         help="learn from a built-in corpus made from your Python installation: "
                              + ", ".join(_slug(n) for n in SAMPLE_CORPORA))
-    train.add_argument("--preset", choices=list(hardware.PRESETS),
+    train.add_argument("--preset", choices=list(presets.PRESETS),
                        help="a ready-made model size and training setup, from tiny and fast "
                             "(nano) to large and slow (xlarge); see 'microlm probe'")
     model = train.add_argument_group("model shape (override the preset or recommendation)")
@@ -390,16 +392,16 @@ def run_probe(args: argparse.Namespace) -> int:
     print(hardware.probe().summary())
     print(f"\nMeasuring training speed on {device} for about {args.seconds:g} s ...",
           file=sys.stderr, flush=True)
-    speed = hardware.calibrate(seconds=args.seconds, device=device)
+    speed = calibration.calibrate(seconds=args.seconds, device=device)
     print(f"\nMeasured training speed on {speed.device}: {speed.summary()}.")
     print(f"\nPresets (parameters for a text of {TYPICAL_VOCAB} distinct characters):")
     rows = [("preset", "embedding", "hidden", "layers", "parameters", "est. chars/s")]
-    for name, preset in hardware.PRESETS.items():
+    for name, preset in presets.PRESETS.items():
         config = preset.model_config(TYPICAL_VOCAB)
         rate = speed.chars_per_second(config, preset.batch_size, preset.sequence_length)
         rows.append((name, str(preset.embedding_dim), str(preset.hidden_dim),
                      str(preset.num_layers),
-                     f"{hardware.preset_parameters(name, TYPICAL_VOCAB):,}", f"{rate:,.0f}"))
+                     f"{presets.preset_parameters(name, TYPICAL_VOCAB):,}", f"{rate:,.0f}"))
     print(format_table(rows))
     return 0
 
@@ -550,15 +552,15 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
         # What is left once reading and calibrating are paid for, less a rough reserve
         # for finishing (the exact one is known once the model is chosen).
         remaining = budget - (time.monotonic() - args.started) - (0.1 + 0.03 * budget)
-        recommendation = hardware.recommend(corpus_chars, max(round(remaining, 1), 1.0),
-                                            vocab_size, speed)
+        recommended = recommendation.recommend(corpus_chars, max(round(remaining, 1), 1.0),
+                                               vocab_size, speed)
         print(f"Recommended for {budget:g} s on this machine:", file=sys.stderr)
-        for reason in recommendation.reasons:
+        for reason in recommended.reasons:
             print(f"  - {reason}", file=sys.stderr)
-        model_config = recommendation.model_config
-        training_config = recommendation.training_config
+        model_config = recommended.model_config
+        training_config = recommended.training_config
     else:
-        preset = hardware.PRESETS[args.preset or DEFAULT_PRESET]
+        preset = presets.PRESETS[args.preset or DEFAULT_PRESET]
         if args.preset is None:
             print(f"Using the '{preset.name}' preset (choose with --preset, or let "
                   f"--time-budget pick).", file=sys.stderr)
@@ -578,17 +580,17 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
             set(given) - {"epochs", "eval_interval"}):
         # Flags changed the recommended model or batches: plan epochs and validation for
         # the model that will actually train (the flags themselves still win).
-        planned = hardware.budget_plan(model_config, training_config, corpus_chars,
-                                       recommendation.training_config.time_budget_s, speed)
+        planned = recommendation.budget_plan(model_config, training_config, corpus_chars,
+                                             recommended.training_config.time_budget_s, speed)
         training_config = replace(planned, **{n: given[n] for n in ("epochs", "eval_interval")
                                               if n in given})
     return model_config, training_config
 
 
-def _calibrate_for(budget: float, device: str) -> hardware.MachineSpeed:
+def _calibrate_for(budget: float, device: str) -> MachineSpeed:
     """This machine's speed; the calibration is paid from the budget, so keep it short,
     and take none where a few were taken in the last minutes."""
-    return hardware.calibrate(seconds=min(1.5, max(0.2, 0.03 * budget)), device=device,
+    return calibration.calibrate(seconds=min(1.5, max(0.2, 0.03 * budget)), device=device,
                               reuse_recent=True)
 
 
@@ -650,7 +652,7 @@ def _train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
     previous_handlers = _install_stop_handler(on_stop_signal)
     finished: TrainingFinished | None = None
     # (threads given with --threads stay as given)
-    watch = hardware.SlowdownWatch.for_run(trainer.device) if args.threads is None else None
+    watch = SlowdownWatch.for_run(trainer.device) if args.threads is None else None
     try:
         for event in trainer.fit(control=control, **overrides):
             if isinstance(event, TrainingStarted):

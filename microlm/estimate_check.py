@@ -115,12 +115,12 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
     """Estimate, then train `shape` on `text` for `seconds` in this process and compare."""
     import torch
 
-    from . import hardware
+    from . import calibration, presets, recommendation
     from .model import MicroLM, ModelConfig
     from .tokenizer import CharacterTokenizer
     from .trainer import ModelTrainer, StepCompleted, TrainingConfig
 
-    speed = hardware.calibrate()
+    speed = calibration.calibrate()
     if speed.threads:
         torch.set_num_threads(speed.threads)
     tokenizer = CharacterTokenizer(text)
@@ -130,8 +130,8 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
                               sequence_length=shape.sequence_length, learning_rate=3e-3,
                               precision=speed.precision, grad_norm_interval=0)
     # As a real run: the budget decides the epochs and a few validations along the way.
-    training = hardware.budget_plan(model_config, training, len(text), seconds, speed)
-    expected = hardware.estimate(model_config, training, len(text), speed)
+    training = recommendation.budget_plan(model_config, training, len(text), seconds, speed)
+    expected = presets.estimate(model_config, training, len(text), speed)
 
     _reset_peak_rss()
     before = _peak_rss_bytes()
@@ -145,7 +145,7 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
                            f"time. Give it more seconds.")
     step_seconds = (times[-1] - times[WARMUP_STEPS - 1]) / (steps - WARMUP_STEPS)
     return Check(shape.label, model_config.num_parameters(), expected.seconds_per_epoch,
-                 step_seconds * hardware.steps_per_epoch(len(text), training),
+                 step_seconds * presets.steps_per_epoch(len(text), training),
                  expected.memory_bytes, peak, steps)
 
 

@@ -18,8 +18,9 @@ import torch
 from .bench import child_env
 from .data import sample_corpus
 from .generator import TextGenerator
-from .hardware import PRESETS, select_device, uses_bf16
+from .hardware import select_device, uses_bf16
 from .model import MicroLM
+from .presets import PRESETS
 from .tokenizer import CharacterTokenizer
 from .trainer import ModelTrainer, StepCompleted, set_seed
 

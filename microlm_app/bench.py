@@ -60,7 +60,7 @@ class Speed:
 def small_preset(vocab_size: int, seconds: float, device: str | None
                  ) -> tuple[ModelConfig, TrainingConfig]:
     """The "small" preset: a model a learner trains first on a laptop."""
-    from microlm.hardware import PRESETS
+    from microlm.presets import PRESETS
 
     preset = PRESETS["small"]
     # many epochs: the time budget, not the epoch count, ends both runs

@@ -36,7 +36,7 @@ from microlm import (
     TrainingStarted,
     UnknownCharacterError,
 )
-from microlm.hardware import SlowdownWatch
+from microlm.thread_watch import SlowdownWatch
 
 STEP_BATCH_SECONDS = 0.5  # step events are sent in batches at most this often
 GC_INTERVAL_SECONDS = 0.2  # how often the GUI thread collects cyclic garbage

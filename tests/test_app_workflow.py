@@ -7,19 +7,19 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QSlider, QSpinBox
 
-from microlm import TextGenerator, hardware, load_model
+from microlm import TextGenerator, calibration, load_model, recommendation, speed
 from microlm_app import MainWindow
 
 TEXT = ("To be, or not to be, that is the question:\n"
         "Whether 'tis nobler in the mind to suffer\n"
         "The slings and arrows of outrageous fortune,\n") * 60
-FIXED_SPEED = hardware.MachineSpeed(device="cpu", step_overhead_s=0.002, flops_per_second=2e9)
+FIXED_SPEED = speed.MachineSpeed(device="cpu", step_overhead_s=0.002, flops_per_second=2e9)
 
 
 @pytest.fixture(autouse=True)
 def fixed_speed(monkeypatch):
     """Nothing is timed: calibration returns a fixed, plausible machine."""
-    monkeypatch.setattr(hardware, "calibrate", lambda *args, **kwargs: FIXED_SPEED)
+    monkeypatch.setattr(calibration, "calibrate", lambda *args, **kwargs: FIXED_SPEED)
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
     qtbot.mouseClick(window.findChild(QPushButton, "applyRecommendedButton"),
                      Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not configure.is_busy, timeout=30_000)
-    expected = hardware.recommend(len(TEXT), 20, session.tokenizer.vocab_size(), FIXED_SPEED)
+    expected = recommendation.recommend(len(TEXT), 20, session.tokenizer.vocab_size(), FIXED_SPEED)
     hidden = window.findChild(QSpinBox, "hiddenDimSpin")
     assert hidden.value() == expected.model_config.hidden_dim
     assert session.model_config.hidden_dim == expected.model_config.hidden_dim

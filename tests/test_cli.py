@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from microlm import ModelTrainer, cli, hardware, load_model
+from microlm import ModelTrainer, cli, hardware, load_model, thread_watch
 from microlm import checkpoint as checkpoint_module
 from microlm.checkpoint import output_lock
 
@@ -498,7 +498,7 @@ def _run_watch(watch, durations, start=0.0):
 
 
 def test_slowdown_watch_ignores_one_long_gap_but_not_a_lasting_slowdown():
-    watch = hardware.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3)
+    watch = thread_watch.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3)
     # two settling steps, four usual ones, one validation gap, then steps 5x slower
     asked, _ = _run_watch(watch, [1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1, 0.1, 0.5, 0.5, 0.5])
     assert asked == [None] * 10 + [1, None]
@@ -507,7 +507,7 @@ def test_slowdown_watch_ignores_one_long_gap_but_not_a_lasting_slowdown():
 
 def test_slowdown_watch_goes_back_to_all_threads_once_the_load_has_passed():
     """A few seconds of another program's work must not halve the rest of a run's speed."""
-    watch = hardware.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3, retry_s=10)
+    watch = thread_watch.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3, retry_s=10)
     asked, elapsed = _run_watch(watch, [1.0, 1.0] + [0.125] * 4 + [0.5] * 2)
     assert asked[-1] == 1 and watch.threads == 1  # busy: one thread
     # 10 s on one thread at 0.25 s a step, then a trial of all the threads
@@ -521,7 +521,7 @@ def test_slowdown_watch_goes_back_to_all_threads_once_the_load_has_passed():
 
 
 def test_slowdown_watch_stays_on_one_thread_while_the_machine_stays_busy():
-    watch = hardware.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3, retry_s=10)
+    watch = thread_watch.SlowdownWatch(2, factor=3, settle=2, reference=4, recent=3, retry_s=10)
     asked, elapsed = _run_watch(watch, [1.0, 1.0] + [0.125] * 4 + [0.5] * 2 + [0.25] * 40)
     assert asked[-1] == 2  # the trial starts
     # all threads still 4x slower than one: the trial is lost, the next waits twice as long

@@ -5,12 +5,22 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMessageBox, QPushButton, QSpinBox
 
-from microlm import CharacterTokenizer, ModelConfig, corpus_stats, hardware, sample_corpus
+from microlm import (
+    CharacterTokenizer,
+    ModelConfig,
+    calibration,
+    corpus_stats,
+    hardware,
+    presets,
+    recommendation,
+    sample_corpus,
+    speed,
+)
 from microlm.data import Corpus
 from microlm_app.session import Session
 from microlm_app.tabs.configure_tab import ConfigureTab, format_bytes
 
-FIXED_SPEED = hardware.MachineSpeed(device="cpu", step_overhead_s=0.002,
+FIXED_SPEED = speed.MachineSpeed(device="cpu", step_overhead_s=0.002,
                                     flops_per_second=2e9)
 SPIN_NAMES = ("embeddingDimSpin", "hiddenDimSpin", "numLayersSpin", "sequenceLengthSpin",
               "batchSizeSpin", "epochsSpin")
@@ -19,7 +29,7 @@ SPIN_NAMES = ("embeddingDimSpin", "hiddenDimSpin", "numLayersSpin", "sequenceLen
 @pytest.fixture(autouse=True)
 def fixed_speed(monkeypatch):
     """Nothing is timed in tests: calibration returns a fixed, plausible machine."""
-    monkeypatch.setattr(hardware, "calibrate", lambda *args, **kwargs: FIXED_SPEED)
+    monkeypatch.setattr(calibration, "calibrate", lambda *args, **kwargs: FIXED_SPEED)
 
 
 def set_text(session: Session, text: str) -> None:
@@ -54,7 +64,7 @@ def test_widgets_carry_the_design_object_names(tab):
 
 def test_preset_fills_the_fields_and_the_session(tab):
     tab.preset_combo.activated.emit(tab.preset_combo.findData("medium"))
-    preset = hardware.PRESETS["medium"]
+    preset = presets.PRESETS["medium"]
     assert tab.spins["embedding_dim"].value() == preset.embedding_dim
     assert tab.spins["hidden_dim"].value() == preset.hidden_dim
     assert tab.spins["num_layers"].value() == preset.num_layers
@@ -80,9 +90,9 @@ def test_weight_averaging_reaches_the_training_config(tab):
 
 def test_preset_entries_show_true_parameter_counts(tab):
     vocab = tab.session.tokenizer.vocab_size()
-    for name in hardware.PRESETS:
+    for name in presets.PRESETS:
         text = tab.preset_combo.itemText(tab.preset_combo.findData(name))
-        assert f"{hardware.preset_parameters(name, vocab):,} parameters" in text
+        assert f"{presets.preset_parameters(name, vocab):,} parameters" in text
         assert "probe to estimate" in text
 
 
@@ -161,16 +171,17 @@ def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
     tab.recommend_button.click()
     qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
     chars = tab.session.corpus_stats.characters
-    expected = hardware.recommend(chars, 90, tab.session.tokenizer.vocab_size(), FIXED_SPEED,
+    expected = recommendation.recommend(chars, 90, tab.session.tokenizer.vocab_size(), FIXED_SPEED,
                                   tab.hardware_info.available_ram_bytes)
     assert tab.session.model_config == expected.model_config
     training = tab.session.training_config
     for name in ("sequence_length", "batch_size", "learning_rate", "epochs", "eval_interval",
                  "grad_clip", "weight_decay", "ema_decay"):
         assert getattr(training, name) == pytest.approx(getattr(expected.training_config, name))
-    assert training.weight_decay == pytest.approx(hardware.WEIGHT_DECAY) != 0.01  # not the default
+    # not the default
+    assert training.weight_decay == pytest.approx(recommendation.WEIGHT_DECAY) != 0.01
     assert tab.findChild(QDoubleSpinBox, "weightDecaySpin").value() == pytest.approx(
-        hardware.WEIGHT_DECAY)
+        recommendation.WEIGHT_DECAY)
     assert expected.training_config.ema_decay > 0
     assert tab.findChild(QDoubleSpinBox, "emaDecaySpin").value() == pytest.approx(
         expected.training_config.ema_decay)
@@ -233,7 +244,7 @@ def test_the_training_config_asks_for_the_precision_this_cpu_trains_fastest_in(q
     tab.preset_combo.setCurrentIndex(tab.preset_combo.findData("medium"))
     assert session.training_config.precision == "bfloat16"
     model_config, training_config, _ = tab.current_configs()
-    memory = {precision: format_bytes(hardware.training_memory_bytes(
+    memory = {precision: format_bytes(presets.training_memory_bytes(
         model_config, training_config.batch_size, training_config.sequence_length,
         tab.corpus_chars, precision)) for precision in ("bfloat16", "float32")}
     assert memory["bfloat16"] != memory["float32"]

@@ -12,8 +12,18 @@ from dataclasses import replace
 import pytest
 import torch
 
-from microlm import MicroLM, ModelConfig, TrainingConfig, hardware
+from microlm import MicroLM, ModelConfig, TrainingConfig, calibration, hardware, presets
+from microlm import speed as cost_model
+from microlm.calibration import calibrate
 from microlm.hardware import (
+    HardwareInfo,
+    cpu_runs_bf16_lstm,
+    keep_freed_memory,
+    probe,
+    select_device,
+)
+from microlm.presets import PRESETS, Estimate, estimate, preset_parameters, training_memory_bytes
+from microlm.recommendation import (
     BATCH_SIZES,
     CPU_MAX_BATCH,
     HIDDEN_SIZES,
@@ -22,28 +32,15 @@ from microlm.hardware import (
     MIN_STEPS,
     MIN_STEPS_REFERENCE_CHARS,
     MIN_STEPS_SCALE,
-    OUTPUT_HIDDEN_DIM,
     PARAMETERS_PER_ROOT_CHAR,
-    PRESETS,
-    Estimate,
-    HardwareInfo,
-    MachineSpeed,
     Recommendation,
     _batch_for,
-    calibrate,
-    cpu_runs_bf16_lstm,
-    estimate,
-    keep_freed_memory,
     learning_rate_for,
-    matmul_parameters,
     min_steps,
-    preset_parameters,
-    probe,
     recommend,
-    select_device,
     steps_scale,
-    training_memory_bytes,
 )
+from microlm.speed import OUTPUT_HIDDEN_DIM, MachineSpeed, matmul_parameters
 
 # A made-up 2-core CPU (no timing): 2 ms per step, 10 us per character position, 150 GFLOP/s.
 CPU_LIKE = MachineSpeed("cpu", step_overhead_s=0.002, flops_per_second=150e9,
@@ -197,14 +194,14 @@ def _times(costs: list[float]) -> list[float]:
 
 
 def test_the_calibration_solver_recovers_six_costs_of_very_different_sizes():
-    from microlm.hardware import _solve
+    from microlm.speed import _solve
 
     assert _solve(CALIBRATION_ROWS, _times(COSTS)) == pytest.approx(COSTS, rel=1e-6)
     assert _solve([[1, 2], [2, 4]], [1, 2]) == [0.0, 0.0]  # singular
 
 
 def test_a_noisy_shape_drops_a_term_rather_than_charge_a_negative_cost():
-    from microlm.hardware import _fit_costs
+    from microlm.speed import _fit_costs
 
     assert _fit_costs(CALIBRATION_ROWS, _times(COSTS)) == pytest.approx(COSTS, rel=1e-6)
     # a machine with no cost per state value: that term fits to nothing
@@ -231,7 +228,7 @@ def test_a_noisy_shape_drops_a_term_rather_than_charge_a_negative_cost():
 
 
 def test_times_that_only_the_arithmetic_explains_charge_nothing_else():
-    from microlm.hardware import _fit_costs
+    from microlm.speed import _fit_costs
 
     flops_only = [0.0, 0.0, 0.0, 2e-11, 0.0, 0.0]
     assert _fit_costs(CALIBRATION_ROWS, _times(flops_only)) == pytest.approx(
@@ -276,15 +273,15 @@ def test_memory_estimate_is_priced_in_the_precision_the_lstm_will_run_in(monkeyp
     config = ModelConfig(65, 64, 256, 1, 0.0, 1024)
     bf16 = TrainingConfig(batch_size=32, sequence_length=64, precision="bfloat16")
     monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: True)
-    assert hardware.lstm_precision("bfloat16") == "bfloat16"
+    assert presets.lstm_precision("bfloat16") == "bfloat16"
     assert estimate(config, bf16, 10_000, CPU_LIKE).memory_bytes == training_memory_bytes(
         config, 32, 64, 10_000, "bfloat16")
     # a CPU whose LSTM kernel cannot run bfloat16 trains in float32 (the trainer's fallback)
     monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: False)
-    assert hardware.lstm_precision("bfloat16") == "float32"
+    assert presets.lstm_precision("bfloat16") == "float32"
     assert estimate(config, bf16, 10_000, CPU_LIKE).memory_bytes == training_memory_bytes(
         config, 32, 64, 10_000, "float32")
-    assert hardware.lstm_precision("float32") == "float32"
+    assert presets.lstm_precision("float32") == "float32"
 
 
 def test_an_output_layer_is_priced_per_unit_and_position_not_per_weight_and_time_step():
@@ -297,7 +294,7 @@ def test_an_output_layer_is_priced_per_unit_and_position_not_per_weight_and_time
     # its weights are not read once per character, and its arithmetic is in the per-unit
     # cost, which the calibration measured under hidden 256 and 96 characters: here each
     # unit has 8 + 10 + 1 inputs, not 353, and its products cost that much less
-    scale = hardware.OUTPUT_FIXED_SHARE + (1 - hardware.OUTPUT_FIXED_SHARE) * 19 / 353
+    scale = cost_model.OUTPUT_FIXED_SHARE + (1 - cost_model.OUTPUT_FIXED_SHARE) * 19 / 353
     assert speed.step_seconds(deep, 2, 5) == pytest.approx(
         448 * 5 * 1e-6 + 6 * 448 * 10 / 1e9 + 10 * 32 * 2e-9 * scale)
     wide = ModelConfig(96, 128, 256, 1, 0.0, 32)  # the calibration's width: 2 ns a unit
@@ -432,7 +429,7 @@ def test_a_cpu_that_streams_its_weights_trains_on_batches_of_32_at_a_higher_rate
 
 
 def test_batch_doubles_only_while_it_reads_enough_more_characters_to_pay_for_the_steps():
-    from microlm.hardware import NOISE_BATCH, batch_gain_needed
+    from microlm.recommendation import NOISE_BATCH, batch_gain_needed
 
     assert NOISE_BATCH == 60
     assert batch_gain_needed(8) == pytest.approx(76 / 68)  # 1.12: far below the noise batch
@@ -464,14 +461,14 @@ def test_a_cpu_batch_stays_within_32_windows_however_cheap_the_model_says_it_is(
 
 
 def test_a_model_small_next_to_the_text_gets_no_dropout_however_often_it_reads_it():
-    from microlm.hardware import _dropout_for
+    from microlm.recommendation import _dropout_for
 
     assert _dropout_for(9.0, 400_000, 1_000_000) == 0.0  # 0.4 parameters per character
     assert _dropout_for(9.0, 700_000, 1_000_000) == 0.1
     assert _dropout_for(9.0, 2_000_000, 1_000_000) == 0.2
     assert _dropout_for(9.0, 5_000_000, 1_000_000) == 0.3
     assert _dropout_for(6.0, 5_000_000, 1_000_000) == 0.0  # reads it too few times (< 8)
-    from microlm.hardware import _dropout_reason
+    from microlm.recommendation import _dropout_reason
 
     assert "too small to memorise" in _dropout_reason(0.0, 9.0, 400_000, 1_000_000)
     # the recommendation applies the rule to its whole model, output layer included:
@@ -502,7 +499,7 @@ def test_a_model_small_next_to_the_text_gets_no_dropout_however_often_it_reads_i
 def test_reasons_and_the_estimate_quote_one_speed_for_a_model_with_dropout():
     from dataclasses import replace
 
-    from microlm.hardware import _count
+    from microlm.units import format_count as _count
 
     speed = replace(MEMORY_BOUND_CPU, dropout_value_s=3e-9)
     result = recommend(200_000, 60, 103, speed, PLENTY_OF_MEMORY)  # read ~12 times
@@ -747,7 +744,7 @@ def test_calibrate_returns_positive_numbers_and_is_cached(one_torch_thread):
 # unless freed memory is kept.
 _FAULTS_SCRIPT = """
 import resource, sys, torch
-from microlm import hardware
+from microlm import calibration, hardware, presets, speed
 if sys.argv[1] == "kept":
     assert hardware.keep_freed_memory()
 del_me = torch.ones(8 * 2**20); del del_me  # 32 MB: the first time faults it in anyway
@@ -776,12 +773,12 @@ def test_kept_freed_memory_is_reused_instead_of_faulted_in_again():
 
 def test_training_and_calibration_keep_freed_memory(monkeypatch, one_torch_thread):
     import microlm.trainer as trainer_module
-    from microlm import CharacterTokenizer, ModelTrainer, hardware
+    from microlm import CharacterTokenizer, ModelTrainer, calibration, hardware
 
     calls = []
     monkeypatch.setattr(trainer_module, "keep_freed_memory", lambda: calls.append("fit"))
     monkeypatch.setattr(hardware, "keep_freed_memory", lambda: calls.append("calibrate"))
-    monkeypatch.setattr(hardware, "_CALIBRATIONS", {})
+    monkeypatch.setattr(calibration, "_CALIBRATIONS", {})
     text = "to be or not to be, that is the question. " * 20
     tokenizer = CharacterTokenizer(text)
     trainer = ModelTrainer(MicroLM(config=ModelConfig(tokenizer.vocab_size(), 8, 16, 1, 0.0)),
@@ -800,12 +797,13 @@ def _speed_at(flops: float) -> MachineSpeed:
 
 def test_calibrations_are_remembered_and_the_median_of_the_last_five_used(tmp_path,
                                                                           monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
     now = 1_000_000.0
     flops = [100e9, 400e9, 50e9, 200e9, 300e9, 25e9]
-    used = [hardware._steadied(_speed_at(f), "this machine", now + i) for i, f in enumerate(flops)]
+    used = [calibration._steadied(_speed_at(f), "this machine", now + i)
+            for i, f in enumerate(flops)]
     # the first alone; then the faster of two; then the median of three, four (the lower
     # of the middle two: the faster), five and the last five
     assert [u.flops_per_second for u in used] == [100e9, 400e9, 100e9, 200e9, 200e9, 200e9]
@@ -815,34 +813,35 @@ def test_calibrations_are_remembered_and_the_median_of_the_last_five_used(tmp_pa
     saved = json.loads((tmp_path / "calibrations.json").read_text())
     assert [e["speed"]["flops_per_second"] for e in saved["this machine"]] == flops[1:]
     # another set-up (say, another thread count) has a history of its own
-    assert hardware._steadied(_speed_at(10e9), "other set-up", now).calibrations == 1
+    assert calibration._steadied(_speed_at(10e9), "other set-up", now).calibrations == 1
 
 
 def test_three_calibrations_from_the_last_ten_minutes_are_reused(tmp_path, monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
+    from microlm import speed as cost_model
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
     now = 1_000_000.0
-    assert hardware.REUSE_RECENT == 3 and hardware.REUSE_MAX_AGE_S == 600.0
-    hardware._steadied(_speed_at(100e9), "m", now - 3000)  # within the hour, not recent
-    hardware._steadied(_speed_at(300e9), "m", now - 700)  # just too old to count as recent
-    hardware._steadied(_speed_at(200e9), "m", now - 500)
-    hardware._steadied(_speed_at(400e9), "m", now - 100)
-    assert hardware._reused("m", now) is None  # two recent ones only
-    hardware._steadied(_speed_at(250e9), "m", now - 50)
-    reused = hardware._reused("m", now)
+    assert cost_model.REUSE_RECENT == 3 and cost_model.REUSE_MAX_AGE_S == 600.0
+    calibration._steadied(_speed_at(100e9), "m", now - 3000)  # within the hour, not recent
+    calibration._steadied(_speed_at(300e9), "m", now - 700)  # just too old to count as recent
+    calibration._steadied(_speed_at(200e9), "m", now - 500)
+    calibration._steadied(_speed_at(400e9), "m", now - 100)
+    assert calibration._reused("m", now) is None  # two recent ones only
+    calibration._steadied(_speed_at(250e9), "m", now - 50)
+    reused = calibration._reused("m", now)
     assert reused is not None and not reused.measured
     # pooled as a new calibration would be pooled: the median of all five from the hour
     assert (reused.flops_per_second, reused.calibrations) == (250e9, 5)
     assert "none taken now, as 3 or more were taken in the last 10 minutes" in reused.summary()
-    assert hardware._reused("other set-up", now) is None
-    assert hardware._reused("m", now + 500) is None  # by then two have aged past 10 minutes
+    assert calibration._reused("other set-up", now) is None
+    assert calibration._reused("m", now + 500) is None  # by then two have aged past 10 minutes
     saved = json.loads((tmp_path / "calibrations.json").read_text())["m"]
     assert len(saved) == 5 and all("measured" not in entry["speed"] for entry in saved)
 
 
 def test_only_a_calibration_asked_to_reuse_skips_measuring(tmp_path, monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
     measured: list[float] = []
@@ -851,11 +850,11 @@ def test_only_a_calibration_asked_to_reuse_skips_measuring(tmp_path, monkeypatch
         measured.append(seconds)
         return _speed_at(100e9 + 10e9 * len(measured))
 
-    monkeypatch.setattr(hardware, "_measure_speed", measure)
+    monkeypatch.setattr(calibration, "_measure_speed", measure)
     speeds = []
     for reuse in (True, True, True, True, False, True):
-        monkeypatch.setattr(hardware, "_CALIBRATIONS", {})  # as if a new process
-        speeds.append(hardware.calibrate(seconds=0.3, device="cpu", reuse_recent=reuse))
+        monkeypatch.setattr(calibration, "_CALIBRATIONS", {})  # as if a new process
+        speeds.append(calibration.calibrate(seconds=0.3, device="cpu", reuse_recent=reuse))
     # three measured while fewer than three were recent; then reused; measured when asked
     assert len(measured) == 4
     assert [speed.measured for speed in speeds] == [True, True, True, False, True, False]
@@ -867,19 +866,19 @@ def test_a_time_budget_run_reuses_recent_calibrations(monkeypatch):
     from microlm import cli
 
     calls = []
-    monkeypatch.setattr(hardware, "calibrate",
+    monkeypatch.setattr(calibration, "calibrate",
                         lambda **kwargs: calls.append(kwargs) or CPU_LIKE)
     assert cli._calibrate_for(60.0, "cpu") is CPU_LIKE
     assert calls == [{"seconds": 1.5, "device": "cpu", "reuse_recent": True}]
 
 
 def test_calibrations_older_than_an_hour_are_forgotten(tmp_path, monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
-    hardware._steadied(_speed_at(900e9), "m", 0.0)
-    hardware._steadied(_speed_at(800e9), "m", 10.0)
-    later = hardware._steadied(_speed_at(100e9), "m", 10.0 + hardware.CALIBRATION_MAX_AGE_S)
+    calibration._steadied(_speed_at(900e9), "m", 0.0)
+    calibration._steadied(_speed_at(800e9), "m", 10.0)
+    later = calibration._steadied(_speed_at(100e9), "m", 10.0 + calibration.CALIBRATION_MAX_AGE_S)
     assert (later.flops_per_second, later.calibrations) == (100e9, 1)
 
 
@@ -888,14 +887,15 @@ def test_remembered_calibrations_are_refitted_to_each_shape_s_median_time(tmp_pa
     """Five calibrations, each with a different shape timed 1.6x too slow (a busy moment):
     each one's fitted costs are off, and picking the median calibration keeps one of those
     errors; the refit to each shape's median time recovers the machine's costs."""
-    from microlm import hardware
+    from microlm import calibration
+    from microlm import speed as cost_model
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
     true = AVX512_EPYC
-    shapes = hardware._calibration_shapes(torch.device("cpu"))
+    shapes = cost_model.calibration_shapes(torch.device("cpu"))
     exact = [true.step_seconds(*shape) for shape in shapes]
     exact += [true.dropout_value_s, true.lstm_dropout_value_s]
-    fitted = hardware._speed_from_timings("cpu", "bfloat16", 2, exact)
+    fitted = cost_model.speed_from_timings("cpu", "bfloat16", 2, exact)
     assert fitted.flops_per_second == pytest.approx(true.flops_per_second, rel=1e-6)
     assert fitted.state_value_s == pytest.approx(true.state_value_s, rel=1e-6)
     # (the output shapes' difference also drops a linear layer, priced at the FLOP rate)
@@ -913,9 +913,9 @@ def test_remembered_calibrations_are_refitted_to_each_shape_s_median_time(tmp_pa
     for turn, slow in enumerate((7, 4, 3, 2, 1)):
         timings = list(exact)
         timings[slow] *= 1.6
-        alone = hardware._speed_from_timings("cpu", "bfloat16", 2, timings)
+        alone = cost_model.speed_from_timings("cpu", "bfloat16", 2, timings)
         assert error(alone) > 0.1  # each calibration alone mispredicts some shape by 10 %+
-        used = hardware._steadied(alone, "m", float(turn))
+        used = calibration._steadied(alone, "m", float(turn))
     assert used.calibrations == 5
     assert error(used) < 1e-6
     assert used.flops_per_second == pytest.approx(true.flops_per_second, rel=1e-6)
@@ -924,44 +924,44 @@ def test_remembered_calibrations_are_refitted_to_each_shape_s_median_time(tmp_pa
     saved = json.loads((tmp_path / "calibrations.json").read_text())["m"]
     assert saved[0]["speed"]["timings"][7] / exact[7] == pytest.approx(1.6)
     # a calibration with another thread count is not pooled with them
-    one_thread = hardware._speed_from_timings("cpu", "bfloat16", 1, [3 * t for t in exact])
-    assert hardware._steadied(one_thread, "m", 10.0).threads == 2
+    one_thread = cost_model.speed_from_timings("cpu", "bfloat16", 1, [3 * t for t in exact])
+    assert calibration._steadied(one_thread, "m", 10.0).threads == 2
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"m": [{"time": "x"}, 5]}',
                                      '{"m": [{"time": 1.0, "speed": {"unknown": 1}}]}'])
 def test_an_unreadable_calibration_file_is_replaced(tmp_path, monkeypatch, content):
-    from microlm import hardware
+    from microlm import calibration
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
     (tmp_path / "calibrations.json").write_text(content)
-    used = hardware._steadied(_speed_at(123e9), "m", 2.0)
+    used = calibration._steadied(_speed_at(123e9), "m", 2.0)
     assert (used.flops_per_second, used.calibrations) == (123e9, 1)
     assert json.loads((tmp_path / "calibrations.json").read_text())["m"][-1]["time"] == 2.0
 
 
 def test_a_calibration_file_that_cannot_be_written_is_left_alone(tmp_path, monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", str(tmp_path))
     (tmp_path / "calibrations.json").mkdir()  # a folder where the file should be
-    used = hardware._steadied(_speed_at(7e9), "m", 1.0)
+    used = calibration._steadied(_speed_at(7e9), "m", 1.0)
     assert (used.flops_per_second, used.calibrations) == (7e9, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrations.json"]  # no leftovers
 
 
 def test_an_empty_cache_dir_remembers_nothing(tmp_path, monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     monkeypatch.setenv("MICROLM_CACHE_DIR", "")
     monkeypatch.chdir(tmp_path)
-    assert hardware.calibration_file() is None
-    assert hardware._steadied(_speed_at(5e9), "m", 1.0) == _speed_at(5e9)
+    assert calibration.calibration_file() is None
+    assert calibration._steadied(_speed_at(5e9), "m", 1.0) == _speed_at(5e9)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     calls: list[str] = []
     clock = {"now": 0.0}
@@ -981,14 +981,14 @@ def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(m
         action()
         return clock["now"] - start
 
-    monkeypatch.setattr(hardware, "_training_step", fake_training_step)
-    monkeypatch.setattr(hardware, "_timed", fake_timed)
-    monkeypatch.setattr(hardware.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(calibration, "_training_step", fake_training_step)
+    monkeypatch.setattr(calibration, "_timed", fake_timed)
+    monkeypatch.setattr(calibration.time, "perf_counter", lambda: clock["now"])
     shapes = [(ModelConfig(10, 4, 8, 1, 0.0), 2, 4), (ModelConfig(10, 4, 16, 1, 0.0), 2, 4)]
-    times = hardware._interleaved_step_seconds(shapes, torch.device("cpu"), 100.0, "float32")
+    times = calibration._interleaved_step_seconds(shapes, torch.device("cpu"), 100.0, "float32")
     assert calls[:2] == ["small", "large"]  # one first step of each, to set up
     # then in turns (a first step warms the caches, untimed), not all of one shape first
-    turn = 1 + hardware.TIMED_PER_TURN
+    turn = 1 + calibration.TIMED_PER_TURN
     assert calls[2:2 + 4 * turn] == (["small"] * turn + ["large"] * turn) * 2
     assert calls.count("small") == calls.count("large") >= 4
     # medians over the turns: the slow stretch does not move the ratio from 4
@@ -996,7 +996,7 @@ def test_calibration_times_its_shapes_in_turns_so_a_slow_moment_hits_all_alike(m
 
 
 def test_calibration_starts_no_turn_that_would_end_past_its_time(monkeypatch):
-    from microlm import hardware
+    from microlm import calibration
 
     clock = {"now": 0.0}
     cost = {8: 1.0, 16: 4.0}  # seconds a step of each shape takes: a turn is 5 + 20 = 25
@@ -1006,20 +1006,20 @@ def test_calibration_starts_no_turn_that_would_end_past_its_time(monkeypatch):
             clock["now"] += cost[config.hidden_dim]
         return step
 
-    monkeypatch.setattr(hardware, "_training_step", fake_training_step)
-    monkeypatch.setattr(hardware.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(calibration, "_training_step", fake_training_step)
+    monkeypatch.setattr(calibration.time, "perf_counter", lambda: clock["now"])
     shapes = [(ModelConfig(10, 4, 8, 1, 0.0), 2, 4), (ModelConfig(10, 4, 16, 1, 0.0), 2, 4)]
-    hardware._interleaved_step_seconds(shapes, torch.device("cpu"), 60.0, "float32")
+    calibration._interleaved_step_seconds(shapes, torch.device("cpu"), 60.0, "float32")
     # Set-up 5 s, then turns ending at 30 and 55; a third would end at 80, past 5 + 60.
     assert clock["now"] == 55.0
     # The first turn runs whatever the time: every shape needs its timed steps.
     clock["now"] = 0.0
-    hardware._interleaved_step_seconds(shapes, torch.device("cpu"), 1.0, "float32")
+    calibration._interleaved_step_seconds(shapes, torch.device("cpu"), 1.0, "float32")
     assert clock["now"] == 30.0
 
 
 def test_calibration_leaves_the_random_state_alone(one_torch_thread):
-    from microlm.hardware import _interleaved_step_seconds
+    from microlm.calibration import _interleaved_step_seconds
 
     torch.manual_seed(7)
     expected = torch.rand(3)
@@ -1079,7 +1079,7 @@ SPILLING_CPU = MachineSpeed("cpu", step_overhead_s=0.002, flops_per_second=140e9
 
 
 def test_a_layer_spills_from_a_third_to_a_half_of_the_cache():
-    from microlm.hardware import spilled_share
+    from microlm.speed import spilled_share
 
     cache = 120 * 2**20
     assert spilled_share(40 * 2**20, cache) == 0.0
@@ -1093,7 +1093,7 @@ def test_recurrent_weights_read_from_memory_slow_small_batches_of_wide_layers():
     """Hidden 1,280 in float32 (25 MiB of recurrent weights) no longer fits a 32 MiB cache:
     at each character 1.4x those weights come from memory, which a batch of 8 feels much
     more than a batch of 64 (whose arithmetic takes longer)."""
-    from microlm.hardware import STREAMED_WEIGHT_PASSES
+    from microlm.speed import STREAMED_WEIGHT_PASSES
 
     wide = ModelConfig(65, 128, 1280, 1, 0.0)
     cached = replace(SPILLING_CPU, cache_bytes=0)
@@ -1120,7 +1120,7 @@ def test_each_step_costs_per_parameter_whatever_the_window():
     config = ModelConfig(65, 128, 512, 1, 0.0)
     for window in (16, 128):
         assert speed.step_seconds(config, 8, window) == pytest.approx(
-            6 * hardware.matmul_parameters(config) * 8 * window / 1e9
+            6 * cost_model.matmul_parameters(config) * 8 * window / 1e9
             + 5e-9 * config.num_parameters())
     assert "0.0 ms fixed cost per step and 5.0 ms per million parameters" in speed.summary()
 
@@ -1141,27 +1141,26 @@ def test_the_cache_size_is_read_from_sysfs(tmp_path):
 
 
 def test_a_calibration_prices_memory_reads_only_where_its_wide_shape_fits_the_cache():
-    from microlm import hardware
 
-    shapes = hardware._calibration_shapes(torch.device("cpu"))
+    shapes = cost_model.calibration_shapes(torch.device("cpu"))
     timings = [SPILLING_CPU.step_seconds(*shape) for shape in shapes] + [1e-9, 1e-8]
-    measured = hardware._speed_from_timings("cpu", "float32", 2, [*timings, 5e-11],
+    measured = cost_model.speed_from_timings("cpu", "float32", 2, [*timings, 5e-11],
                                             32 * 2**20)
     assert (measured.cache_bytes, measured.memory_byte_s) == (32 * 2**20, 5e-11)
     assert "20.0 GB/s from memory for the weights of layers too large for the 32 MiB " \
         "cache" in measured.summary()
     # an 8 MiB cache cannot hold hidden 512's weights: the calibration's own weight cost
     # already includes reading them from memory, and nothing is added for wider layers
-    small = hardware._speed_from_timings("cpu", "float32", 2, [*timings, 5e-11], 8 * 2**20)
+    small = cost_model.speed_from_timings("cpu", "float32", 2, [*timings, 5e-11], 8 * 2**20)
     assert small.memory_byte_s == 0.0
     assert "GB/s" not in small.summary()
     # a calibration remembered from before memory reads were measured
-    old = hardware._speed_from_timings("cpu", "float32", 2, timings, 32 * 2**20)
+    old = cost_model.speed_from_timings("cpu", "float32", 2, timings, 32 * 2**20)
     assert old.memory_byte_s == 0.0
 
 
 def test_memory_speed_is_measured_on_a_matrix_larger_than_the_cache():
-    from microlm.hardware import _memory_seconds_per_byte
+    from microlm.calibration import _memory_seconds_per_byte
 
     seconds = _memory_seconds_per_byte(2**20, torch.device("cpu"))  # a 64 MiB matrix
     assert 1e-12 < seconds < 1e-8  # between 100 MB/s and 1 TB/s
@@ -1185,7 +1184,7 @@ AVX2_EPYC_TIMINGS = (
 def test_the_slow_cpu_trains_on_batch_16_whichever_calibration_it_got(timings):
     """Batch 16 beat 8 and 32 there at 60 s on both texts (see NOISE_BATCH); a single
     threshold of 1.15 on the gain took batch 32 with one of these and 16 with the other."""
-    speed = hardware._speed_from_timings("cpu", "float32", 2, timings, 32 * 2**20)
+    speed = cost_model.speed_from_timings("cpu", "float32", 2, timings, 32 * 2**20)
     linear = ModelConfig(65, 128, 256, 1, 0.0)
     gains = [speed.chars_per_second(linear, 2 * b, 64) / speed.chars_per_second(linear, b, 64)
              for b in (8, 16)]
@@ -1202,7 +1201,7 @@ def test_a_short_run_on_the_slow_cpu_keeps_the_output_units(timings):
     """Measured there at 20 s (~17 s of training): hidden 192 / 128 with the output units
     on batch 16 reached 1.7765 / 1.7850 in 380 / 452 steps; a step floor held at half the
     steps left hidden 64 with a linear output layer, 1.9492 in 1,013 steps."""
-    speed = hardware._speed_from_timings("cpu", "float32", 2, timings, 32 * 2**20)
+    speed = cost_model.speed_from_timings("cpu", "float32", 2, timings, 32 * 2**20)
     for budget in (10, 20):
         result = recommend(SHAKESPEARE_CHARS, budget - 4, 65, speed, PLENTY_OF_MEMORY)
         model = result.model_config
@@ -1227,7 +1226,7 @@ def test_freed_memory_kept_for_reuse_goes_back_to_the_system_when_asked():
 
 
 def test_a_thread_watch_is_made_only_where_there_are_threads_to_choose():
-    from microlm.hardware import SlowdownWatch
+    from microlm.thread_watch import SlowdownWatch
 
     before = torch.get_num_threads()
     try:

@@ -27,7 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from microlm import ModelConfig, TrainingConfig, hardware
+from microlm import (
+    ModelConfig,
+    TrainingConfig,
+    calibration,
+    hardware,
+    presets,
+    recommendation,
+)
+from microlm.speed import MachineSpeed
 
 from ..session import Session
 from ..workers import TaskWorker, start_worker, stop_and_wait, wait_for_thread_end
@@ -116,7 +124,7 @@ class ConfigureTab(QWidget):
         self.setObjectName("configureTab")
         self.session = session
         self.hardware_info: hardware.HardwareInfo | None = None
-        self.speed: hardware.MachineSpeed | None = None
+        self.speed: MachineSpeed | None = None
         self.problems: list[str] = []
         self._default_precision: str | None = None  # this CPU's, found when first needed
         self._task: TaskWorker | None = None  # the probe or recommendation in progress
@@ -183,7 +191,7 @@ class ConfigureTab(QWidget):
             "to xlarge (needs a GPU). Each shows its true parameter count for your text's "
             "vocabulary, and once the hardware is probed, its memory and time per epoch.")
         self.preset_combo.addItem(CUSTOM, CUSTOM)
-        for name in hardware.PRESETS:
+        for name in presets.PRESETS:
             self.preset_combo.addItem(name, name)
         self.preset_combo.activated.connect(self._on_preset_chosen)
         # Entries are long; let the combo shrink with the window instead of forcing a scrollbar.
@@ -366,7 +374,7 @@ class ConfigureTab(QWidget):
         self._fill({**model_config.to_dict(), **training_config.to_dict()})
 
     def apply_preset(self, name: str) -> None:
-        preset = hardware.PRESETS[name]
+        preset = presets.PRESETS[name]
         # A preset sets the model and batch shape; epochs and Advanced stay as they are.
         self._fill({**preset.model_config(self.vocab_size).to_dict(),
                     "sequence_length": preset.sequence_length, "batch_size": preset.batch_size,
@@ -377,7 +385,7 @@ class ConfigureTab(QWidget):
         self._start_task(_probe_and_calibrate, self._on_probe_succeeded)
 
     def apply_recommended(self) -> None:
-        """Ask microlm.hardware.recommend for this text and budget (calibrating if needed)."""
+        """Ask microlm.recommendation.recommend for this text and budget (calibrating if needed)."""
         if self.session.corpus_stats is None:
             QMessageBox.warning(self, "No text loaded",
                                 "Load a text on the Data tab first: the recommendation "
@@ -489,13 +497,13 @@ class ConfigureTab(QWidget):
 
     def _sync_preset_combo(self) -> None:
         """Show the preset the fields match, or Custom once they match none."""
-        name = next((name for name in hardware.PRESETS if self._matches_preset(name)), None)
+        name = next((name for name in presets.PRESETS if self._matches_preset(name)), None)
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(name or CUSTOM))
-        self.preset_description.setText(hardware.PRESETS[name].description if name else
+        self.preset_description.setText(presets.PRESETS[name].description if name else
                                         "Your own settings (no preset matches them).")
 
     def _matches_preset(self, name: str) -> bool:
-        preset = hardware.PRESETS[name]
+        preset = presets.PRESETS[name]
         return all(abs(self.spins[field].value() - getattr(preset, field)) < 1e-9
                    for field in ("embedding_dim", "hidden_dim", "num_layers", "dropout",
                                  "output_hidden_dim", "sequence_length", "batch_size",
@@ -524,7 +532,7 @@ class ConfigureTab(QWidget):
                 f"Sequence length {training_config.sequence_length:,} is longer than the "
                 f"training text ({train_chars:,} characters). Use at most "
                 f"{max(train_chars - 1, 1):,} or load a longer text.")
-        memory = hardware.run_memory_bytes(model_config, training_config, self.corpus_chars)
+        memory = presets.run_memory_bytes(model_config, training_config, self.corpus_chars)
         available, where = self._available_memory()
         if memory > available:
             problems.append(
@@ -573,14 +581,14 @@ class ConfigureTab(QWidget):
             f"<b>Parameters: {parameters:,}</b> (embedding {embedding:,}, LSTM {lstm:,}, "
             f"output layer {parameters - embedding - lstm:,}) for a vocabulary of "
             f"{model_config.vocab_size} characters")
-        memory = hardware.run_memory_bytes(model_config, training_config, self.corpus_chars)
+        memory = presets.run_memory_bytes(model_config, training_config, self.corpus_chars)
         text = f"Training memory ≈ {format_bytes(memory)}"
         if self.speed is None:
             text += " · time per epoch: probe to estimate"
         elif self.corpus_chars == 0:
             text += " · time per epoch: load a text to estimate"
         else:
-            estimate = hardware.estimate(model_config, training_config, self.corpus_chars,
+            estimate = presets.estimate(model_config, training_config, self.corpus_chars,
                                          self.speed)
             text += (f" · ≈ {estimate.chars_per_second:,.0f} characters/s · "
                      f"≈ {format_seconds(estimate.seconds_per_epoch)} per epoch · "
@@ -594,17 +602,17 @@ class ConfigureTab(QWidget):
     def _update_preset_labels(self) -> None:
         for index in range(1, self.preset_combo.count()):
             name = self.preset_combo.itemData(index)
-            preset = hardware.PRESETS[name]
+            preset = presets.PRESETS[name]
             model_config = preset.model_config(self.vocab_size)
             training_config = preset.training_config(val_fraction=self.session.val_fraction,
                                                      precision=self.precision)
             text = f"{name} — {model_config.num_parameters():,} parameters"
             if self.speed is None or self.corpus_chars == 0:
-                memory = hardware.run_memory_bytes(model_config, training_config,
+                memory = presets.run_memory_bytes(model_config, training_config,
                                                    self.corpus_chars)
                 text += f" · {format_bytes(memory)} · probe to estimate time"
             else:
-                estimate = hardware.estimate(model_config, training_config, self.corpus_chars,
+                estimate = presets.estimate(model_config, training_config, self.corpus_chars,
                                              self.speed)
                 text += (f" · {format_bytes(estimate.memory_bytes)} · "
                          f"{format_seconds(estimate.seconds_per_epoch)} per epoch")
@@ -622,18 +630,18 @@ class ConfigureTab(QWidget):
             window.statusBar().showMessage(message, 6000)
 
 
-def _probe_and_calibrate() -> tuple[hardware.HardwareInfo, hardware.MachineSpeed]:
-    return hardware.probe(), hardware.calibrate()
+def _probe_and_calibrate() -> tuple[hardware.HardwareInfo, MachineSpeed]:
+    return hardware.probe(), calibration.calibrate()
 
 
 def _recommend(corpus_chars: int, budget_s: float, vocab_size: int,
-               speed: hardware.MachineSpeed | None, memory_bytes: int | None,
-               ) -> tuple[hardware.Recommendation, hardware.MachineSpeed, hardware.HardwareInfo]:
+               speed: MachineSpeed | None, memory_bytes: int | None,
+               ) -> tuple[recommendation.Recommendation, MachineSpeed, hardware.HardwareInfo]:
     info = hardware.probe()
-    speed = speed or hardware.calibrate()
-    recommendation = hardware.recommend(corpus_chars, budget_s, vocab_size, speed,
-                                        memory_bytes or info.available_ram_bytes)
-    return recommendation, speed, info
+    speed = speed or calibration.calibrate()
+    recommended = recommendation.recommend(corpus_chars, budget_s, vocab_size, speed,
+                                           memory_bytes or info.available_ram_bytes)
+    return recommended, speed, info
 
 
 def format_bytes(num_bytes: float) -> str:
