@@ -1,455 +1,221 @@
-"""`microlm bench`: training speed against a plain PyTorch loop, generation speed, peak memory."""
+"""`microlm bench`: how fast this machine trains and generates with the presets, and how much
+memory training takes, on the built-in Python documentation sample in under a minute."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
+import gc
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 import torch
-import torch.nn as nn
 
-from .data import TextDataLoader, encode_tokens, read_corpus, sample_corpus
+from .data import sample_corpus
 from .generator import TextGenerator
-from .model import MicroLM, gradient_norms
+from .hardware import cpu_model, give_back_freed_memory, select_device
+from .model import MicroLM
 from .presets import PRESETS
 from .tokenizer import CharacterTokenizer
-from .trainer import (
-    ModelTrainer,
-    StepCompleted,
-    TrainingConfig,
-    TrainingControl,
-    make_optimizer,
-    set_seed,
-)
+from .trainer import ModelTrainer, StepCompleted, TrainingControl, TrainingStarted, set_seed
+from .units import format_bytes
 
-MIN_SPEED_RATIO = 0.97  # ModelTrainer must keep at least this share of a plain loop's speed
-MAX_MEMORY_BYTES = int(1.5 * 2**30)  # peak memory allowed for a 100 MB corpus
-FULL_CORPUS_BYTES = 100 * 10**6
-QUICK_CORPUS_BYTES = 2 * 10**6
-PRESET = "small"
-
-
-@dataclass(frozen=True)
-class TrainingSpeed:
-    batch_size: int
-    sequence_length: int
-    steps_per_round: int
-    trainer_chars_per_second: list[float]  # one figure per round, in the order measured
-    plain_chars_per_second: list[float]
-
-    @property
-    def trainer_median(self) -> float:
-        return statistics.median(self.trainer_chars_per_second)
-
-    @property
-    def plain_median(self) -> float:
-        return statistics.median(self.plain_chars_per_second)
-
-    @property
-    def ratio(self) -> float:
-        """Median over rounds of trainer / plain speed: each pair ran back to back, so a
-        slow spell of the machine affects both sides of a pair alike."""
-        return statistics.median(t / p for t, p in zip(self.trainer_chars_per_second,
-                                                       self.plain_chars_per_second, strict=True))
+CORPUS = "Python documentation"  # built in: the bench needs no file and runs anywhere
+PRESET_NAMES = ("small", "medium", "large")  # what a learner picks from on a CPU
+# Training seconds per preset, after its first step: the large preset takes ~0.5 s a step on
+# an idle 2-core CPU, so 5 s times ~10 steps, and the whole bench takes ~25 s there.
+TRAIN_SECONDS = 5.0
+GENERATE_CHARS = 1000
+GENERATE_SECONDS = 1.5  # ... or this long, whichever ends first (large: ~300 chars/s there)
+BUSY_PERCENT = 25.0  # other programs' CPU use before the bench above which the report warns
+QUICK_SECONDS = 1.0  # --quick, for training and for generating: proves the bench runs
+QUICK_GENERATE_CHARS = 40
+WARMUP_STEPS = 1  # left out of the training speed: the first step sets up kernels and caches
+MIN_TIMED_STEPS = 2  # after the warm-up; fewer leave the training speed unknown (NaN)
+MEMORY_POLL_S = 0.005
 
 
 @dataclass(frozen=True)
-class StepCosts:
-    """Seconds per call of each part of a training step (medians), to show where
-    ModelTrainer spends time that the plain loop does not."""
-    forward_backward: float  # both loops
-    adam_step: float  # the plain loop's optimizer
-    adamw_step: float  # ModelTrainer's optimizer (decoupled weight decay on matrices)
-    clipping: float  # ModelTrainer: clip_grad_norm_, every step
-    gradient_norms: float  # ModelTrainer: per-layer gradient norms for the history
-    gradient_norm_interval: int  # ... recorded every this many steps
+class PresetSpeed:
+    preset: str
+    device: str
+    precision: str  # what training ran in, as the trainer reported: float32 or bfloat16
+    parameters: int
+    steps: int
+    train_chars_per_second: float  # from the warm-up's end to the last step; NaN: too few
+    generate_chars_per_second: float  # one prompt, one LSTM step per character
+    memory_bytes: int  # what training added: resident memory on a CPU, allocated on a GPU
+    peak_resident_bytes: int  # the whole process while training, PyTorch included
 
     @property
-    def trainer_extra(self) -> float:
-        """What ModelTrainer adds per step on average."""
-        return (self.adamw_step - self.adam_step + self.clipping
-                + self.gradient_norms / self.gradient_norm_interval)
-
-    @property
-    def expected_ratio(self) -> float:
-        plain = self.forward_backward + self.adam_step
-        return plain / (plain + self.trainer_extra)
-
-
-@dataclass(frozen=True)
-class GenerationSpeed:
-    length: int  # new characters generated
-    seconds: float  # median over repeats
-    threads: int  # torch intra-op threads used
-
-    @property
-    def chars_per_second(self) -> float:
-        return self.length / self.seconds
-
-    @property
-    def microseconds_per_char(self) -> float:
-        return 1e6 * self.seconds / self.length
-
-
-@dataclass(frozen=True)
-class MemoryUse:
-    corpus_bytes: int
-    sampled_peak_bytes: int  # highest RSS seen by polling the process every 10 ms
-    max_rss_bytes: int  # the kernel's own peak (ru_maxrss), 0 where unavailable
-    seconds: float
-
-    @property
-    def peak_bytes(self) -> int:
-        return max(self.sampled_peak_bytes, self.max_rss_bytes)
+    def bf16(self) -> bool:
+        return self.precision == "bfloat16"
 
 
 @dataclass(frozen=True)
 class BenchResult:
-    quick: bool
-    threads: int
-    training: TrainingSpeed
-    step_costs: StepCosts
-    generation: list[GenerationSpeed]
-    memory: MemoryUse
+    device: str
+    device_name: str  # the CPU model or the GPU's name
+    threads: int  # torch CPU threads
+    corpus_chars: int
+    train_seconds: float  # asked for, per preset
+    presets: tuple[PresetSpeed, ...]
+    busy_percent: float = 0.0  # the machine's CPU use in the half second before the bench
 
-    def failures(self) -> list[str]:
-        """The targets this run missed, in words (empty when all were met)."""
-        out = []
-        if self.training.ratio < MIN_SPEED_RATIO:
-            out.append(f"ModelTrainer reached {self.training.ratio:.3f} of the plain loop's "
-                       f"speed (target >= {MIN_SPEED_RATIO}).")
-        if self.memory.peak_bytes >= MAX_MEMORY_BYTES:
-            out.append(f"Peak memory {self.memory.peak_bytes / 2**30:.2f} GiB (target < "
-                       f"{MAX_MEMORY_BYTES / 2**30:.1f} GiB).")
-        return out
+    @property
+    def peak_resident_bytes(self) -> int:
+        return max((row.peak_resident_bytes for row in self.presets), default=0)
 
-
-def run_bench(quick: bool = False, log: Callable[[str], None] | None = None) -> BenchResult:
-    """Measure everything; `quick` uses a small corpus and few steps (figures are rough)."""
-    log = log or (lambda message: None)
-    corpus = sample_corpus("Python documentation").text
-    if quick:
-        corpus = corpus[:100_000]
-    tokenizer = CharacterTokenizer(corpus)
-    log("Training speed: ModelTrainer against a plain PyTorch loop ...")
-    training = measure_training_speed(corpus, tokenizer, rounds=2 if quick else 9,
-                                      steps=3 if quick else 20)
-    step_costs = measure_step_costs(tokenizer, repeats=3 if quick else 15)
-    log("Generation speed ...")
-    generation = measure_generation_speed(tokenizer, (20, 50, 100) if quick
-                                          else (200, 1000, 4000), repeats=1 if quick else 3)
-    corpus_bytes = QUICK_CORPUS_BYTES if quick else FULL_CORPUS_BYTES
-    log(f"Peak memory for a {corpus_bytes / 1e6:g} MB corpus, in a fresh process ...")
-    memory = measure_memory(corpus_bytes)
-    return BenchResult(quick, torch.get_num_threads(), training, step_costs, generation, memory)
+    def problems(self) -> list[str]:
+        """What kept a figure from being measured, in words (empty when nothing did)."""
+        return [f"the {row.preset} preset took only {row.steps} steps in "
+                f"{self.train_seconds:g} s, too few to time: give it more time (--seconds), "
+                f"or one thread (--threads 1) on a busy machine"
+                for row in self.presets if math.isnan(row.train_chars_per_second)]
 
 
-# ---- 1. training speed ----
-
-def measure_training_speed(text: str, tokenizer: CharacterTokenizer, rounds: int,
-                           steps: int) -> TrainingSpeed:
-    """Interleave ModelTrainer and the seed's plain loop (A B, B A, A B ...) on the same
-    model, the same batches and the same random windows; each run of `steps` steps is timed
-    as a whole, from the call to the last step."""
-    preset = PRESETS[PRESET]
-    config = preset.model_config(tokenizer.vocab_size())
-    batch, length = preset.batch_size, preset.sequence_length
-    tokens = encode_tokens(text, tokenizer)
-    steps = max(1, min(steps, (len(tokens) - 1) // (batch * length)))
-    # Warm up both (memory allocator, kernels) before timing anything.
-    _plain_loop_seconds(config, tokens, batch, length, steps=2)
-    _trainer_seconds(config, tokenizer, tokens, batch, length, steps=2)
-    trainer_rates, plain_rates = [], []
-    chars = steps * batch * length
-    for round_number in range(rounds):
-        # Alternate who goes first, so neither side always follows the other's leftovers.
-        for side in (("trainer", "plain") if round_number % 2 == 0 else ("plain", "trainer")):
-            if side == "trainer":
-                seconds = _trainer_seconds(config, tokenizer, tokens, batch, length, steps)
-                trainer_rates.append(chars / seconds)
-            else:
-                plain_rates.append(chars / _plain_loop_seconds(config, tokens, batch, length,
-                                                               steps))
-    return TrainingSpeed(batch, length, steps, trainer_rates, plain_rates)
+def run_bench(presets: Sequence[str] = PRESET_NAMES, device: str | None = None,
+              quick: bool = False, train_seconds: float | None = None,
+              log: Callable[[str], None] = lambda message: None) -> BenchResult:
+    """Train each preset for a few seconds on the built-in sample, then generate with it.
+    Raises ValueError for an unknown preset or a device this machine lacks."""
+    unknown = [name for name in presets if name not in PRESETS]
+    if unknown:
+        raise ValueError(f"No preset named {', '.join(unknown)}; choose from "
+                         f"{', '.join(PRESETS)}.")
+    chosen = select_device(device)
+    seconds = train_seconds or (QUICK_SECONDS if quick else TRAIN_SECONDS)
+    length = QUICK_GENERATE_CHARS if quick else GENERATE_CHARS
+    generate_seconds = QUICK_SECONDS if quick else GENERATE_SECONDS
+    text = sample_corpus(CORPUS).text
+    busy = psutil.cpu_percent(interval=0.5)  # other programs: the bench has not started yet
+    rows = []
+    for name in presets:
+        log(f"Training the {name} preset on {chosen} for {seconds:g} s, then generating ...")
+        rows.append(time_preset(name, str(chosen), text, train_seconds=seconds,
+                                generate_chars=length, generate_seconds=generate_seconds))
+    name = (torch.cuda.get_device_name(chosen) if chosen.type == "cuda"
+            else cpu_model() if chosen.type == "cpu" else chosen.type)
+    return BenchResult(str(chosen), name, torch.get_num_threads(), len(text), seconds,
+                       tuple(rows), busy)
 
 
-def _batches(tokens: torch.Tensor, batch: int, length: int, steps: int) -> TextDataLoader:
-    """A loader of exactly `steps` batches whose random windows depend only on the seed."""
-    return TextDataLoader(tokens[:steps * batch * length + 1], length, batch, seed=0)
-
-
-def _trainer_seconds(config, tokenizer: CharacterTokenizer, tokens: torch.Tensor, batch: int,
-                     length: int, steps: int) -> float:
+def time_preset(name: str, device: str, text: str, *, train_seconds: float,
+                generate_chars: int, generate_seconds: float = GENERATE_SECONDS,
+                precision: str = "auto") -> PresetSpeed:
+    """Train preset `name` on `text` for `train_seconds` after its first step (which sets
+    up kernels and caches and is not timed), then generate up to `generate_chars`
+    characters with it (for `generate_seconds` at most). `precision`: as TrainingConfig's
+    ("auto": the device's fastest, as `microlm train` would)."""
+    preset = PRESETS[name]
+    tokenizer = CharacterTokenizer(text)
     set_seed(0)
-    model = MicroLM(config=config)
-    # val_fraction 0: no validation runs (the plain loop has none); everything else default.
-    trainer = ModelTrainer(model, tokenizer, device="cpu",
-                           config=TrainingConfig(epochs=1, batch_size=batch,
-                                                 sequence_length=length, val_fraction=0.0))
-    loader = _batches(tokens, batch, length, steps)
-    start = time.perf_counter()
-    for _ in trainer.fit(loader):
-        pass
-    return time.perf_counter() - start
+    model = MicroLM(config=preset.model_config(tokenizer.vocab_size()))
+    # No validation and no gradient-norm records: only the steps a run is made of.
+    config = preset.training_config(epochs=1_000_000, val_fraction=0.0, device=device,
+                                    grad_norm_interval=0, precision=precision)
+    # A process's first optimizer imports torch._dynamo (~70 MB, ~1.5 s on a 2-core CPU):
+    # once, here, and not in the first preset's training memory.
+    torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+    with _MemoryWatch(torch.device(device)) as memory:
+        trainer = ModelTrainer(model, tokenizer, config=config)
+        trainer.prepare_data(text)
+        ran_in, steps, control = config.precision, [], TrainingControl()
+        for event in trainer.fit(control=control):
+            if isinstance(event, TrainingStarted):
+                ran_in = event.precision
+            elif isinstance(event, StepCompleted):
+                steps.append(event)
+                # The clock starts after the first step, which sets up kernels and caches.
+                if event.elapsed_s - steps[0].elapsed_s >= train_seconds:
+                    control.stop()
+    train_rate = math.nan
+    if len(steps) >= WARMUP_STEPS + MIN_TIMED_STEPS:
+        first, last = steps[WARMUP_STEPS - 1], steps[-1]
+        chars_per_step = config.batch_size * config.sequence_length
+        train_rate = ((last.step - first.step) * chars_per_step
+                      / (last.elapsed_s - first.elapsed_s))
+
+    generator = TextGenerator(trainer.model, tokenizer, device, bf16=ran_in == "bfloat16")
+    generator.generate("", 5, seed=0)  # warm-up (kernel selection, caches)
+    generated, started = 0, time.perf_counter()
+    # Each character is read back (a GPU sync point), so the clock sees finished work.
+    for _ in generator.stream("", generate_chars, seed=0):
+        generated += 1
+        if time.perf_counter() - started >= generate_seconds:
+            break
+    generate_rate = generated / (time.perf_counter() - started)
+    return PresetSpeed(name, device, ran_in, model.config.num_parameters(), len(steps),
+                       train_rate, generate_rate, memory.rise_bytes, memory.peak_resident_bytes)
 
 
-def _plain_loop_seconds(config, tokens: torch.Tensor, batch: int, length: int,
-                        steps: int) -> float:
-    """The seed README's "Custom Training Loop": Adam, CrossEntropyLoss, loss.item() per step."""
-    set_seed(0)
-    model = MicroLM(config=config)
-    vocab_size = config.vocab_size
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-    criterion = nn.CrossEntropyLoss()
-    loader = _batches(tokens, batch, length, steps)
-    start = time.perf_counter()
-    model.train()
-    total_loss = 0.0
-    for inputs, targets in loader:
-        optimizer.zero_grad()
-        outputs = model(inputs)
-        loss = criterion(outputs.view(-1, vocab_size), targets.view(-1))
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item()
-    return time.perf_counter() - start
+class _MemoryWatch:
+    """The most memory the block added (rise_bytes): on a GPU the allocator's own peak; on
+    a CPU the process's resident memory, polled from a thread, the same way on every OS.
+    peak_resident_bytes: the whole process's highest resident memory meanwhile."""
 
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.rise_bytes = self.peak_resident_bytes = 0
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
 
-def measure_step_costs(tokenizer: CharacterTokenizer, repeats: int) -> StepCosts:
-    """Time each part of a step of the small preset on its own (median of `repeats`)."""
-    preset = PRESETS[PRESET]
-    config = preset.model_config(tokenizer.vocab_size())
-    set_seed(0)
-    model = MicroLM(config=config)
-    inputs = torch.randint(0, config.vocab_size, (preset.batch_size, preset.sequence_length))
-    targets = torch.randint(0, config.vocab_size, inputs.shape)
-    training_config = TrainingConfig()
-    adamw = make_optimizer(model, training_config)
-    adam = torch.optim.Adam(model.parameters(), lr=0.001)
-    criterion = nn.CrossEntropyLoss()
+    def __enter__(self) -> _MemoryWatch:
+        gc.collect()
+        give_back_freed_memory()  # what earlier runs kept for reuse is not this run's
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._gpu_start = torch.cuda.memory_allocated(self.device)
+        self._start = self.peak_resident_bytes = self._process.memory_info().rss
+        self._thread.start()
+        return self
 
-    def forward_backward() -> None:
-        model.zero_grad()
-        criterion(model(inputs).view(-1, config.vocab_size), targets.view(-1)).backward()
+    def _poll(self) -> None:
+        while not self._stop.wait(MEMORY_POLL_S):
+            self._sample()
 
-    def median_seconds(action: Callable[[], object]) -> float:
-        action()  # warm-up; also leaves gradients in place for the optimizer parts
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            action()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+    def _sample(self) -> None:
+        self.peak_resident_bytes = max(self.peak_resident_bytes,
+                                       self._process.memory_info().rss)
 
-    return StepCosts(
-        forward_backward=median_seconds(forward_backward),
-        adam_step=median_seconds(adam.step),
-        adamw_step=median_seconds(adamw.step),
-        clipping=median_seconds(lambda: torch.nn.utils.clip_grad_norm_(
-            model.parameters(), training_config.grad_clip)),
-        gradient_norms=median_seconds(lambda: gradient_norms(model)),
-        gradient_norm_interval=training_config.grad_norm_interval)
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        if self.device.type == "cuda":
+            self.rise_bytes = torch.cuda.max_memory_allocated(self.device) - self._gpu_start
+        else:
+            self.rise_bytes = self.peak_resident_bytes - self._start
 
-
-# ---- 2. generation speed ----
-
-def measure_generation_speed(tokenizer: CharacterTokenizer, lengths: Sequence[int],
-                             repeats: int) -> list[GenerationSpeed]:
-    """Single-prompt generation with the small preset on the CPU at several lengths, with
-    torch's default number of threads and, when that is more than one, with one thread:
-    a batch of one is too small to share, and on a busy machine the threads wait on
-    each other at every character."""
-    set_seed(0)
-    model = MicroLM(config=PRESETS[PRESET].model_config(tokenizer.vocab_size()))
-    generator = TextGenerator(model, tokenizer, device="cpu")
-    prompt = tokenizer.clean("The ")
-    default_threads = torch.get_num_threads()
-    results = []
-    for threads in sorted({default_threads, 1}, reverse=True):
-        torch.set_num_threads(threads)
-        try:
-            generator.generate(prompt, 20, temperature=0.8, seed=0)  # warm-up
-            times: dict[int, list[float]] = {length: [] for length in lengths}
-            for repeat in range(repeats):  # lengths interleaved, so noise hits them alike
-                for length in lengths:
-                    start = time.perf_counter()
-                    generator.generate(prompt, length, temperature=0.8, seed=repeat)
-                    times[length].append(time.perf_counter() - start)
-        finally:
-            torch.set_num_threads(default_threads)
-        results += [GenerationSpeed(length, statistics.median(times[length]), threads)
-                    for length in lengths]
-    return results
-
-
-# ---- 3. peak memory, in a fresh process ----
-
-def child_env() -> dict:
-    """The environment for a benchmark's child process: it must import this copy of
-    microlm, wherever that is installed (or not installed at all)."""
-    root = str(Path(__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-
-
-def measure_memory(corpus_bytes: int) -> MemoryUse:
-    """Run _memory_child in a new interpreter and watch its resident memory from here."""
-    with tempfile.TemporaryDirectory(prefix="microlm-bench-") as folder:
-        report = Path(folder) / "report.json"
-        start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "microlm.bench", "--memory-child",
-                                  str(corpus_bytes), folder], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True, env=child_env())
-        sampled_peak = _watch_peak_rss(child)
-        error = child.stderr.read()
-        child.stderr.close()
-        if child.wait() != 0:
-            raise RuntimeError(f"The memory benchmark process failed: "
-                               f"{error.strip().splitlines()[-1] if error.strip() else '?'}")
-        seconds = time.perf_counter() - start
-        data = json.loads(report.read_text())
-    return MemoryUse(corpus_bytes, sampled_peak, int(data["max_rss_bytes"]), seconds)
-
-
-def _watch_peak_rss(child: subprocess.Popen, interval: float = 0.01) -> int:
-    """Poll the child's resident memory from a thread until it exits; return the highest."""
-    peak = 0
-    process = psutil.Process(child.pid)
-
-    def watch() -> None:
-        nonlocal peak
-        while child.poll() is None:
-            try:
-                peak = max(peak, process.memory_info().rss)
-            except psutil.Error:  # exited between poll() and memory_info()
-                return
-            time.sleep(interval)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    watcher.join()
-    return peak
-
-
-def _memory_child(corpus_bytes: int, folder: str) -> None:
-    """What a user does with a big text: read it, build the vocabulary, prepare the data
-    and train one step of the small preset. Writes ru_maxrss to report.json."""
-    path = Path(folder) / "corpus.txt"
-    piece = sample_corpus("Python documentation").text.encode("utf-8")
-    with open(path, "wb") as f:  # written in pieces, so the file never sits in memory whole
-        written = 0
-        while written < corpus_bytes:
-            chunk = piece[:corpus_bytes - written]
-            f.write(chunk)
-            written += len(chunk)
-    del piece
-    corpus = read_corpus(path)
-    tokenizer = CharacterTokenizer(corpus.text)
-    preset = PRESETS[PRESET]
-    trainer = ModelTrainer(MicroLM(config=preset.model_config(tokenizer.vocab_size())),
-                           tokenizer, device="cpu", config=preset.training_config())
-    trainer.prepare_data(corpus.text)
-    control = TrainingControl()
-    for event in trainer.fit(control=control):
-        if isinstance(event, StepCompleted):
-            control.stop()  # one step is enough: the memory is what we measure
-    path.unlink()
-    (Path(folder) / "report.json").write_text(json.dumps({"max_rss_bytes": _max_rss_bytes()}))
-
-
-def _max_rss_bytes() -> int:
-    try:
-        import resource
-    except ImportError:  # Windows: only the sampled figure is available
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
-
-
-# ---- report ----
 
 def format_report(result: BenchResult) -> str:
-    from .cli import format_table
-
-    t = result.training
-    lines = [f"microlm bench{' --quick (rough figures)' if result.quick else ''}: "
-             f"{psutil.cpu_count(logical=False) or '?'} cores, {result.threads} torch threads, "
-             f"torch {torch.__version__}",
+    """The figures as a table, one row per preset."""
+    memory = "GPU memory" if result.device.startswith("cuda") else "memory"
+    lines = [f"microlm bench on {result.device} ({result.device_name}), "
+             f"{psutil.cpu_count(logical=False) or '?'} CPU cores, {result.threads} torch "
+             f"threads, torch {torch.__version__}",
+             f"Each preset trained for {result.train_seconds:g} s on the built-in '{CORPUS}' "
+             f"sample ({result.corpus_chars:,} characters), then generated.",
              "",
-             f"1. Training speed, '{PRESET}' preset, batch {t.batch_size} x {t.sequence_length}, "
-             f"{len(t.trainer_chars_per_second)} interleaved rounds of {t.steps_per_round} steps "
-             f"(median chars/s)"]
-    rows = [("loop", "chars/s", "min", "max")]
-    for name, rates in (("ModelTrainer", t.trainer_chars_per_second),
-                        ("plain PyTorch loop", t.plain_chars_per_second)):
-        rows.append((name, f"{statistics.median(rates):,.0f}", f"{min(rates):,.0f}",
-                     f"{max(rates):,.0f}"))
-    lines.append(format_table(rows))
-    verdict = "ok" if t.ratio >= MIN_SPEED_RATIO else "BELOW TARGET"
-    lines.append(f"  ratio ModelTrainer / plain, median of the {len(t.plain_chars_per_second)} "
-                 f"back-to-back pairs: {t.ratio:.3f} (target >= {MIN_SPEED_RATIO}: {verdict})")
-    spread = max(max(r) / min(r) for r in (t.trainer_chars_per_second,
-                                           t.plain_chars_per_second))
-    if spread > 2 and result.threads > 1:
-        lines.append(f"  note: rounds of the same loop differed {spread:.0f}-fold: other work "
-                     f"keeps this machine's cores busy, and multi-threaded CPU kernels then wait "
-                     f"on descheduled threads. Run 'microlm bench --threads 1' for steady figures.")
-    c = result.step_costs
-    lines.append(
-        f"  where ModelTrainer's extra time goes, per step (medians): AdamW instead of Adam "
-        f"{1e3 * (c.adamw_step - c.adam_step):+.2f} ms,\n  gradient clipping "
-        f"{1e3 * c.clipping:.2f} ms, per-layer gradient norms {1e3 * c.gradient_norms:.2f} ms "
-        f"every {c.gradient_norm_interval} steps; against forward + backward "
-        f"{1e3 * c.forward_backward:.1f} ms\n  that predicts a ratio of {c.expected_ratio:.3f}")
-    lines += ["", f"2. Generation, '{PRESET}' preset, one prompt, CPU"]
-    rows = [("threads", "length", "seconds", "chars/s", "us/char")]
-    rows += [(str(g.threads), f"{g.length:,}", f"{g.seconds:.3f}", f"{g.chars_per_second:,.0f}",
-              f"{g.microseconds_per_char:.0f}") for g in result.generation]
-    lines.append(format_table(rows))
-    for threads in dict.fromkeys(g.threads for g in result.generation):
-        runs = [g for g in result.generation if g.threads == threads]
-        growth = runs[-1].microseconds_per_char / runs[0].microseconds_per_char
-        lines.append(f"  {threads} thread(s): time per character at {runs[-1].length:,} vs "
-                     f"{runs[0].length:,}: {growth:.2f}x "
-                     f"(1.0 = constant: each character costs one LSTM step)")
-    m = result.memory
-    verdict = "ok" if m.peak_bytes < MAX_MEMORY_BYTES else "ABOVE TARGET"
-    lines += ["", f"3. Peak memory of a fresh process: write a {m.corpus_bytes / 1e6:g} MB text, "
-              f"read_corpus, tokenizer, prepare_data, one '{PRESET}' training step",
-              f"  peak resident memory: {m.peak_bytes / 2**20:,.0f} MiB (sampled "
-              f"{m.sampled_peak_bytes / 2**20:,.0f} MiB, ru_maxrss "
-              f"{m.max_rss_bytes / 2**20:,.0f} MiB; target < {MAX_MEMORY_BYTES / 2**30:.1f} GiB: "
-              f"{verdict}), {m.seconds:.0f} s"]
+             f"  {'preset':<8}{'parameters':>12}  {'precision':<10}{'steps':>7}"
+             f"{'train chars/s':>15}{'generate chars/s':>18}{'training ' + memory:>22}"]
+    for row in result.presets:
+        train = ("too few steps" if math.isnan(row.train_chars_per_second)
+                 else f"{row.train_chars_per_second:,.0f}")
+        lines.append(f"  {row.preset:<8}{row.parameters:>12,}  {row.precision:<10}"
+                     f"{row.steps:>7,}{train:>15}"
+                     f"{row.generate_chars_per_second:>18,.0f}"
+                     f"{format_bytes(row.memory_bytes):>22}")
+    lines += ["",
+              "Training memory is what a run added to the process (model, optimizer, batches, "
+              "activations);",
+              f"the whole process peaked at {format_bytes(result.peak_resident_bytes)} "
+              f"resident, PyTorch included."]
+    if result.busy_percent >= BUSY_PERCENT:
+        lines.append(f"Note: other programs kept the CPU {result.busy_percent:.0f} % busy as the "
+                     f"bench began; threads that wait on each other then make every figure\n"
+                     f"low. Run it again when the machine is idle, or with --threads 1.")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="microlm bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small corpus, few steps")
-    parser.add_argument("--memory-child", nargs=2, metavar=("BYTES", "FOLDER"),
-                        help=argparse.SUPPRESS)  # internal: the measured process of part 3
-    args = parser.parse_args(argv)
-    if args.memory_child:
-        _memory_child(int(args.memory_child[0]), args.memory_child[1])
-        return 0
-    result = run_bench(args.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(format_report(result))
-    failures = result.failures()
-    for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -43,8 +43,8 @@ def _memory_seconds_per_byte(cache_bytes: int, device: torch.device) -> float:
     torch.mv(matrix, vector)  # the first product touches the pages
     seconds = statistics.median(_timed(partial(torch.mv, matrix, vector)) for _ in range(5))
     del matrix
-    # With freed memory kept (keep_freed_memory), the heap would hold on to the matrix's
-    # pages: ~66 MB more resident memory for the rest of the process, measured here.
+    # With freed memory kept (keep_freed_memory), the heap would otherwise hold on to the
+    # matrix's pages for the rest of the process.
     hardware.give_back_freed_memory()
     return seconds / (side * side * 4)
 
@@ -71,7 +71,7 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
     The result is cached per device and precision for the life of the process.
     reuse_recent: where REUSE_RECENT calibrations of this machine set-up were taken in the
     last REUSE_MAX_AGE_S, measure nothing and use them (for runs that pay the calibration
-    from a time budget: ~2.5 s of a 30 s run on a 2-core CPU).
+    from a time budget).
     """
     target = hardware.select_device(device)
     precision = precision or hardware.default_precision(target)
@@ -87,8 +87,8 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
     return _CALIBRATIONS[key]
 
 
-# The median of the last few calibrations of the same machine set-up (kept in a small file)
-# is used, as one slow second on a shared machine can make a single one 1.5x too slow.
+# Calibrations of one machine set-up whose median is used (kept in a small file), as one slow
+# second on a shared machine skews a single one: `microlm probe`, repeated (RESULTS.md).
 REMEMBERED_CALIBRATIONS = 5
 CALIBRATION_FORMAT = 2  # which shapes and costs a remembered calibration holds
 CALIBRATION_MAX_AGE_S = 3600.0  # older ones may describe another load on the machine
@@ -224,9 +224,7 @@ def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device
     turns (a few steps of one shape, then of the next, round again) for about `seconds`, at
     least one turn. The fitted costs rest on the ratios between the shapes, and on a shared
     machine the speed can change by half within a second; timed in turns, such a change
-    moves every shape alike. (Timed one shape after the other, one slow second once made
-    batch 32 look barely faster than 16, and a 300 s run trained on batch 16 to 1.514
-    instead of 1.478.)"""
+    moves every shape alike."""
     steps = [_training_step(config, batch_size, sequence_length, device, precision)
              for config, batch_size, sequence_length in shapes]
     for step in steps:
@@ -234,8 +232,7 @@ def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device
     durations: list[list[float]] = [[] for _ in steps]
     deadline = time.perf_counter() + seconds
     turn = 0.0  # how long the last turn took: a turn that would end past the deadline is
-    # not started (a turn of the seven shapes took ~0.7 s here: the calibration of a 60 s
-    # run took 3.1 s for its 1.5 s, and that time is taken from training)
+    # not started (a run's calibration is taken from its training time)
     while len(durations[0]) < 4 or (time.perf_counter() + turn < deadline
                                     and len(durations[0]) < 200):
         turn_start = time.perf_counter()
@@ -246,7 +243,9 @@ def _interleaved_step_seconds(shapes: list[tuple[ModelConfig, int, int]], device
     return [statistics.median(measured) for measured in durations]
 
 
-TIMED_PER_TURN = 4  # steps timed per shape and turn, after one that warms the caches
+# Steps timed per shape and turn, after one that warms the caches; with fewer, the estimates
+# of `python tests/benchmarks/estimates.py CORPUS` missed by more.
+TIMED_PER_TURN = 4
 
 
 def _dropout_costs(device: torch.device, precision: str) -> tuple[float, float]:
@@ -270,9 +269,11 @@ def _dropout_costs(device: torch.device, precision: str) -> tuple[float, float]:
 
 
 def _faster_thread_count(step: Callable[[], None]) -> int:
-    """1 or torch's thread count, whichever runs `step` faster. A few steps each; a thread
-    count already 3x slower than one thread after its first step is not timed further
-    (on a busy machine one such step can take seconds)."""
+    """Torch's thread count, unless one thread runs `step` clearly faster (by more than
+    THREADS_MARGIN: on an idle machine the two can be close, and a choice that flipped
+    between calibrations changed every cost with it). A few steps each; a thread count
+    already 3x slower than one thread after its first step is not timed further (on a
+    busy machine one such step can take seconds)."""
     many = torch.get_num_threads()
     with _torch_threads(1):
         step()  # the first step allocates memory and optimizer state: not typical
@@ -282,7 +283,10 @@ def _faster_thread_count(step: Callable[[], None]) -> int:
         if first > 3 * one:
             return 1
         several = statistics.median(_timed(step) for _ in range(3))
-    return many if several < one else 1
+    return 1 if one < (1 - THREADS_MARGIN) * several else many
+
+
+THREADS_MARGIN = 0.1  # one thread must save this share of a step to be chosen
 
 
 def _timed(action: Callable[[], None]) -> float:

@@ -20,6 +20,8 @@ from typing import TextIO
 
 import torch
 
+from . import bench as benchmark
+from . import budget as budgets
 from . import calibration, distributed, hardware, prepared, presets, recommendation
 from .checkpoint import (
     CheckpointError,
@@ -31,10 +33,11 @@ from .checkpoint import (
     output_lock,
     resumable_size,
 )
+from .config import PRECISIONS
 from .data import SAMPLE_CORPORA, Corpus, CorpusError, read_corpus, sample_corpus
 from .generator import TextGenerator
+from .inspection import analyze_parameters, inspect_model
 from .model import MicroLM, ModelConfig
-from .speed import MachineSpeed
 from .thread_watch import SlowdownWatch
 from .tokenizer import CharacterTokenizer, UnknownCharacterError
 from .trainer import (
@@ -48,6 +51,7 @@ from .trainer import (
     TrainingStarted,
     set_seed,
 )
+from .units import format_duration
 
 TYPICAL_VOCAB = 96  # distinct characters of a typical English text: sizes the preset table
 DEFAULT_PRESET = "small"  # used when neither --preset nor --time-budget is given
@@ -186,10 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random (default): each pass over the text reads every window of "
                           "it once, in random order; or sequential: each batch row continues "
                           "where it stopped and the LSTM state is carried over (longer memory)")
-    run.add_argument("--precision", choices=("float32", "bfloat16"),
-                     help="bfloat16: mixed precision, faster on CPUs with AMX or AVX-512 "
-                          "bf16 units, less exact (default: bfloat16 where this CPU's LSTM "
-                          "runs it, else float32)")
+    run.add_argument("--precision", choices=PRECISIONS,
+                     help="bfloat16: mixed precision (the weights stay float32), faster on "
+                          "CPUs with AMX or AVX-512 bf16 units and on recent GPUs, less exact; "
+                          "auto (default): bfloat16 where this device runs the LSTM in it, "
+                          "else float32")
     run.add_argument("--epochs", type=positive_int,
                      help="passes over the training text (with --time-budget: at most this many)")
     run.add_argument("--val-fraction", type=_number(float, lambda v: 0 <= v < 1,
@@ -221,9 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default 1337)")
     train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available; "
                        "under torchrun with CUDA, each process uses cuda:LOCAL_RANK)")
-    train.add_argument("--no-bf16", dest="bf16", action="store_false",
-                       help="train in fp32 on a CUDA GPU too (default: bf16 autocast where the "
-                            "GPU supports it; weights stay fp32)")
     _add_threads_option(train)
     train.set_defaults(handler=run_train)
 
@@ -277,46 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=run_inspect)
 
     bench = commands.add_parser(
-        "bench", help="measure training speed, generation speed and memory on this machine",
-        description="Measure, on this machine: ModelTrainer's speed against a plain PyTorch "
-                    "loop, generation speed at several lengths, and peak memory when "
-                    "preparing a 100 MB corpus. Takes a few minutes.")
+        "bench", help="measure how fast this machine trains and generates, and the memory "
+                      "training takes",
+        description="Train each preset for a few seconds on the built-in Python documentation "
+                    "sample, then generate text with it, and print the characters per second "
+                    "of both and the memory training added. Needs no file; takes under a "
+                    "minute on a 2-core CPU.")
+    bench.add_argument("--presets", nargs="+", choices=list(presets.PRESETS), metavar="NAME",
+                       default=list(benchmark.PRESET_NAMES),
+                       help=f"the presets to time (default: "
+                            f"{' '.join(benchmark.PRESET_NAMES)}; choose from "
+                            f"{', '.join(presets.PRESETS)})")
+    bench.add_argument("--seconds", type=positive_float, metavar="SECONDS",
+                       help=f"training time of each preset (default "
+                            f"{benchmark.TRAIN_SECONDS:g}); longer runs give steadier "
+                            f"figures")
     bench.add_argument("--quick", action="store_true",
-                       help="a much shorter run with a small corpus (checks that it works; "
-                            "the figures are rough)")
-    bench.add_argument("--large", action="store_true",
-                       help="instead: generate a large text file (--size-gb), prepare it and "
-                            "train from it, each in a fresh process, and report preparation "
-                            "MB/s and peak memory; the files are deleted afterwards")
-    bench.add_argument("--size-gb", type=positive_float, default=2.0,
-                       help="size of the generated text for --large (default 2)")
-    bench.add_argument("--presets", action="store_true",
-                       help="instead: time training and generation of the small and large "
-                            "presets on this machine's best device (e.g. a GPU)")
-    bench.add_argument("--device", help="with --presets: the device to time (default: the best)")
-    bench.add_argument("--quality", action="store_true",
-                       help="instead: train the recommended model with 'microlm train CORPUS "
-                            "--time-budget BUDGET' and a plain PyTorch LSTM for the same time, "
-                            "and print both validation losses")
-    bench.add_argument("--sweep", action="store_true",
-                       help="instead: train the recommended model and 8 or more other "
-                            "configurations for the same budget, each in a fresh process, and "
-                            "print their validation losses as a table")
-    bench.add_argument("--estimates", action="store_true",
-                       help="instead: for several model sizes, compare the time per epoch and "
-                            "training memory that Configure estimates with what a run of a "
-                            "few seconds then measures (each in a fresh process)")
-    bench.add_argument("--budget", type=positive_float, default=60.0, metavar="SECONDS",
-                       help="time budget of each run for --quality and --sweep (default 60)")
-    bench.add_argument("--corpus", default=None, metavar="PATH",
-                       help="text for --quality, --sweep and --estimates: a file, or "
-                            "python-docs for the built-in Python documentation (default: "
-                            "tinyshakespeare.txt in the shared data folder)")
-    bench.add_argument("--only", type=positive_int, nargs="+", metavar="N",
-                       help="--sweep: run only these configurations (numbered from 1)")
-    bench.add_argument("--results", type=Path, metavar="PATH",
-                       help="--sweep: add each run to this JSON-lines file and reuse the runs "
-                            "already in it (a long sweep can then be run in parts)")
+                       help=f"{benchmark.QUICK_SECONDS:g} s per preset: checks that training "
+                            f"and generation run here (the figures are rough)")
+    bench.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
     _add_threads_option(bench)
     bench.set_defaults(handler=run_bench)
     return parser
@@ -479,9 +460,8 @@ def run_train(args: argparse.Namespace) -> int:
         tokenizer = on_disk.tokenizer if on_disk else CharacterTokenizer(text)
         model_config, training_config = _choose_config(args, corpus_chars,
                                                        tokenizer.vocab_size(), device, given)
-        training_config = replace(training_config, bf16=args.bf16)
         if budget is not None and not args.threads:
-            threads = _calibrate_for(budget, device).threads
+            threads = budgets.calibrate_for(budget, device).threads
             if threads and threads != torch.get_num_threads():
                 # The calibration timed both: on a busy machine one thread can be far faster.
                 torch.set_num_threads(threads)
@@ -511,12 +491,15 @@ def run_train(args: argparse.Namespace) -> int:
         check_room(output, resumable_size(trainer.model))
 
     if budget is not None:
-        reserve = _finishing_reserve(trainer, budget, device)
-        remaining = budget - (time.monotonic() - args.started) - reserve
-        if remaining <= 0:
-            raise UserError(f"the time budget of {budget:g} s was used up before training "
-                            f"could start (reading and preparing took "
-                            f"{time.monotonic() - args.started:.1f} s); give more time.")
+        val_chars = 0 if trainer.val_tokens is None else len(trainer.val_tokens)
+        reserve = budgets.finishing_reserve(budgets.calibrate_for(budget, device),
+                                            trainer.model.config, trainer.config, val_chars,
+                                            budget)
+        try:
+            remaining = budgets.training_seconds(budget, time.monotonic() - args.started,
+                                                 reserve)
+        except budgets.BudgetTooShort as err:
+            raise UserError(str(err)) from None
         overrides["time_budget_s"] = distributed.broadcast(remaining)  # one schedule for all
         print(f"Training for {remaining:.1f} s of the {budget:g} s budget ({reserve:.1f} s kept "
               f"for the last validation and saving).", file=sys.stderr)
@@ -547,13 +530,10 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
     """Explicit flags > --preset > recommendation for --time-budget > the default preset."""
     budget = args.time_budget
     if args.preset is None and budget is not None:
-        # The calibration is part of the budget, so keep it short for short budgets.
-        speed = _calibrate_for(budget, device)
-        # What is left once reading and calibrating are paid for, less a rough reserve
-        # for finishing (the exact one is known once the model is chosen).
-        remaining = budget - (time.monotonic() - args.started) - (0.1 + 0.03 * budget)
-        recommended = recommendation.recommend(corpus_chars, max(round(remaining, 1), 1.0),
-                                               vocab_size, speed)
+        speed = budgets.calibrate_for(budget, device)  # paid from the budget
+        recommended = recommendation.recommend(
+            corpus_chars, budgets.planning_seconds(budget, time.monotonic() - args.started),
+            vocab_size, speed)
         print(f"Recommended for {budget:g} s on this machine:", file=sys.stderr)
         for reason in recommended.reasons:
             print(f"  - {reason}", file=sys.stderr)
@@ -565,8 +545,7 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
             print(f"Using the '{preset.name}' preset (choose with --preset, or let "
                   f"--time-budget pick).", file=sys.stderr)
         model_config = preset.model_config(vocab_size)
-        # The precision this CPU trains fastest in (bfloat16 where its LSTM kernel runs it).
-        training_config = preset.training_config(precision=hardware.default_precision(device))
+        training_config = preset.training_config()  # precision auto: the device's fastest
         if budget is not None and "epochs" not in given:
             # With a budget, time ends the run; the schedule then follows the clock.
             training_config = replace(training_config, epochs=1_000_000)
@@ -585,32 +564,6 @@ def _choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int,
         training_config = replace(planned, **{n: given[n] for n in ("epochs", "eval_interval")
                                               if n in given})
     return model_config, training_config
-
-
-def _calibrate_for(budget: float, device: str) -> MachineSpeed:
-    """This machine's speed; the calibration is paid from the budget, so keep it short,
-    and take none where a few were taken in the last minutes."""
-    return calibration.calibrate(seconds=min(1.5, max(0.2, 0.03 * budget)), device=device,
-                              reuse_recent=True)
-
-
-def _finishing_reserve(trainer: ModelTrainer, budget: float, device: str) -> float:
-    """Seconds kept back from the training clock so the whole command ends within budget.
-
-    The trainer stops before a step once its clock is spent, so the last step can run
-    over by up to one step; then come a last validation (when none just happened), the
-    checkpoint and exiting. Step and validation times are estimated from the calibration.
-    """
-    speed = _calibrate_for(budget, device)
-    cfg = trainer.config
-    chars_per_second = speed.chars_per_second(trainer.model.config, cfg.batch_size,
-                                              cfg.sequence_length)
-    step_s = cfg.batch_size * cfg.sequence_length / chars_per_second
-    val_chars = 0 if trainer.val_tokens is None else len(trainer.val_tokens)
-    # Validation is a forward pass only: about a third of a training step per character.
-    validation_s = min(cfg.eval_chars, val_chars) / (3 * chars_per_second)
-    reserve = 0.1 + 0.01 * budget + 1.5 * step_s + validation_s
-    return min(reserve, 0.3 * budget)
 
 
 def _describe(trainer: ModelTrainer, corpus_chars: int) -> str:
@@ -728,15 +681,6 @@ def _keep_elsewhere(trainer: ModelTrainer, output: Path) -> str:
             f"resumes with --resume).")
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
 class ProgressLine:
     """One line on a terminal, rewritten in place, plus a line per validation.
 
@@ -817,7 +761,8 @@ class ProgressLine:
         val = f"{self.val_loss:.3f}" if self.val_loss is not None else "-"
         best = f"{self.best_val_loss:.3f}" if self.best_val_loss is not None else "-"
         # Most wanted first: a narrow terminal cuts the end of the line.
-        text = (f"{e.progress:4.0%} ETA {_duration(e.eta_s)}  step {run_step:,}/{expected:,}  "
+        text = (f"{e.progress:4.0%} ETA {format_duration(e.eta_s)}  "
+                f"step {run_step:,}/{expected:,}  "
                 f"{epoch}  loss {e.loss:.3f}  val {val}  best {best}  "
                 f"{e.chars_per_second:,.0f} chars/s")
         width = self.width
@@ -887,8 +832,6 @@ def run_generate(args: argparse.Namespace) -> int:
 # ---- inspect ----
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from .inspection import analyze_parameters, inspect_model
-
     model, tokenizer, metadata = load_model(args.checkpoint)
     info = inspect_model(model)
     health = analyze_parameters(model)
@@ -915,7 +858,7 @@ def _training_summary(metadata: dict) -> str:
     if not steps:
         return "  not trained (no training history in this checkpoint)"
     lines = [f"  steps: {steps:,}   training time: "
-             f"{_duration(float(history.get('training_time', 0.0)))} "
+             f"{format_duration(float(history.get('training_time', 0.0)))} "
              f"({float(history.get('training_time', 0.0)):.1f} s)"]
     best = metadata.get("best_val_loss")
     if best is not None:
@@ -935,51 +878,10 @@ def _training_summary(metadata: dict) -> str:
 # ---- bench ----
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.quality or args.sweep or args.estimates:
-        return _run_quality_bench(args)
-    from . import bench
-
-    if args.large or args.presets:
-        from . import scale_bench
-
-        if args.large:
-            return scale_bench.run_large(args.size_gb)
-        return scale_bench.run_presets(args.device, quick=args.quick)
-
-    return bench.main(["--quick"] if args.quick else [])
-
-
-def _run_quality_bench(args: argparse.Namespace) -> int:
-    from . import quality
-
-    corpus = args.corpus or os.environ.get("MICROLM_CORPUS", quality.DEFAULT_CORPUS)
-    problem = quality.check_corpus(corpus)
-    if problem is not None:
-        print(f"Skipped: {problem}", file=sys.stderr)
-        return 0
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    name = Path(corpus).name if corpus not in quality.SAMPLE_NAMES else corpus
-    if args.estimates:
-        from . import estimate_check
-
-        checks = estimate_check.run_checks(corpus, log=log)
-        print(f"Estimates against runs on {name} (target: within "
-              f"{estimate_check.TARGET:.0%})")
-        print(estimate_check.format_checks(checks))
-        return 0 if all(check.within_target() for check in checks) else 1
-    if args.quality:
-        results = quality.quality_bench(corpus, args.budget, log, args.threads)
-        print(quality.format_results(results, f"Quality at {args.budget:g} s on {name} "
-                                     f"(validation = last 10 %, 128-char windows, fresh state)"))
-        ours = results[0]
-        print(f"  'microlm train {name} --time-budget {args.budget:g}' took {ours.wall_s:.1f} s "
-              f"in all ({100 * (ours.wall_s / args.budget - 1):+.1f} % of the budget); the "
-              f"baseline trained for that long.")
-    if args.sweep:
-        results = quality.sweep(corpus, args.budget, log, args.only or (), args.results,
-                                args.threads)
-        print(quality.format_results(results, f"Sweep at {args.budget:g} s on {name}"))
-    return 0
+    result = benchmark.run_bench(
+        args.presets, args.device, quick=args.quick, train_seconds=args.seconds,
+        log=lambda message: print(message, file=sys.stderr, flush=True))
+    print(benchmark.format_report(result))
+    for problem in result.problems():
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if result.problems() else 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
 
 @dataclass
 class TrainingConfig:
@@ -26,7 +28,10 @@ class TrainingConfig:
     time_budget_s: float | None = None  # stop (and finish the schedule) when this runs out
     val_fraction: float = 0.1  # share of the text held out for validation (prepare_data)
     batching: str = "random"  # "random" windows, or "sequential" with state carried (TBPTT)
-    precision: str = "float32"  # or "bfloat16": mixed precision (autocast) for the forward pass
+    # What the model computes in: "bfloat16" (autocast; the weights stay float32) where the
+    # device runs the LSTM in it, "float32", or "auto": the device's fastest of the two
+    # (hardware.default_precision), decided when training starts.
+    precision: str = "auto"
     seed: int = 1337
     device: str | None = None  # None: CUDA, then MPS, then CPU
     checkpoint_every: int = 0  # epochs between checkpoints to checkpoint_path; 0 = end only
@@ -35,7 +40,6 @@ class TrainingConfig:
     checkpoint_minutes: float | None = None
     checkpoint_path: str | None = None
     grad_norm_interval: int = 50  # steps between per-layer gradient-norm records
-    bf16: bool = True  # bf16 autocast on CUDA GPUs that support it (weights stay fp32)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -55,8 +59,8 @@ class TrainingConfig:
             out.append("ema_decay must be in [0, 1)")
         if self.batching not in ("random", "sequential"):
             out.append("batching must be 'random' or 'sequential'")
-        if self.precision not in ("float32", "bfloat16"):
-            out.append("precision must be 'float32' or 'bfloat16'")
+        if self.precision not in PRECISIONS:
+            out.append("precision must be 'auto', 'float32' or 'bfloat16'")
         if not 0.0 <= self.val_fraction < 1.0:
             out.append("val_fraction must be in [0, 1)")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -333,9 +333,8 @@ class TextDataLoader:
     windows from a random offset and reads every one of them once (an epoch = len(self)
     batches); the loader keeps only that order, one int32 start per window. Drawing each
     window's offset independently instead leaves ~5 % of a text unread after three passes
-    (e^-3) and reads others six times or more; in 60 s on tinyshakespeare (hidden 384, ~3
-    passes) the whole-pass order reached 1.4463-1.4525 where independent draws reached
-    1.4707-1.4737 in the same hour. A text of more than MAX_ORDERED_WINDOWS windows (a
+    (e^-3) and reads others six times or more, and trains to a higher validation loss in
+    the same time (RESULTS.md). A text of more than MAX_ORDERED_WINDOWS windows (a
     prepared corpus larger than memory) draws each offset independently: a run then reads a
     small part of it, so repeats are rare, and the order would cost much memory.
     mode="sequential": the text is cut into batch_size streams and

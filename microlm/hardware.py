@@ -59,11 +59,9 @@ def mixed_precision(device: str | torch.device, enabled: bool = True):
 # more is its own mapping, and a heap whose free top passes twice the (adaptive) mapping
 # threshold is trimmed. A training step frees its activations and the LSTM's workspace
 # (tens of MB) and allocates them again in the next step, and every page handed back is
-# zeroed and faulted in again: at hidden 384 on batch 32 x 64, ~10,000 page faults and a
-# third of each step's time; at hidden 768 on 32 x 128, ~34,000 (bfloat16, 2-core CPU).
-# Keeping up to KEEP_FREED_BYTES of freed memory for reuse removes them. (A thread that
-# glibc has moved off the main heap allocates from heaps of 64 MB, which are still handed
-# back when wholly free: a block that needs a heap of its own is faulted in each time.)
+# zeroed and faulted in again. (A thread that glibc has moved off the main heap allocates
+# from heaps of 64 MB, which are still handed back when wholly free.)
+# Freed memory kept for reuse, at most: step times with and without (RESULTS.md, "Speed").
 KEEP_FREED_BYTES = 256 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _freed_memory_kept: bool | None = None
@@ -73,9 +71,9 @@ def keep_freed_memory() -> bool:
     """Make this process's memory allocator keep freed memory for reuse instead of handing
     it back to the system after every training step (glibc only; elsewhere nothing
     changes). Allocations under KEEP_FREED_BYTES come from the heap, and the heap keeps up
-    to that much free memory. The process's peak memory grows by up to that much (at
-    hidden 384 on batch 32 x 64: 545 -> 590 MB); steps at hidden 384 and wider take about
-    a third less time. Called by ModelTrainer.fit and calibrate(); True when in effect."""
+    to that much free memory. The process's peak memory grows by up to that much; steps at
+    hidden 384 and wider take about a third less time. Called by ModelTrainer.fit,
+    calibrate() and the app's workers (the one place it is set); True when in effect."""
     global _freed_memory_kept
     if _freed_memory_kept is None:
         _freed_memory_kept = False
@@ -177,11 +175,15 @@ def cpu_model() -> str:
 
 
 def default_precision(device: torch.device | str) -> str:
-    """bfloat16 on a CPU with a native bfloat16 unit (AMX or AVX-512 BF16) whose LSTM kernel
-    runs in it (cpu_runs_bf16_lstm), else float32.
-
-    Measured on such a CPU, mixed precision trains the LSTM faster (see the README)."""
-    if torch.device(device).type != "cpu":
+    """The precision a device trains fastest in: bfloat16 on a CUDA GPU that computes in it
+    (Ampere or newer) and on a CPU with a native bfloat16 unit (AMX or AVX-512 BF16) whose
+    LSTM kernel runs in it (cpu_runs_bf16_lstm); float32 elsewhere (MPS, older GPUs and
+    CPUs). Measured on such CPUs, mixed precision trains the LSTM faster
+    (tests/benchmarks/RESULTS.md)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bfloat16" if uses_bf16(device) else "float32"
+    if device.type != "cpu":
         return "float32"
     return "bfloat16" if _cpu_has_bf16() and cpu_runs_bf16_lstm() else "float32"
 
@@ -189,10 +191,10 @@ def default_precision(device: torch.device | str) -> str:
 @cache
 def cpu_runs_bf16_lstm() -> bool:
     """Whether this CPU's LSTM kernel (oneDNN) runs under bfloat16 autocast, forward and
-    backward. It needs AVX-512 or AMX: on an AVX2-only CPU (seen: AMD EPYC, torch 2.13)
-    it fails with 'could not create a primitive descriptor for the LSTM forward
-    propagation primitive'. Tried once per process on a tiny LSTM, with gradients on even
-    when the first caller (a validation) has them off."""
+    backward. It needs AVX-512 or AMX: on an AVX2-only CPU it fails with 'could not
+    create a primitive descriptor for the LSTM forward propagation primitive'. Tried once
+    per process on a tiny LSTM, with gradients on even when the first caller (a
+    validation) has them off."""
     try:
         with torch.inference_mode(False), torch.enable_grad():
             lstm = torch.nn.LSTM(4, 4, batch_first=True)

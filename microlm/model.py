@@ -86,10 +86,9 @@ def count_parameters(vocab_size: int, embedding_dim: int, hidden_dim: int, num_l
 class Dropout(nn.Module):
     """nn.Dropout with a cheaper mask on the CPU.
 
-    torch draws one random number per element for its mask, which on a 2-core CPU cost a
-    fifth of a whole training step (hidden 256, batch 32 x 64: ~3.5 ms of ~18). Here each
-    64-bit draw gives four 16-bit uniform numbers, one per element: a quarter of the draws,
-    and ~8x faster (0.4 ms).
+    torch draws one random number per element for its mask, which can cost a fifth of a
+    training step on a CPU. Here each 64-bit draw gives four 16-bit uniform numbers, one per
+    element: a quarter of the draws, and several times faster (RESULTS.md, "Speed").
     The rate is rounded to 1/65,536 and the kept values are scaled by 1 / (1 - that rate),
     so the expected output equals the input. Elsewhere (CUDA, MPS) this is F.dropout."""
 
@@ -202,9 +201,8 @@ class MicroLM(nn.Module):
 
 def output_layer(config: ModelConfig) -> nn.Module:
     """hidden -> scores: one linear map, or linear -> GELU -> linear with
-    config.output_hidden_dim units between (measured on a 2-core CPU at 60 s: hidden 256
-    with 1,024 such units reached a lower validation loss than without, though each step
-    took a third longer)."""
+    config.output_hidden_dim units between (in a fixed time such units lower the validation
+    loss, though each step takes longer: RESULTS.md)."""
     if not config.output_hidden_dim:
         return nn.Linear(config.hidden_dim, config.vocab_size)
     return nn.Sequential(nn.Linear(config.hidden_dim, config.output_hidden_dim), nn.GELU(),

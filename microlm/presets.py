@@ -83,18 +83,11 @@ class MemoryCosts:
     per_dropout_value: int = 0  # per character, layer and hidden unit of a model with dropout
 
 
+# By the precision the LSTM trains in, each fitted to `python tests/benchmarks/estimates.py
+# CORPUS` on a CPU that trains in it (RESULTS.md, "Where the constants come from").
 MEMORY_COSTS = {
-    # Fitted on the AMX Xeon (fourth to sixth sessions of 2026-11-30): 24 runs of 17 shapes
-    # within 20 %, then a fresh run of the 17 within -16 to +19 %. Its state-value term was
-    # 26 bytes before freed memory was kept for reuse (keep_freed_memory), the per-parameter
-    # term 34 before the moving average of the weights was kept; dropout is inside the other
-    # terms. On an AVX-512 BF16 EPYC (ninth session) 3 of 17 shapes measured 26-33 % less.
-    "bfloat16": MemoryCosts(40 * 2**20, 38, 41, 12),
-    # Fitted on a 2-core AVX2 EPYC (tenth session, 2026-12-01): two runs of the 17 shapes of
-    # `microlm bench --estimates`, all 34 within 24 % (-19 to +17 %; 1 % low on average),
-    # where the bfloat16 costs put 13 of the 34 more than 25 % low (up to -39 %); then a
-    # fresh run, not fitted: 17/17 within -17 to +17 %.
-    "float32": MemoryCosts(36 * 2**20, 33, 65, 25, 22),
+    "bfloat16": MemoryCosts(40 * 2**20, 38, 41, 12),  # AMX, AVX-512 BF16; dropout in the others
+    "float32": MemoryCosts(36 * 2**20, 33, 65, 25, 22),  # AVX2 and other CPUs
 }
 
 
@@ -124,12 +117,16 @@ def run_memory_bytes(model_config: ModelConfig, training_config: TrainingConfig,
     in (what Configure shows and estimate() reports)."""
     return training_memory_bytes(model_config, training_config.batch_size,
                                  training_config.sequence_length, corpus_chars,
-                                 lstm_precision(training_config.precision))
+                                 lstm_precision(training_config.precision,
+                                                training_config.device))
 
 
-def lstm_precision(precision: str) -> str:
-    """The precision the LSTM trains in when a run asks for `precision`: bfloat16 only where
-    this CPU's LSTM kernel runs it (the trainer falls back to float32 the same way)."""
+def lstm_precision(precision: str, device: str | None = None) -> str:
+    """The precision the LSTM trains in when a run on `device` (None: the one select_device
+    picks) asks for `precision`: "auto" is the device's fastest; bfloat16 only where this
+    CPU's LSTM kernel runs it (the trainer falls back to float32 the same way)."""
+    if precision == "auto":
+        precision = hardware.default_precision(hardware.select_device(device))
     return "bfloat16" if precision == "bfloat16" and hardware.cpu_runs_bf16_lstm() else "float32"
 
 

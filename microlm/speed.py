@@ -12,13 +12,17 @@ import torch
 
 from .model import ModelConfig
 
-# The recommendation's output layer: this many GELU units between the LSTM and the scores
-# (model.output_layer); the calibration times a model with them.
+# GELU units between the LSTM and the scores of a recommended model (model.output_layer):
+# `python tests/benchmarks/sweep.py CORPUS --budget 60`.
 OUTPUT_HIDDEN_DIM = 1024
 # Where this many calibrations were taken in the last REUSE_MAX_AGE_S seconds, a run with a
 # time budget takes none and uses them (calibration.calibrate's reuse_recent).
 REUSE_RECENT = 3
 REUSE_MAX_AGE_S = 600.0
+# The model a speed is quoted for (MachineSpeed.reference_chars_per_second): a typical
+# recommended run, one LSTM layer of 256 with the output units, batches of 16 x 128.
+REFERENCE_MODEL = ModelConfig(96, 128, 256, 1, 0.0, OUTPUT_HIDDEN_DIM)
+REFERENCE_BATCH = (16, 128)
 
 
 def matmul_parameters(model_config: ModelConfig) -> int:
@@ -30,15 +34,11 @@ def matmul_parameters(model_config: ModelConfig) -> int:
     return model_config.num_parameters() - model_config.vocab_size * model_config.embedding_dim
 
 
-# The calibration prices an output layer's hidden units on hidden 256 and 96 characters
-# (output_value_s); per unit and position, its products grow with the width of the layer
-# below and the vocabulary above, the rest (activation, bias, moving values) does not.
-# Measured on a 2-core AVX2 EPYC (float32, batch 32, windows of 64, in turns): 11.0, 14.8,
-# 16.9, 22.3 and 31.4 ns per unit and position under hidden 128, 192, 256, 384 and 768
-# (65 characters): 6.2 ns plus the products at the LSTM's FLOP rate (181 GFLOP/s), i.e.
-# 35 % of the cost at the calibration's width is the fixed part. Priced flat, hidden 192
-# with the units was estimated 23-28 % too slow and hidden 768 with them 6-12 % too fast.
+# An output unit's products grow with its inputs (the width below, the vocabulary); its
+# activation, bias and moving values do not. The calibration prices it on this many inputs:
 OUTPUT_REFERENCE_INPUTS = 256 + 96 + 1  # the calibration's hidden size, characters, bias
+# The part of an output unit's cost there that does not grow with its inputs: step times with
+# and without output units under hidden 128-768 (RESULTS.md, "Where the constants come from").
 OUTPUT_FIXED_SHARE = 0.35
 
 
@@ -99,7 +99,7 @@ class MachineSpeed:
     cache_bytes: int = 0
     memory_byte_s: float = 0.0
     # per parameter (all of them) and step: AdamW's update, clipping the gradients, and the
-    # LSTM kernel rearranging its weights at each step (hidden 1,024: ~25 ms a step here)
+    # LSTM kernel rearranging its weights at each step
     parameter_step_s: float = 0.0
     # False: no calibration ran in this process; recent ones were reused (calibrate's
     # reuse_recent). Not kept in the file of remembered calibrations.
@@ -135,15 +135,26 @@ class MachineSpeed:
             return 0.0
         # Only the recurrent weights are read at every character: the input weights act on
         # the whole window in one product.
-        recurrent_bytes = (4 * model_config.hidden_dim ** 2
-                           * (2 if self.precision == "bfloat16" else 4))
+        recurrent_bytes = 4 * model_config.hidden_dim ** 2 * WEIGHT_BYTES.get(self.precision, 4)
         return (model_config.num_layers * spilled_share(recurrent_bytes, self.cache_bytes)
                 * STREAMED_WEIGHT_PASSES * recurrent_bytes * self.memory_byte_s
                 * sequence_length)
 
+    def reference_chars_per_second(self) -> float:
+        """Training characters per second of REFERENCE_MODEL: the speed quoted to a person.
+        A prediction near the shapes the calibration times, it repeats from one calibration
+        to the next where single fitted costs need not (on a CPU whose matrix units make the
+        arithmetic a small part of each step, the FLOP rate is poorly determined)."""
+        return self.chars_per_second(REFERENCE_MODEL, *REFERENCE_BATCH)
+
     def summary(self) -> str:
-        """The fitted costs in words, e.g. for a probe's report."""
-        text = f"{self.flops_per_second / 1e9:,.1f} GFLOP/s of LSTM math, "
+        """The speed and the fitted costs in words, e.g. for a probe's report."""
+        batch_size, sequence_length = REFERENCE_BATCH
+        text = (f"{self.reference_chars_per_second():,.0f} training characters/s for a "
+                f"one-layer LSTM of {REFERENCE_MODEL.hidden_dim} with "
+                f"{REFERENCE_MODEL.output_hidden_dim:,} output units on batches of "
+                f"{batch_size} x {sequence_length}. Fitted costs: ")
+        text += f"{self.flops_per_second / 1e9:,.1f} GFLOP/s of LSTM math, "
         if self.weight_pass_s > 0:
             text += (f"{self.weight_pass_s * 1e9:.2f} ms per million weights read at each "
                      f"character, ")
@@ -178,42 +189,43 @@ class MachineSpeed:
                 / self.step_seconds(model_config, batch_size, sequence_length))
 
 
-# Fitted to 55 step times of LSTMs (hidden 256 to 1,280, batches 8 to 32, windows 16 to
-# 128, timed in turns) on a 2-core AMD EPYC with a 32 MiB cache, in float32, with the other
-# costs calibrated as a run does. A layer's recurrent weights (4 x hidden^2, read at every
-# character; the input weights act on a whole window in one product) start to spill once
-# they exceed a third of the cache and have spilled completely at half of it (the backward
-# pass keeps their gradients beside them, and other programs share the cache): in between,
-# the share read from memory grows in step with the size. Each character then reads 1.4x
-# the spilled weights from memory, at the speed a matrix-vector product streams a matrix.
-# With this term and the cost per parameter and step, all 55 were estimated within 25 %
-# (rms 8.4 %, worst 23 %); without this term, 48 (worst 56 %: hidden 1,280 on batch 8);
-# with neither (the costs before), hidden 1,024 on batch 8 and windows of 64 ran 1.3-1.6x
-# longer than estimated, and hidden 512 on windows of 16 1.6x. (Counting a layer's input
-# weights too, a stack of two hidden-768 layers was estimated 24-31 % too slow.)
-SPILL_STARTS = 1 / 3
-SPILL_COMPLETE = 1 / 2
-STREAMED_WEIGHT_PASSES = 1.4
+# Fitted to the step times of 55 LSTM shapes (RESULTS.md, "Where the constants come from");
+# `python tests/benchmarks/estimates.py CORPUS` checks the estimates they give.
+SPILL_STARTS = 1 / 3  # share of the last-level cache where recurrent weights start to spill
+SPILL_COMPLETE = 1 / 2  # ... and from which they are read from memory in full
+STREAMED_WEIGHT_PASSES = 1.4  # bytes read from memory per spilled byte and character
+WEIGHT_BYTES = {"float32": 4, "bfloat16": 2}  # bytes per LSTM weight, by precision
 
 
 def spilled_share(weight_bytes: int, cache_bytes: int) -> float:
     """The share of an LSTM layer's recurrent weights (of this size) read from memory, not
-    the cache, at each character: 0 up to SPILL_STARTS of the cache, 1 from SPILL_COMPLETE
-    (0 where the cache size is unknown)."""
+    the cache, at each character: 0 up to SPILL_STARTS of the cache, 1 from SPILL_COMPLETE,
+    in proportion to the size in between (0 where the cache size is unknown). They spill
+    before they fill the cache: the backward pass keeps their gradients beside them, and
+    other programs share it."""
     if cache_bytes <= 0:
         return 0.0
     low, high = cache_bytes * SPILL_STARTS, cache_bytes * SPILL_COMPLETE
     return min(1.0, max(0.0, (weight_bytes - low) / (high - low)))
 
 
+# The batch of the calibration's wide shape, by device kind (others: as CUDA). A CPU's is
+# where the recommendation trains: small matrices run far below a CPU's peak, so a smaller
+# shape would make wide models look cheap. A GPU needs a wide batch before the math, not the
+# launches, dominates a step.
+CALIBRATION_BATCH = {
+    "cpu": 8,
+    "cuda": 128,
+    "mps": 128,
+}
+
+
 def calibration_shapes(device: torch.device) -> list[tuple[ModelConfig, int, int]]:
     """The (model, batch_size, sequence_length) shapes a calibration times.
 
-    The FLOP rate is measured near where the recommendation trains: on a CPU, a wide
-    layer (512) with a small batch (8) — small matrices run far below a CPU's peak, so
-    a smaller shape would make wide models look cheap. A GPU needs a wide batch before
-    the math, not the launches, dominates a step."""
-    wide_batch = 8 if device.type == "cpu" else 128
+    The FLOP rate is measured near where the recommendation trains: a wide layer (512) on
+    the device's CALIBRATION_BATCH."""
+    wide_batch = CALIBRATION_BATCH.get(device.type, CALIBRATION_BATCH["cuda"])
     return [
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 16),
         (ModelConfig(96, 32, 64, 1, 0.0), 8, 64),
@@ -246,8 +258,7 @@ def speed_from_timings(device: str, precision: str, threads: int | None,
     dropout_value_s, lstm_dropout_value_s, *memory = timings[len(shapes):]
     memory_byte_s = memory[0] if memory else 0.0
     wide = shapes[2][0]
-    if spilled_share(4 * wide.hidden_dim ** 2 * (2 if precision == "bfloat16" else 4),
-                     cache_bytes) > 0:
+    if spilled_share(4 * wide.hidden_dim ** 2 * WEIGHT_BYTES.get(precision, 4), cache_bytes) > 0:
         # On a small cache the wide shape already streams its weights, and weight_pass_s
         # (fitted to it) prices that for every wider layer: no second charge.
         memory_byte_s = 0.0

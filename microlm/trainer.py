@@ -26,6 +26,7 @@ from .data import TextDataLoader, encode_tokens, split_text
 from .generator import TextGenerator
 from .hardware import (
     cpu_runs_bf16_lstm,
+    default_precision,
     keep_freed_memory,
     mixed_precision,
     select_device,
@@ -225,6 +226,12 @@ class ModelTrainer:
                 finished = event
         return self.statistics(finished)
 
+    @property
+    def continues_a_run(self) -> bool:
+        """True when the next fit() continues a run stopped part-way (restored from a
+        checkpoint), with its own schedule and time budget, instead of starting a new one."""
+        return self._run is not None
+
     def statistics(self, finished: TrainingFinished | None = None) -> dict:
         h = self.history
         return {
@@ -262,6 +269,8 @@ class ModelTrainer:
         setup_started = time.perf_counter()  # the set-up below is paid from a time budget
         overrides = {k: v for k, v in overrides.items() if v is not None}
         self.config = replace(self.config, **overrides)
+        if self.config.precision == "auto":  # the device's fastest, decided once per run
+            self.config = replace(self.config, precision=default_precision(self.device))
         notes = []
         if self._asks_cpu_bf16(self.config) and not cpu_runs_bf16_lstm():
             notes.append("This CPU cannot run the LSTM in bfloat16 (that needs AVX-512 or "
@@ -306,7 +315,7 @@ class ModelTrainer:
 
         # The time a budget counts starts with fit(): building the optimizer, the average
         # and the DDP wrapper is part of it (the first optimizer a process builds imports
-        # torch._dynamo: ~1.5 s on a 2-core CPU, which made 30 s commands end at ~32 s).
+        # torch._dynamo, which can take seconds).
         clock = _RunClock(self._run["time_used"] + time.perf_counter() - setup_started)
         time_used_at_start = self._run["time_used"]
         history_time_at_start = float(self.history["training_time"])
@@ -452,18 +461,18 @@ class ModelTrainer:
 
     @contextmanager
     def _autocast(self, cfg: TrainingConfig):
-        """bf16 autocast for training and validation alike: on CUDA where the GPU supports
-        it (the bf16 setting), on the CPU when precision says so (fast on AMX / AVX-512 bf16
-        units). Weights stay float32. Validation in float32 on such a CPU ran oneDNN's
-        reference LSTM: 2-3x slower than in bf16 (hidden 384-1,024, 12,000 characters)."""
-        with mixed_precision(self.device, cfg.bf16), torch.autocast(
+        """bf16 autocast for training and validation alike when the precision is bfloat16: on
+        CUDA where the GPU supports it, on the CPU where its LSTM kernel runs it (fast on AMX /
+        AVX-512 bf16 units). Weights stay float32. Validation in float32 on such a CPU runs
+        oneDNN's reference LSTM, several times slower than in bf16."""
+        with mixed_precision(self.device, cfg.precision == "bfloat16"), torch.autocast(
                 "cpu", dtype=torch.bfloat16,
                 enabled=self._cpu_bf16(cfg)):
             yield
 
     def _runs_in_bf16(self, cfg: TrainingConfig) -> bool:
         """The LSTM runs under bfloat16 autocast (on the CPU or a CUDA GPU)."""
-        return uses_bf16(self.device, cfg.bf16) or self._cpu_bf16(cfg)
+        return uses_bf16(self.device, cfg.precision == "bfloat16") or self._cpu_bf16(cfg)
 
     def _cpu_bf16(self, cfg: TrainingConfig) -> bool:
         """bfloat16 autocast on the CPU: asked for, and this CPU's LSTM kernel runs it."""
@@ -500,11 +509,8 @@ class ModelTrainer:
                         count: torch.Tensor) -> None:
         """AveragedModel's update: an exponential moving average whose decay starts low
         (count 1: 0.18, count 90: 0.9) and grows to ema_decay, so that early in a run the
-        average follows the fast-changing weights closely instead of the random start.
-        Measured on tinyshakespeare, the same run's average against its last weights: at
-        60 s 1.5193 / 1.5333 / 1.5288 / 1.5044 against 1.5359 / 1.5441 / 1.5404 / 1.5199
-        (hidden 384 on three seeds, hidden 256; 0.98 or 0.99, ~0.7-1.1 % lower; 0.995:
-        1.5065-1.5414), and at 300 s 1.4549 against 1.4647 (hidden 768; 0.998: 1.4911)."""
+        average follows the fast-changing weights closely instead of the random start
+        (what it gains over the last weights: RESULTS.md)."""
         n = float(count)
         decay = min(self.config.ema_decay, (1 + n) / (10 + n))
         get_ema_multi_avg_fn(decay)(averages, weights, count)
@@ -694,9 +700,8 @@ def make_optimizer(model: MicroLM, cfg: TrainingConfig) -> torch.optim.Optimizer
     """AdamW with weight decay on weight matrices only (biases and embeddings are exempt).
 
     Fused (one kernel for all parameters) where this torch has it for the weights' device:
-    on a 2-core CPU its step took 0.6 ms instead of 2.5 (hidden 256 with 1,024 output
-    units) and 1.6 ms instead of 12.8 (hidden 768), the same update in fewer passes over
-    memory. Elsewhere (torch < 2.4 on a CPU, say) the usual implementation."""
+    the same update in fewer passes over memory, several times faster on a CPU (RESULTS.md,
+    "Speed"). Elsewhere (torch < 2.4 on a CPU, say) the usual implementation."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (decay if param.dim() >= 2 and not name.startswith("embedding") else no_decay).append(param)

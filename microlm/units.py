@@ -21,18 +21,19 @@ def format_duration(seconds: float) -> str:
 
 def format_bytes(num_bytes: float) -> str:
     """Binary units, as memory is counted: 900 bytes / 12.5 KiB / 340 MiB / 1.5 GiB."""
+    # each unit up to where its rounded figure would reach 1,024 of it
     if num_bytes < KIB:
         return f"{num_bytes:,.0f} bytes"
-    if num_bytes < MIB:
+    if num_bytes < MIB - 0.05 * KIB:
         return f"{num_bytes / KIB:,.1f} KiB"
-    if num_bytes < GIB:
+    if num_bytes < GIB - 0.5 * MIB:
         return f"{num_bytes / MIB:,.0f} MiB"
     return f"{num_bytes / GIB:,.1f} GiB"
 
 
 def format_count(value: float) -> str:
     """1234567 -> '1.2 M', 34567 -> '35,000': numbers a person reads at a glance."""
-    if value >= 1e6:
+    if value >= 999_500:  # what would round to 1,000,000 reads as 1.0 M
         return f"{value / 1e6:.1f} M"
     if value >= 10_000:
         return f"{round(value, -3):,.0f}"

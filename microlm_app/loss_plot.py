@@ -10,15 +10,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-# At most one setData per curve this often (2 redraws a second). At 4 a second the GUI
-# thread took ~6 % of a core during training and in-app training fell to ~0.89 of headless
-# speed on 2 cores; at 2 it takes ~3 % and reaches 0.96-0.98 (python -m microlm_app.bench).
+# At most one setData per curve this often: more often, the GUI thread's share of the cores
+# slows in-app training (`python tests/benchmarks/app_speed.py CORPUS`).
 REDRAW_INTERVAL_MS = 500
 SMOOTHING = 0.9  # EMA weight of the past: averages ~the last 10 steps, so it lags little
 INITIAL_CAPACITY = 4096  # points; buffers double when full
-# Each redraw scans every point (bounds, peak downsampling): ~20 ms for a million. Past
-# this many points the timer slows in proportion, keeping the plot's share of the GUI
-# thread small (1M points: one redraw every 2.5 s).
+# Each redraw scans every point (bounds, peak downsampling): past this many points the
+# timer slows in proportion, keeping the plot's share of the GUI thread small (1M points:
+# one redraw every 2.5 s).
 POINTS_AT_FULL_RATE = 200_000
 
 
@@ -87,10 +86,10 @@ class LossPlot(pg.PlotWidget):
         # and the title then overlaps them
         item.getAxis("left").setWidth(72)
         # No grid: pyqtgraph draws one line per tick of every level across the whole
-        # plot, which tripled the cost of each repaint (15-30 ms instead of ~6 ms,
-        # measured offscreen at 1180x500) and lengthened the event-loop gaps in training.
+        # plot, which makes each repaint several times dearer and lengthens the event-loop
+        # gaps in training.
         item.addLegend(offset=(-10, 10))
-        # No antialiasing on the two step curves: with thousands of segments it made each
+        # No antialiasing on the two step curves: with thousands of segments it makes each
         # repaint 2-3x slower, and a 1-px line looks the same without it.
         self.raw_curve = self.plot(name="training loss (each step)", antialias=False,
                                    pen=pg.mkPen((70, 130, 220, 120), width=1))

@@ -9,9 +9,6 @@ the loop polls, because a queued slot would never run while run() is busy.
 
 from __future__ import annotations
 
-import ctypes
-import platform
-import sys
 import threading
 import time
 import traceback
@@ -36,12 +33,11 @@ from microlm import (
     TrainingStarted,
     UnknownCharacterError,
 )
+from microlm.hardware import keep_freed_memory
 from microlm.thread_watch import SlowdownWatch
 
 STEP_BATCH_SECONDS = 0.5  # step events are sent in batches at most this often
 GC_INTERVAL_SECONDS = 0.2  # how often the GUI thread collects cyclic garbage
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt() parameters (malloc.h)
-_malloc_tuned: bool | None = None
 
 # Every thread start_worker made, held until it has ended. Python must never be the one
 # to destroy a QThread that is still finishing: ~QThread then waits for the thread while
@@ -84,29 +80,6 @@ def collect_garbage_on_gui_thread() -> None:
         _gui_thread_collector = GarbageCollector(interval=GC_INTERVAL_SECONDS)
 
 
-def keep_freed_memory_for_reuse() -> bool:
-    """Stop glibc's malloc from handing freed tensor memory back to the system at once.
-
-    Each training step allocates and frees the same large tensors. In the main thread
-    glibc adapts and keeps reusing that memory, but in any other thread's malloc arena it
-    unmaps and trims it, and the next step faults every page in again: training in a
-    worker thread measured ~20 % slower than the same training in the main thread, and
-    as fast once allocations up to 32 MiB come from the heap and the heap is not trimmed.
-    The cost: memory freed after training returns to the system only at exit (up to the
-    largest run's peak). True when applied (Linux with glibc), False elsewhere."""
-    global _malloc_tuned
-    if _malloc_tuned is None:
-        _malloc_tuned = False
-        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
-            try:
-                libc = ctypes.CDLL("libc.so.6")
-                _malloc_tuned = bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-                                     and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
-            except (OSError, AttributeError):
-                _malloc_tuned = False
-    return _malloc_tuned
-
-
 def running_threads() -> list[QThread]:
     """Worker threads started by start_worker that have not finished yet."""
     return [keeper.thread_ for keeper in list(_live_threads) if keeper.thread_.isRunning()]
@@ -115,7 +88,10 @@ def running_threads() -> list[QThread]:
 def start_worker(worker: BaseWorker) -> QThread:
     """Move `worker` to a new QThread, wire the standard signals and start it."""
     collect_garbage_on_gui_thread()
-    keep_freed_memory_for_reuse()
+    # Training in a worker thread allocates from another malloc arena, which glibc trims
+    # after every step unless told to keep freed memory (one setting for the library and
+    # the app: hardware.keep_freed_memory).
+    keep_freed_memory()
     thread = QThread()
     thread.setObjectName(f"{type(worker).__name__}Thread")
     worker.moveToThread(thread)
@@ -241,7 +217,7 @@ class TrainingWorker(BaseWorker):
         # Set before `finished`: False after a divergence that no validation rescued. It is
         # checked here, not on the GUI thread: tensor math there would give the GUI thread
         # its own OpenMP team, and with two teams on 2 cores every later training run in
-        # the app measured ~3x slower (OpenMP stops spinning when teams outnumber cores).
+        # the app runs ~3x slower (OpenMP stops spinning when teams outnumber cores).
         self.weights_finite = False
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QSlider, QSpinBox
 
 from microlm import TextGenerator, calibration, load_model, recommendation, speed
+from microlm import budget as budgets
 from microlm_app import MainWindow
 
 TEXT = ("To be, or not to be, that is the question:\n"
@@ -56,7 +57,8 @@ def test_open_configure_train_generate_inspect_save_reopen(qtbot, window, tmp_pa
     qtbot.mouseClick(window.findChild(QPushButton, "applyRecommendedButton"),
                      Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not configure.is_busy, timeout=30_000)
-    expected = recommendation.recommend(len(TEXT), 20, session.tokenizer.vocab_size(), FIXED_SPEED)
+    expected = recommendation.recommend(len(TEXT), budgets.planning_seconds(20, 0.0),
+                                        session.tokenizer.vocab_size(), FIXED_SPEED)
     hidden = window.findChild(QSpinBox, "hiddenDimSpin")
     assert hidden.value() == expected.model_config.hidden_dim
     assert session.model_config.hidden_dim == expected.model_config.hidden_dim

@@ -1,84 +1,136 @@
-"""`microlm bench` in its quick mode: every figure is measured and reported (never judged on
-speed here: timings on a shared test machine prove nothing)."""
+"""`microlm bench`: each preset's training and generation speed and training memory, on the
+built-in sample (never judged on speed here: timings on a shared test machine prove
+nothing); and the measurement scripts of tests/benchmarks answer --help."""
 
 import math
+import runpy
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from microlm import bench, cli
+from microlm import bench, cli, preset_parameters
+from microlm.bench import BenchResult, PresetSpeed
+
+BENCHMARKS = Path(__file__).resolve().parent / "benchmarks"
+SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if p.name != "common.py")
+TEXT = "the quick brown fox jumps over the lazy dog. " * 200
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def result():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one generation pass instead of two (default and one thread)
-    try:
-        yield bench.run_bench(quick=True)
-    finally:
-        torch.set_num_threads(threads)
+def run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
-def positive(value: float) -> bool:
-    return math.isfinite(value) and value > 0
+def test_a_preset_is_timed_training_then_generating():
+    speed = bench.time_preset("nano", "cpu", TEXT, train_seconds=0.5, generate_chars=30,
+                              precision="float32")
+    assert (speed.preset, speed.device, speed.precision, speed.bf16) == (
+        "nano", "cpu", "float32", False)
+    assert speed.parameters == preset_parameters("nano", len(set(TEXT)))
+    assert speed.steps >= bench.WARMUP_STEPS + bench.MIN_TIMED_STEPS
+    assert math.isfinite(speed.train_chars_per_second) and speed.train_chars_per_second > 0
+    assert speed.generate_chars_per_second > 0
+    assert speed.memory_bytes >= 0
+    assert speed.peak_resident_bytes > 50 * 2**20  # at least the interpreter and torch
 
 
-def test_training_speed_is_measured_in_interleaved_rounds(result):
-    training = result.training
-    assert len(training.trainer_chars_per_second) == len(training.plain_chars_per_second) == 2
-    assert all(map(positive, training.trainer_chars_per_second + training.plain_chars_per_second))
-    assert training.steps_per_round == 3
-    assert (training.batch_size, training.sequence_length) == (32, 100)  # the small preset's
-    pair_ratios = sorted(t / p for t, p in zip(training.trainer_chars_per_second,
-                                               training.plain_chars_per_second, strict=True))
-    assert training.ratio == pytest.approx(sum(pair_ratios) / 2)  # the median of two pairs
+def test_generation_stops_at_its_time_limit():
+    started = time.perf_counter()
+    # ten million characters would take hours; the limit ends it after 0.3 s
+    bench.time_preset("nano", "cpu", TEXT, train_seconds=0.3, generate_chars=10**7,
+                      generate_seconds=0.3)
+    assert time.perf_counter() - started < 60
 
 
-def test_the_trainers_extra_work_is_timed_part_by_part(result):
-    costs = result.step_costs
-    for part in (costs.forward_backward, costs.adam_step, costs.adamw_step, costs.clipping,
-                 costs.gradient_norms):
-        assert positive(part)
-    assert costs.gradient_norm_interval == 50  # TrainingConfig's default
-    plain = costs.forward_backward + costs.adam_step
-    assert costs.expected_ratio == pytest.approx(plain / (plain + costs.trainer_extra))
-    assert "where ModelTrainer's extra time goes" in bench.format_report(result)
+def test_the_memory_watch_sees_what_a_block_allocates():
+    with bench._MemoryWatch(torch.device("cpu")) as watch:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    assert 56 * 2**20 < watch.rise_bytes < 200 * 2**20
+    assert watch.peak_resident_bytes >= watch.rise_bytes
 
 
-def test_generation_is_timed_at_each_length(result):
-    assert [g.length for g in result.generation] == [20, 50, 100]
-    for speed in result.generation:
-        assert speed.threads == 1
-        assert positive(speed.seconds) and positive(speed.chars_per_second)
-        assert speed.microseconds_per_char == pytest.approx(1e6 * speed.seconds / speed.length)
+def test_the_command_prints_a_row_per_preset(capsys):
+    status, out, err = run(capsys, "bench", "--quick", "--presets", "nano", "small")
+    assert status == 0, err
+    rows = [line.split() for line in out.splitlines() if line.lstrip().startswith(("nano",
+                                                                                  "small"))]
+    assert [row[0] for row in rows] == ["nano", "small"]
+    for row in rows:
+        assert row[2] in ("float32", "bfloat16")
+        assert float(row[4].replace(",", "")) > 0 and float(row[5].replace(",", "")) > 0
+    assert "Python documentation" in out and "peaked at" in out
+    assert "Training the nano preset on cpu" in err
 
 
-def test_memory_is_measured_in_a_fresh_process(result):
-    memory = result.memory
-    assert memory.corpus_bytes == bench.QUICK_CORPUS_BYTES
-    assert memory.sampled_peak_bytes > 50 * 2**20  # at least the interpreter and torch
-    assert memory.peak_bytes >= memory.sampled_peak_bytes
-    assert memory.max_rss_bytes >= 0
+def test_a_preset_too_slow_to_time_fails_with_a_reason(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "MIN_TIMED_STEPS", 10**9)
+    status, out, err = run(capsys, "bench", "--quick", "--presets", "nano")
+    assert status == 1
+    assert "too few steps" in out
+    assert "error: the nano preset took only" in err and "--seconds" in err
 
 
-def test_report_shows_all_three_parts(result):
+def test_a_missing_device_or_preset_is_one_error_line(capsys):
+    status, _, err = run(capsys, "bench", "--presets", "huge")
+    assert status == 2 and err.startswith("error:") and "huge" in err
+    if not torch.cuda.is_available():
+        status, _, err = run(capsys, "bench", "--device", "cuda")
+        assert status == 2 and err.startswith("error:") and "CUDA" in err
+
+
+def test_the_report_is_a_table_with_the_figures():
+    row = PresetSpeed("small", "cpu", "bfloat16", 251_303, 120, 80_123.4, 2_238.0, 133 * 2**20,
+                      780 * 2**20)
+    slow = PresetSpeed("large", "cpu", "bfloat16", 5_858_663, 2, math.nan, 54.0, 434 * 2**20,
+                       900 * 2**20)
+    result = BenchResult("cpu", "Some CPU", 2, 465_048, 8.0, (row, slow))
     report = bench.format_report(result)
-    assert "1. Training speed" in report and "ratio ModelTrainer / plain" in report
-    assert "2. Generation" in report and "time per character at 100 vs 20" in report
-    assert "3. Peak memory" in report and "MiB" in report
-    assert isinstance(result.failures(), list)
+    assert "on cpu (Some CPU)" in report and "465,048 characters" in report
+    small = next(line.split() for line in report.splitlines() if line.strip().startswith("small"))
+    assert small == ["small", "251,303", "bfloat16", "120", "80,123", "2,238", "133", "MiB"]
+    assert "too few steps" in report and "peaked at 900 MiB" in report
+    assert [p.split(",")[0] for p in result.problems()] == [
+        "the large preset took only 2 steps in 8 s"]
+    assert "Note: other programs" not in report
 
 
-def test_cli_bench_prints_the_report(result, capsys, monkeypatch):
-    asked = []
+def test_the_report_warns_when_other_programs_kept_the_cpu_busy():
+    row = PresetSpeed("nano", "cpu", "float32", 7_772, 50, 9_000.0, 3_000.0, 2**20, 2**28)
+    result = BenchResult("cpu", "Some CPU", 2, 1_000, 1.0, (row,), busy_percent=80.0)
+    assert "other programs kept the CPU 80 % busy" in bench.format_report(result)
 
-    def fake_run_bench(quick, log=None):
-        asked.append(quick)
-        return result
 
-    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
-    status = cli.main(["bench", "--quick"])
-    out, _ = capsys.readouterr()
-    assert asked == [True]
-    assert status == (1 if result.failures() else 0)
-    assert out.strip() == bench.format_report(result).strip()
+# ---- the measurement scripts beside the tests ----
+
+def test_there_are_measurement_scripts():
+    assert {p.name for p in SCRIPTS} >= {"quality.py", "sweep.py", "estimates.py", "scale.py",
+                                         "trainer_speed.py", "app_speed.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_each_script_answers_help(script, monkeypatch, capsys):
+    """As `python tests/benchmarks/NAME.py --help` runs it (in this process, for speed)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", [str(script), "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert f"python tests/benchmarks/{script.name}" in out and "CORPUS" in out
+
+
+def test_a_script_runs_from_the_command_line_and_names_an_unreadable_corpus(tmp_path):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "sweep.py"),
+                             str(tmp_path / "missing.txt")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "error:" in result.stderr and "missing.txt" in result.stderr
+    assert "Traceback" not in result.stderr

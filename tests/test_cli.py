@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from microlm import ModelTrainer, cli, hardware, load_model, thread_watch
+from microlm import ModelTrainer, cli, load_model, thread_watch
 from microlm import checkpoint as checkpoint_module
 from microlm.checkpoint import output_lock
 
@@ -536,20 +536,16 @@ def test_slowdown_watch_stays_on_one_thread_while_the_machine_stays_busy():
     assert asked.count(None) == len(asked) - 3
 
 
-def test_a_preset_trains_in_the_precision_this_cpu_trains_fastest_in(monkeypatch):
-    """bfloat16 where the CPU's LSTM kernel runs it (as a recommendation does), unless
-    --precision says otherwise; the default preset too."""
+def test_a_preset_trains_in_the_precision_this_device_trains_fastest_in():
+    """"auto" (the device's fastest, decided when training starts, as a recommendation
+    measures it) unless --precision says otherwise; the default preset too."""
     import argparse
     import time
 
-    monkeypatch.setattr(hardware, "default_precision",
-                        lambda device: "bfloat16" if str(device) == "cpu" else "float32")
     for preset in ("small", None):
         args = argparse.Namespace(preset=preset, time_budget=None, seed=None,
                                   started=time.monotonic())
         _, training = cli._choose_config(args, 10_000, 40, "cpu", {})
-        assert training.precision == "bfloat16"
+        assert training.precision == "auto"
         _, training = cli._choose_config(args, 10_000, 40, "cpu", {"precision": "float32"})
         assert training.precision == "float32"
-    _, training = cli._choose_config(args, 10_000, 40, "cuda", {})
-    assert training.precision == "float32"

@@ -16,9 +16,11 @@ from microlm import (
     sample_corpus,
     speed,
 )
+from microlm import budget as budgets
 from microlm.data import Corpus
+from microlm.units import format_bytes
 from microlm_app.session import Session
-from microlm_app.tabs.configure_tab import ConfigureTab, format_bytes
+from microlm_app.tabs.configure_tab import ConfigureTab
 
 FIXED_SPEED = speed.MachineSpeed(device="cpu", step_overhead_s=0.002,
                                     flops_per_second=2e9)
@@ -171,10 +173,13 @@ def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
     tab.recommend_button.click()
     qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
     chars = tab.session.corpus_stats.characters
-    expected = recommendation.recommend(chars, 90, tab.session.tokenizer.vocab_size(), FIXED_SPEED,
-                                  tab.hardware_info.available_ram_bytes)
+    # planned for the budget less the finishing reserve; the run keeps the person's 90 s
+    expected = recommendation.recommend(chars, budgets.planning_seconds(90, 0.0),
+                                        tab.session.tokenizer.vocab_size(), FIXED_SPEED,
+                                        tab.hardware_info.available_ram_bytes)
     assert tab.session.model_config == expected.model_config
     training = tab.session.training_config
+    assert training.time_budget_s == 90 > budgets.planning_seconds(90, 0.0)
     for name in ("sequence_length", "batch_size", "learning_rate", "epochs", "eval_interval",
                  "grad_clip", "weight_decay", "ema_decay"):
         assert getattr(training, name) == pytest.approx(getattr(expected.training_config, name))

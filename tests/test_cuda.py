@@ -15,8 +15,8 @@ from microlm import (
     load_model,
     set_seed,
 )
+from microlm.bench import time_preset
 from microlm.hardware import mixed_precision, uses_bf16
-from microlm.scale_bench import time_preset
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
@@ -38,11 +38,11 @@ def test_preset_timing_measures_training_and_generation():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        speed = time_preset("nano", "cpu", TEXT, bf16=True, train_seconds=0.5,
+        speed = time_preset("nano", "cpu", TEXT, precision="float32", train_seconds=0.5,
                             generate_chars=20)
     finally:
         torch.set_num_threads(threads)
-    assert (speed.preset, speed.device, speed.bf16) == ("nano", "cpu", False)
+    assert (speed.preset, speed.device, speed.precision) == ("nano", "cpu", "float32")
     assert speed.train_chars_per_second > 0 and speed.generate_chars_per_second > 0
 
 
@@ -51,8 +51,8 @@ def test_preset_timing_measures_training_and_generation():
 def test_training_and_generation_on_cuda(tmp_path, bf16):
     tokenizer = CharacterTokenizer(TEXT)
     set_seed(0)
-    config = TrainingConfig(epochs=2, batch_size=8, sequence_length=16, bf16=bf16,
-                            device="cuda")
+    config = TrainingConfig(epochs=2, batch_size=8, sequence_length=16, device="cuda",
+                            precision="bfloat16" if bf16 else "float32")
     trainer = ModelTrainer(MicroLM(tokenizer.vocab_size(), 16, 32, 2), tokenizer,
                            config=config)
     trainer.prepare_data(TEXT)

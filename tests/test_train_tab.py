@@ -1,5 +1,7 @@
 """Tests for the Train tab: start/pause/stop, plot and status, errors, continuing a checkpoint."""
 
+import time
+
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
@@ -19,8 +21,10 @@ from microlm import (
     corpus_stats,
     load_model,
 )
+from microlm import budget as budgets
+from microlm.speed import MachineSpeed
 from microlm_app.session import Session
-from microlm_app.tabs.train_tab import OVERFITTING_HINT, TrainTab, format_duration
+from microlm_app.tabs.train_tab import OVERFITTING_HINT, TrainTab
 
 pg.setConfigOption("background", "w")
 pg.setConfigOption("foreground", "k")
@@ -408,12 +412,6 @@ def test_keyboard_shortcuts_act_only_while_the_train_tab_is_shown(qtbot):
     assert tab.stop_workers()
 
 
-@pytest.mark.parametrize("seconds, text", [(5, "5 s"), (65, "1:05"), (3725, "1:02:05"),
-                                           (float("inf"), "?")])
-def test_format_duration(seconds, text):
-    assert format_duration(seconds) == text
-
-
 def test_the_gui_thread_does_no_tensor_math_around_a_training_run(qtbot, make_tab,
                                                                    gui_thread_tensor_ops):
     # Tensor math on the GUI thread would give it an OpenMP team of its own; with two
@@ -461,3 +459,23 @@ def test_a_run_on_one_thread_while_the_machine_is_busy_says_so_until_it_is_back(
                         and "CPU thread" not in tab.status_label.text(), timeout=WAIT_MS)
     finally:
         assert tab.stop_workers(10_000)
+
+
+def test_a_time_budget_counts_from_pressing_train_to_the_model_ready(qtbot, make_tab,
+                                                                     monkeypatch):
+    """The app's "4 s" means what the command line's does (microlm.budget): the trainer's
+    clock gets the budget less the set-up so far and a reserve for finishing."""
+    speed = MachineSpeed("cpu", step_overhead_s=0.002, flops_per_second=2e9)
+    monkeypatch.setattr(budgets, "calibrate", lambda **kwargs: speed)
+    session = make_session(epochs=10_000, time_budget_s=4.0)
+    tab = make_tab(session)
+    pressed = time.monotonic()
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as finished:
+        click(qtbot, tab.train_button)
+    assert finished.args[0].reason == "time_budget"
+    clock = session.trainer.config.time_budget_s  # what the trainer was given
+    reserve = budgets.finishing_reserve(speed, session.model_config, session.training_config,
+                                        len(session.trainer.val_tokens), 4.0)
+    assert 4.0 - reserve - (time.monotonic() - pressed) < clock < 4.0 - reserve
+    assert "of the 4 s budget from pressing Train to the model ready" in (
+        tab.status_label.text())

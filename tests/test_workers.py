@@ -42,18 +42,17 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_not_in_a_worker(qtbot):
     assert _Cycle.freed_on == [threading.main_thread().name]
 
 
-def test_freed_memory_is_kept_for_reuse_on_glibc():
-    import platform
-    import sys
+def test_a_worker_keeps_freed_memory_for_reuse_as_the_library_does(qtbot, monkeypatch):
+    """One owner of the allocator's settings: the app's workers ask microlm.hardware, as
+    ModelTrainer.fit and the calibration do, before the worker's thread allocates."""
+    from microlm_app import workers
 
-    import pytest
-
-    from microlm_app.workers import keep_freed_memory_for_reuse
-
-    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
-        pytest.skip("mallopt tuning applies to Linux with glibc only")
-    assert keep_freed_memory_for_reuse() is True
-    assert keep_freed_memory_for_reuse() is True  # once is enough; calling again is harmless
+    calls = []
+    monkeypatch.setattr(workers, "keep_freed_memory", lambda: calls.append("kept") or True)
+    worker = TaskWorker(lambda: calls.append("work"))
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        start_worker(worker)
+    assert calls == ["kept", "work"]
 
 
 class _StepsOnly:

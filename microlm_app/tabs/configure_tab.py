@@ -35,7 +35,9 @@ from microlm import (
     presets,
     recommendation,
 )
+from microlm import budget as budgets
 from microlm.speed import MachineSpeed
+from microlm.units import format_bytes, format_duration
 
 from ..session import Session
 from ..workers import TaskWorker, start_worker, stop_and_wait, wait_for_thread_end
@@ -591,12 +593,12 @@ class ConfigureTab(QWidget):
             estimate = presets.estimate(model_config, training_config, self.corpus_chars,
                                          self.speed)
             text += (f" · ≈ {estimate.chars_per_second:,.0f} characters/s · "
-                     f"≈ {format_seconds(estimate.seconds_per_epoch)} per epoch · "
-                     f"≈ {format_seconds(estimate.seconds_per_epoch * training_config.epochs)}"
+                     f"≈ {format_duration(estimate.seconds_per_epoch)} per epoch · "
+                     f"≈ {format_duration(estimate.seconds_per_epoch * training_config.epochs)}"
                      f" for {training_config.epochs} epoch(s)")
             if training_config.time_budget_s is not None:
                 text += (f", but training stops after the "
-                         f"{format_seconds(training_config.time_budget_s)} budget")
+                         f"{format_duration(training_config.time_budget_s)} budget")
         self.estimate_label.setText(text)
 
     def _update_preset_labels(self) -> None:
@@ -615,7 +617,7 @@ class ConfigureTab(QWidget):
                 estimate = presets.estimate(model_config, training_config, self.corpus_chars,
                                              self.speed)
                 text += (f" · {format_bytes(estimate.memory_bytes)} · "
-                         f"{format_seconds(estimate.seconds_per_epoch)} per epoch")
+                         f"{format_duration(estimate.seconds_per_epoch)} per epoch")
             self.preset_combo.setItemText(index, text)
 
     def _show_hardware(self) -> None:
@@ -639,24 +641,11 @@ def _recommend(corpus_chars: int, budget_s: float, vocab_size: int,
                ) -> tuple[recommendation.Recommendation, MachineSpeed, hardware.HardwareInfo]:
     info = hardware.probe()
     speed = speed or calibration.calibrate()
-    recommended = recommendation.recommend(corpus_chars, budget_s, vocab_size, speed,
+    # The budget counts from pressing Train to the model ready, as on the command line: the
+    # model is planned for the budget less a reserve for finishing (microlm.budget), and
+    # the run keeps the person's budget, which the Train tab turns into its training clock.
+    recommended = recommendation.recommend(corpus_chars, budgets.planning_seconds(budget_s, 0.0),
+                                           vocab_size, speed,
                                            memory_bytes or info.available_ram_bytes)
-    return recommended, speed, info
-
-
-def format_bytes(num_bytes: float) -> str:
-    if num_bytes < 1024:
-        return f"{num_bytes:,.0f} bytes"
-    for unit in ("KB", "MB", "GB"):
-        num_bytes /= 1024
-        if num_bytes < 1024 or unit == "GB":
-            break
-    return f"{num_bytes:,.1f} {unit}"
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:,.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:,.1f} min"
-    return f"{seconds / 3600:,.1f} h"
+    training = replace(recommended.training_config, time_budget_s=budget_s)
+    return replace(recommended, training_config=training), speed, info

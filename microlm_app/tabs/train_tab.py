@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ from microlm import (
     TrainingStarted,
     set_seed,
 )
+from microlm import budget as budgets
+from microlm.units import format_duration
 
 from ..loss_plot import LossPlot
 from ..session import Session
@@ -65,14 +68,35 @@ class _TrainingRun(TrainingWorker):
 
     trainer_ready = Signal(object, int)  # ModelTrainer and its step count before this run
 
-    def __init__(self, make_trainer: Callable[[], tuple[ModelTrainer, dict]]) -> None:
+    def __init__(self, make_trainer: Callable[[], tuple[ModelTrainer, dict]],
+                 started: float) -> None:
         super().__init__(trainer=None)
         self._make_trainer = make_trainer
+        self._started = started  # time.monotonic() when Train was pressed
 
     def work(self) -> None:
         self.trainer, self._fit_options = self._make_trainer()
+        self._fit_to_budget()
         self.trainer_ready.emit(self.trainer, self.trainer.step)
         super().work()
+
+    def _fit_to_budget(self) -> None:
+        """A time budget counts from the press of Train to the model ready, as on the
+        command line (microlm.budget): the trainer's clock gets what is left once the
+        set-up so far and a reserve for finishing are taken off. A run continued part-way
+        keeps its own clock."""
+        trainer = self.trainer
+        known = {field.name for field in fields(TrainingConfig)}
+        config = replace(trainer.config, **{name: value for name, value
+                                             in self._fit_options.items() if name in known})
+        if config.time_budget_s is None or trainer.continues_a_run:
+            return
+        val_chars = 0 if trainer.val_tokens is None else len(trainer.val_tokens)
+        speed = budgets.calibrate_for(config.time_budget_s, str(trainer.device))
+        reserve = budgets.finishing_reserve(speed, trainer.model.config, config, val_chars,
+                                            config.time_budget_s)
+        self._fit_options["time_budget_s"] = budgets.training_seconds(
+            config.time_budget_s, time.monotonic() - self._started, reserve)
 
 
 class TrainTab(QWidget):
@@ -92,6 +116,8 @@ class TrainTab(QWidget):
         self._stopping = False
         self._finished_event: TrainingFinished | None = None
         self._failure: str | None = None
+        self._started = 0.0  # time.monotonic() when Train was last pressed
+        self._budget_s: float | None = None  # that run's time budget, if any
         self._total_steps = 0
         self._steps_before = 0  # the trainer's step count when this run was handed over
         self._start_step = 0  # global step before this run's first step
@@ -275,7 +301,9 @@ class TrainTab(QWidget):
             self.loss_plot.clear_data()
 
         self._reset_run_state()
-        self._worker = worker = _TrainingRun(make_trainer)
+        self._started = time.monotonic()
+        self._budget_s = config.time_budget_s
+        self._worker = worker = _TrainingRun(make_trainer, self._started)
         worker.trainer_ready.connect(self._on_trainer_ready)
         worker.training_started.connect(self._on_training_started)
         worker.steps_completed.connect(self._on_steps_completed)
@@ -599,8 +627,11 @@ class TrainTab(QWidget):
                 if finished.best_val_loss is not None else "")
         where = (" The model is ready on the Generate and Inspect tabs (File > Save Model "
                  "keeps it)." if kept_model else " No usable model was produced.")
+        took = time.monotonic() - self._started
+        budget = "" if self._budget_s is None else f" of the {self._budget_s:g} s budget"
         return (f"{finished.message} {finished.step:,} steps in "
-                f"{format_duration(finished.elapsed_s)}{best}.{where}")
+                f"{format_duration(finished.elapsed_s)} of training{best}; {took:.1f} s"
+                f"{budget} from pressing Train to the model ready.{where}")
 
     def _show_status_message(self, text: str) -> None:
         window = self.window()
@@ -629,7 +660,7 @@ def warm_up_optimizer() -> None:
     PyTorch imports torch._dynamo (about 2 s of Python) the first time an optimizer is
     built. Done by the training thread, that import holds the GIL in slices of up to
     ~250 ms and the window stutters for the first seconds of the first run; done here
-    it only lengthens start-up a little (measured with python -m microlm_app.bench).
+    it only lengthens start-up a little (measured with python tests/benchmarks/app_speed.py).
     """
     global _optimizer_warm
     if not _optimizer_warm:
@@ -638,17 +669,3 @@ def warm_up_optimizer() -> None:
 
 
 _optimizer_warm = False
-
-
-def format_duration(seconds: float) -> str:
-    """1:05:09 / 4:07 / 12 s: short enough for a progress bar."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-

@@ -1,5 +1,7 @@
-"""`microlm bench --estimates`: are the time per epoch and the training memory that Configure
-(and `microlm train`) show close to what a run then measures?
+"""Are the time per epoch and the training memory that Configure (and `microlm train`) show
+close to what a run then measures?
+
+    python tests/benchmarks/estimates.py [CORPUS] [--seconds 12]
 
 Each configuration trains in a fresh process, as the app or the CLI would: the machine is
 calibrated first (that is where the estimate's speed comes from), then the model trains
@@ -10,7 +12,7 @@ for a few seconds with validation on. Measured there:
 - training memory: the rise of the process's peak resident memory from just before the
   text is encoded and the model is built to the end of training. The run-time's own
   start-up (torch, its thread pool and kernels, which the calibration has already loaded)
-  is not part of the estimate and not counted.
+  is not part of the estimate and not counted. Linux only: it reads /proc/self.
 """
 
 from __future__ import annotations
@@ -22,8 +24,34 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-TARGET = 0.25  # the issue's tolerance: estimates within 25 % of the measurement
+import torch
+from common import (
+    add_corpus_argument,
+    child_env,
+    corpus_arguments,
+    corpus_name,
+    format_table,
+    last_line,
+    load_corpus,
+)
+
+from microlm import (
+    CharacterTokenizer,
+    MicroLM,
+    ModelConfig,
+    ModelTrainer,
+    StepCompleted,
+    TrainingConfig,
+    calibrate,
+    estimate,
+)
+from microlm.hardware import give_back_freed_memory
+from microlm.presets import steps_per_epoch
+from microlm.recommendation import budget_plan
+
+TARGET = 0.25  # estimates within 25 % of the measurement
 TRAIN_SECONDS = 12.0
 WARMUP_STEPS = 5  # left out of the step time: the first steps set up kernels and caches
 
@@ -91,8 +119,8 @@ class Check:
 
 # ---- the measuring process ----
 
-def _peak_rss_bytes() -> int:
-    """This process's peak resident memory since the last _reset_peak_rss()."""
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since the last reset_peak_rss()."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmHWM:"):
@@ -100,11 +128,9 @@ def _peak_rss_bytes() -> int:
     raise OSError("no VmHWM in /proc/self/status")
 
 
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> None:
     """Give freed memory back to the system, then restart the peak count from now (Linux:
     writing 5 to clear_refs resets the high-water mark)."""
-    from .hardware import give_back_freed_memory
-
     gc.collect()
     give_back_freed_memory()
     with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
@@ -113,14 +139,7 @@ def _reset_peak_rss() -> None:
 
 def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
     """Estimate, then train `shape` on `text` for `seconds` in this process and compare."""
-    import torch
-
-    from . import calibration, presets, recommendation
-    from .model import MicroLM, ModelConfig
-    from .tokenizer import CharacterTokenizer
-    from .trainer import ModelTrainer, StepCompleted, TrainingConfig
-
-    speed = calibration.calibrate()
+    speed = calibrate()
     if speed.threads:
         torch.set_num_threads(speed.threads)
     tokenizer = CharacterTokenizer(text)
@@ -130,50 +149,43 @@ def measure(shape: Shape, text: str, seconds: float = TRAIN_SECONDS) -> Check:
                               sequence_length=shape.sequence_length, learning_rate=3e-3,
                               precision=speed.precision, grad_norm_interval=0)
     # As a real run: the budget decides the epochs and a few validations along the way.
-    training = recommendation.budget_plan(model_config, training, len(text), seconds, speed)
-    expected = presets.estimate(model_config, training, len(text), speed)
+    training = budget_plan(model_config, training, len(text), seconds, speed)
+    expected = estimate(model_config, training, len(text), speed)
 
-    _reset_peak_rss()
-    before = _peak_rss_bytes()
+    reset_peak_rss()
+    before = peak_rss_bytes()
     trainer = ModelTrainer(MicroLM(config=model_config), tokenizer, config=training)
     trainer.prepare_data(text)
     times = [event.elapsed_s for event in trainer.fit() if isinstance(event, StepCompleted)]
-    peak = _peak_rss_bytes() - before
+    peak = peak_rss_bytes() - before
     steps = len(times)
     if steps <= WARMUP_STEPS + 1:
         raise RuntimeError(f"{shape.label}: only {steps} steps in {seconds:g} s; too few to "
                            f"time. Give it more seconds.")
     step_seconds = (times[-1] - times[WARMUP_STEPS - 1]) / (steps - WARMUP_STEPS)
     return Check(shape.label, model_config.num_parameters(), expected.seconds_per_epoch,
-                 step_seconds * presets.steps_per_epoch(len(text), training),
+                 step_seconds * steps_per_epoch(len(text), training),
                  expected.memory_bytes, peak, steps)
 
 
-def run_checks(corpus: str, shapes: Sequence[Shape] | None = None,
-               seconds: float | None = None,
+def run_checks(corpus: Path | None, shapes: Sequence[Shape] = SHAPES,
+               seconds: float = TRAIN_SECONDS,
                log: Callable[[str], None] = lambda message: None) -> list[Check]:
-    """Each shape in a fresh process (`python -m microlm.estimate_check --child ...`)."""
-    from .bench import child_env
-
-    shapes = SHAPES if shapes is None else shapes
-    seconds = TRAIN_SECONDS if seconds is None else seconds
+    """Each shape in a fresh process (this script with --child)."""
     checks = []
     for shape in shapes:
         log(f"{shape.label}: calibrating, then training for {seconds:g} s (a fresh process) ...")
         done = subprocess.run(
-            [sys.executable, "-m", "microlm.estimate_check", "--child", corpus,
-             json.dumps(asdict(shape)), f"{seconds:g}"],
+            [sys.executable, __file__, *corpus_arguments(corpus), "--child",
+             json.dumps(asdict(shape)), "--seconds", f"{seconds:g}"],
             capture_output=True, text=True, env=child_env())
         if done.returncode != 0:
-            last = done.stderr.strip().splitlines()[-1:] or ["?"]
-            raise RuntimeError(f"The check of {shape.label} failed: {last[0]}")
-        checks.append(Check(**json.loads(done.stdout.strip().splitlines()[-1])))
+            raise RuntimeError(f"The check of {shape.label} failed: {last_line(done.stderr)}")
+        checks.append(Check(**json.loads(last_line(done.stdout))))
     return checks
 
 
 def format_checks(checks: Sequence[Check]) -> str:
-    from .cli import format_table
-
     rows = [(c.label, f"{c.parameters:,}", f"{c.estimated_epoch_s:,.1f}",
              f"{c.measured_epoch_s:,.1f}", f"{100 * c.epoch_error:+.0f} %",
              f"{c.estimated_memory_bytes / 2**20:,.1f}", f"{c.measured_memory_bytes / 2**20:,.1f}",
@@ -184,21 +196,25 @@ def format_checks(checks: Sequence[Check]) -> str:
     return format_table([header, *rows])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m microlm.estimate_check",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs=3, metavar=("CORPUS", "SHAPE_JSON", "SECONDS"),
-                        help=argparse.SUPPRESS)
-    parser.add_argument("corpus", nargs="?")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tests/benchmarks/estimates.py",
+                                     description=__doc__.split("\n\n")[0])
+    add_corpus_argument(parser)
+    parser.add_argument("--seconds", type=float, default=TRAIN_SECONDS,
+                        help=f"training time of each configuration (default {TRAIN_SECONDS:g})")
+    parser.add_argument("--child", metavar="SHAPE_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from .quality import load_text
-
+    if not sys.platform.startswith("linux"):
+        sys.exit("error: the memory measurement reads /proc/self: Linux only.")
+    text = load_corpus(args.corpus).text  # a file that cannot be read stops here
     if args.child:
-        corpus, shape, seconds = args.child
-        check = measure(Shape(**json.loads(shape)), load_text(corpus), float(seconds))
+        check = measure(Shape(**json.loads(args.child)), text, args.seconds)
         print(json.dumps(asdict(check)))
         return 0
-    checks = run_checks(args.corpus, log=lambda m: print(m, file=sys.stderr, flush=True))
+    checks = run_checks(args.corpus, seconds=args.seconds,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"Estimates against runs on {corpus_name(args.corpus)} (target: within "
+          f"{TARGET:.0%})")
     print(format_checks(checks))
     return 0 if all(c.within_target() for c in checks) else 1
 

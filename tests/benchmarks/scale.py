@@ -1,10 +1,17 @@
-"""`microlm bench --large` (a 2 GB corpus: prepare speed, peak memory) and `--presets`
-(training and generation speed of the small and large presets on this machine's device)."""
+"""A text larger than memory: write a large text (copies of CORPUS), `microlm prepare` it and
+train the small preset from the memory map, each in a fresh process; report how fast
+prepare reads and the peak resident memory of both. The files are deleted afterwards.
+
+    python tests/benchmarks/scale.py [CORPUS] [--size-gb 2] [--train-seconds 30]
+
+Targets: prepare at 50 MB/s or more; each process under 1 GiB of resident memory. The exit
+status is 0 when both are met.
+"""
 
 from __future__ import annotations
 
+import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -13,21 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from common import add_corpus_argument, child_env, load_corpus
 
-from .bench import child_env
-from .data import sample_corpus
-from .generator import TextGenerator
-from .hardware import select_device, uses_bf16
-from .model import MicroLM
-from .presets import PRESETS
-from .tokenizer import CharacterTokenizer
-from .trainer import ModelTrainer, StepCompleted, set_seed
-
-TINY_SHAKESPEARE = Path("/work/shared/data/tinyshakespeare.txt")  # used when present
 MIN_PREPARE_MB_PER_S = 50.0
 MAX_RESIDENT_BYTES = 2**30
-LARGE_TRAIN_SECONDS = 30.0  # the training run of --large: long enough to reach a steady state
+TRAIN_SECONDS = 30.0  # the training run: long enough to reach a steady state
 
 Log = Callable[[str], None]
 
@@ -35,8 +32,6 @@ Log = Callable[[str], None]
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
-
-# ---- --large ----
 
 @dataclass(frozen=True)
 class ChildRun:
@@ -72,11 +67,9 @@ class LargeCorpusResult:
         return out
 
 
-def write_large_text(path: Path, size_bytes: int) -> int:
-    """A text of about size_bytes: Tiny Shakespeare (or the built-in Python documentation)
-    repeated, each copy starting at a different line so no two copies are identical."""
-    base = (TINY_SHAKESPEARE.read_text(encoding="utf-8") if TINY_SHAKESPEARE.is_file()
-            else sample_corpus("Python documentation").text)
+def write_large_text(path: Path, size_bytes: int, base: str) -> int:
+    """A text of about size_bytes: `base` repeated, each copy starting at a different line
+    so no two copies are identical."""
     lines = base.splitlines(keepends=True)
     written, copy = 0, 0
     with open(path, "wb") as out:
@@ -108,11 +101,10 @@ _PEAK_MARK = "microlm-bench-peak-rss-kib="
 
 def run_child(command: Sequence[str]) -> ChildRun:
     """Run a command in a fresh process and measure its own peak resident memory."""
-    env = child_env()
     launcher = [sys.executable, "-c", f"_PEAK_MARK = {_PEAK_MARK!r}\n" + _LAUNCHER]
     started = time.perf_counter()
     result = subprocess.run(launcher + list(command), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=child_env())
     seconds = time.perf_counter() - started
     lines = result.stdout.splitlines()
     peak = [int(line.removeprefix(_PEAK_MARK)) for line in lines if line.startswith(_PEAK_MARK)]
@@ -121,13 +113,13 @@ def run_child(command: Sequence[str]) -> ChildRun:
                     output)
 
 
-def bench_large(size_gb: float = 2.0, train_seconds: float = LARGE_TRAIN_SECONDS,
+def bench_large(base: str, size_gb: float = 2.0, train_seconds: float = TRAIN_SECONDS,
                 log: Log = _stderr) -> LargeCorpusResult:
     folder = Path(tempfile.mkdtemp(prefix="microlm-large-"))
     try:
         text_path = folder / "corpus.txt"
         log(f"Writing a {size_gb:g} GB text to {text_path} ...")
-        size = write_large_text(text_path, int(size_gb * 1e9))
+        size = write_large_text(text_path, int(size_gb * 1e9), base)
         python = [sys.executable, "-m", "microlm"]
         log("Preparing it (a fresh process) ...")
         prepare = run_child(python + ["prepare", str(text_path), "--output",
@@ -143,15 +135,24 @@ def bench_large(size_gb: float = 2.0, train_seconds: float = LARGE_TRAIN_SECONDS
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_large(size_gb: float) -> int:
-    result = bench_large(size_gb)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tests/benchmarks/scale.py",
+                                     description=__doc__.split("\n\n")[0])
+    add_corpus_argument(parser)
+    parser.add_argument("--size-gb", type=float, default=2.0,
+                        help="size of the generated text in GB (default 2)")
+    parser.add_argument("--train-seconds", type=float, default=TRAIN_SECONDS,
+                        help=f"time budget of the training run (default {TRAIN_SECONDS:g})")
+    args = parser.parse_args(argv)
+    base = load_corpus(args.corpus).text  # a file that cannot be read stops here
+    result = bench_large(base, args.size_gb, args.train_seconds)
     mib = 2**20
     print(f"Large corpus: {result.text_bytes / 1e9:.2f} GB of generated text, each step in a "
           f"fresh process")
     print(f"  prepare: {result.prepare_mb_per_second:,.0f} MB/s over {result.prepare.seconds:.1f}"
           f" s, start-up included (target >= {MIN_PREPARE_MB_PER_S:.0f}); peak resident "
           f"memory {result.prepare.peak_resident_bytes / mib:,.0f} MiB (target < 1024)")
-    print(f"  train (small preset, {LARGE_TRAIN_SECONDS:g} s budget, from the memory map): "
+    print(f"  train (small preset, {args.train_seconds:g} s budget, from the memory map): "
           f"peak resident memory {result.train.peak_resident_bytes / mib:,.0f} MiB "
           f"(target < 1024)")
     steps = [line for line in result.train.output.splitlines() if "Step " in line]
@@ -163,66 +164,5 @@ def run_large(size_gb: float) -> int:
     return 1 if failures else 0
 
 
-# ---- --presets ----
-
-@dataclass(frozen=True)
-class PresetSpeed:
-    preset: str
-    device: str
-    bf16: bool
-    parameters: int
-    train_chars_per_second: float  # median of the trainer's own per-step figures
-    generate_chars_per_second: float
-
-
-def time_preset(name: str, device: str, text: str, bf16: bool, train_seconds: float,
-                generate_chars: int) -> PresetSpeed:
-    preset = PRESETS[name]
-    tokenizer = CharacterTokenizer(text)
-    set_seed(0)
-    model = MicroLM(config=preset.model_config(tokenizer.vocab_size()))
-    config = preset.training_config(epochs=1_000_000, time_budget_s=train_seconds,
-                                    val_fraction=0.0, bf16=bf16, device=device,
-                                    grad_norm_interval=0)
-    trainer = ModelTrainer(model, tokenizer, config=config)
-    trainer.prepare_data(text)
-    speeds = [e.chars_per_second for e in trainer.fit() if isinstance(e, StepCompleted)]
-    # The trainer's figure averages the last 20 steps: skip the first (warm-up) ones.
-    steady = speeds[len(speeds) // 2:] or speeds
-    generator = TextGenerator(trainer.model, tokenizer, device, bf16=bf16)
-    generator.generate("", 20, seed=0)  # warm-up (kernel selection, caches)
-    _synchronize(device)
-    started = time.perf_counter()
-    generator.generate("", generate_chars, seed=0)
-    _synchronize(device)
-    rate = generate_chars / (time.perf_counter() - started)
-    return PresetSpeed(name, str(device), uses_bf16(device, bf16),
-                       sum(p.numel() for p in model.parameters()),
-                       statistics.median(steady) if steady else float("nan"), rate)
-
-
-def _synchronize(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def run_presets(device: str | None = None, quick: bool = False,
-                presets: Sequence[str] = ("small", "large"), log: Log = _stderr) -> int:
-    device = str(select_device(device))
-    text = (TINY_SHAKESPEARE.read_text(encoding="utf-8") if TINY_SHAKESPEARE.is_file()
-            else sample_corpus("Python documentation").text)
-    seconds, length = (2.0, 100) if quick else (20.0, 1000)
-    precisions = [True, False] if uses_bf16(device) else [True]
-    rows = []
-    for name in presets:
-        for bf16 in precisions:
-            log(f"Timing the {name} preset on {device} (bf16 {'on' if bf16 else 'off'}) ...")
-            rows.append(time_preset(name, device, text, bf16, seconds, length))
-    print(f"Preset speeds on {device} ({torch.cuda.get_device_name(device)})"
-          if torch.device(device).type == "cuda" else f"Preset speeds on {device}")
-    print(f"  {'preset':<8}{'precision':<11}{'parameters':>12}{'train chars/s':>16}"
-          f"{'generate chars/s':>19}")
-    for row in rows:
-        print(f"  {row.preset:<8}{'bf16' if row.bf16 else 'fp32':<11}{row.parameters:>12,}"
-              f"{row.train_chars_per_second:>16,.0f}{row.generate_chars_per_second:>19,.0f}")
-    return 0
+if __name__ == "__main__":
+    sys.exit(main())
