@@ -1,4 +1,4 @@
-"""A guided tour: drive the app through a real short session and save a picture of each tab.
+"""A guided tour: drive the app as a person would, briefly, and save a picture of each tab.
 
 `python -m microlm_app --screenshots DIR` loads the built-in sample text, probes the
 hardware, applies the recommendation for a short time budget, trains for real, generates

@@ -542,10 +542,12 @@ def test_a_preset_trains_in_the_precision_this_device_trains_fastest_in():
     import argparse
     import time
 
+    from microlm.cli.train_settings import choose_config
+
     for preset in ("small", None):
         args = argparse.Namespace(preset=preset, time_budget=None, seed=None,
                                   started=time.monotonic())
-        _, training = cli._choose_config(args, 10_000, 40, "cpu", {})
+        _, training = choose_config(args, 10_000, 40, "cpu", {})
         assert training.precision == "auto"
-        _, training = cli._choose_config(args, 10_000, 40, "cpu", {"precision": "float32"})
+        _, training = choose_config(args, 10_000, 40, "cpu", {"precision": "float32"})
         assert training.precision == "float32"

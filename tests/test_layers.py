@@ -4,7 +4,8 @@ so there is no import cycle; and imports inside functions only where a module is
 The layers, top to bottom (a module may import only modules of lower layers):
 
     microlm_app                     the desktop app (its own layers below)
-    microlm.cli                     the `microlm` command
+    microlm.cli                     the `microlm` command (a package: a module per command;
+                                    its modules may import each other)
     microlm (the package's facade)  what `from microlm import ...` offers
     microlm.budget, bench           the one time-budget policy; measuring this machine
     microlm.recommendation          the recommendation for a time budget
@@ -13,8 +14,9 @@ The layers, top to bottom (a module may import only modules of lower layers):
     microlm.speed, thread_watch     the cost model; the thread count while training runs
     microlm.neurons, stepwise, surprise  explaining the network (over inspection)
     microlm.trainer, inspection, prepared, examples
-    microlm.generator, checkpoint, distributed
-    microlm.hardware, config, data
+    microlm.run                     the books of a training run: its plan, clock and records
+    microlm.generator, checkpoint, distributed, schedule, precision
+    microlm.hardware, config, data, events, evaluation, kept_weights
     microlm.model, tokenizer, units
 """
 
@@ -44,8 +46,11 @@ LAYERS: list[set[str]] = [
     {"microlm.speed", "microlm.thread_watch"},
     {"microlm.neurons", "microlm.stepwise", "microlm.surprise"},
     {"microlm.trainer", "microlm.inspection", "microlm.prepared", "microlm.examples"},
-    {"microlm.generator", "microlm.checkpoint", "microlm.distributed"},
-    {"microlm.hardware", "microlm.config", "microlm.data"},
+    {"microlm.run"},
+    {"microlm.generator", "microlm.checkpoint", "microlm.distributed", "microlm.schedule",
+     "microlm.precision"},
+    {"microlm.hardware", "microlm.config", "microlm.data", "microlm.events",
+     "microlm.evaluation", "microlm.kept_weights"},
     {"microlm.model", "microlm.tokenizer", "microlm.units"},
 ]
 

@@ -122,9 +122,9 @@ def test_a_run_the_trainer_had_to_change_says_so_in_the_status_line(qtbot, make_
                                                                     monkeypatch):
     """A model trained in bfloat16 on a CPU with AMX, trained on here where the LSTM cannot
     run in it: the run goes on in float32, and the status line says so all along."""
-    from microlm import trainer as trainer_module
+    from microlm import precision as precision_module
 
-    monkeypatch.setattr(trainer_module, "cpu_runs_bf16_lstm", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_runs_bf16_lstm", lambda: False)
     session = make_session(epochs=500, precision="bfloat16")
     tab = make_tab(session)
     with pytest.warns(UserWarning, match="cannot run the LSTM in bfloat16"):

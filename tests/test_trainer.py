@@ -23,7 +23,8 @@ from microlm import (
     hardware,
     load_model,
 )
-from microlm import trainer as trainer_module
+from microlm import precision as precision_module
+from microlm import run as run_module
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 30  # 1,350 characters
 WAIT = 60  # seconds an event may take before the test gives up (a guard, not a timing)
@@ -330,7 +331,7 @@ def test_checkpoint_minutes_saves_after_the_step_at_which_one_is_due(tmp_path, m
     """Each step takes 25 s on a patched training clock: with a save every minute, one is
     due after step 3 (75 s), the next a minute after that save (step 6, 150 s), ..."""
     now = [0.0]
-    monkeypatch.setattr(trainer_module._RunClock, "elapsed", lambda self: now[0])
+    monkeypatch.setattr(run_module.RunClock, "elapsed", lambda self: now[0])
     path = tmp_path / "run.pt"
     trainer = make_trainer(checkpoint_minutes=1.0, checkpoint_path=str(path))
     saved = []
@@ -575,7 +576,7 @@ def test_bfloat16_validates_in_bfloat16_too_and_scores_like_float32():
 def test_bfloat16_on_a_cpu_that_cannot_run_it_trains_in_float32_with_a_warning(monkeypatch):
     """On an AVX2-only CPU oneDNN's bfloat16 LSTM fails outright: a run asked for bfloat16
     (or resumed from a checkpoint trained on a CPU with AMX) falls back instead."""
-    monkeypatch.setattr(trainer_module, "cpu_runs_bf16_lstm", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_runs_bf16_lstm", lambda: False)
     trainer = make_trainer(epochs=2, precision="bfloat16", batching="sequential")
     dtypes = record_lstm_dtypes(trainer)
     with pytest.warns(UserWarning, match="cannot run the LSTM in bfloat16"):
@@ -682,7 +683,7 @@ def test_a_run_keeps_the_moving_average_of_its_weights(val_fraction):
     kept = weights(trainer)
     assert all(torch.allclose(kept[k], expected[k], atol=1e-6) for k in expected)
     assert not same_weights(kept, after_each_step[-1])
-    assert same_weights(trainer._last_state, after_each_step[-1])
+    assert same_weights(trainer._kept.last_state, after_each_step[-1])
     if val_fraction:
         assert trainer.evaluate() == trainer.best_val_loss  # the average was what was validated
 
@@ -699,7 +700,7 @@ def test_a_new_run_starts_its_own_average_and_a_finished_one_saves_none(tmp_path
     # the second run's average holds its own steps only, from the weights it started with
     assert len(after_each_step) == len(trainer.train_loader)
     expected = _moving_average(after_each_step, 0.9)
-    assert all(torch.allclose(trainer._average.module.state_dict()[k], expected[k], atol=1e-6)
+    assert all(torch.allclose(trainer._kept.average.module.state_dict()[k], expected[k], atol=1e-6)
                for k in expected)
     assert not same_weights(expected, first_run_kept)
 
@@ -710,7 +711,7 @@ def test_ema_decay_0_validates_and_keeps_the_weights_as_trained():
     trainer.train(callback=lambda event: isinstance(event, StepCompleted)
                   and after_each_step.append(weights(trainer)))
     assert same_weights(weights(trainer), after_each_step[-1])
-    assert trainer._last_state is None  # the model holds the last weights: nothing to keep
+    assert trainer._kept.last_state is None  # the model holds the last weights: nothing to keep
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0])

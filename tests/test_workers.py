@@ -51,7 +51,8 @@ def test_a_worker_keeps_freed_memory_for_reuse_as_the_library_does(qtbot, monkey
     monkeypatch.setattr(workers, "keep_freed_memory", lambda: calls.append("kept") or True)
     worker = TaskWorker(lambda: calls.append("work"))
     with qtbot.waitSignal(worker.finished, timeout=10_000):
-        start_worker(worker)
+        thread = start_worker(worker)
+    assert thread.wait(10_000)  # its thread ends just after the worker's last signal
     assert calls == ["kept", "work"]
 
 

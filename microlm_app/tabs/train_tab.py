@@ -629,9 +629,12 @@ class TrainTab(QWidget):
                  "keeps it)." if kept_model else " No usable model was produced.")
         took = time.monotonic() - self._started
         budget = "" if self._budget_s is None else f" of the {self._budget_s:g} s budget"
-        return (f"{finished.message} {finished.step:,} steps in "
-                f"{format_duration(finished.elapsed_s)} of training{best}; {took:.1f} s"
-                f"{budget} from pressing Train to the model ready.{where}")
+        # The trainer's message names its own clock; the person set the whole budget.
+        message = ("Time budget used." if finished.reason == "time_budget"
+                   else finished.message)
+        return (f"{message} {finished.step:,} steps in {finished.elapsed_s:.1f} s of "
+                f"training{best}; {took:.1f} s{budget} from pressing Train to the model "
+                f"ready.{where}")
 
     def _show_status_message(self, text: str) -> None:
         window = self.window()

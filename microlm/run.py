@@ -1,0 +1,172 @@
+"""The books of one training run: ModelTrainer.fit() does the work, a Run keeps count.
+
+A Run knows the run's plan in steps (its length, the learning rate at each step, when to
+validate and save), its clock and time budget, and the losses it records into the
+trainer's history. It holds no model: everything here is plain numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from contextlib import contextmanager
+
+from .config import TrainingConfig
+from .events import StepCompleted
+from .schedule import learning_rate_at
+
+
+def new_history() -> dict:
+    """A trainer's history, which its runs record into: losses per step, learning rates,
+    [step, validation loss] pairs, mean loss per epoch, [step, gradient norms per layer]
+    pairs, and the seconds trained."""
+    return {"step_losses": [], "learning_rates": [], "val_losses": [], "epoch_losses": [],
+            "grad_norms": [], "training_time": 0.0}
+
+
+class RunClock:
+    """Seconds spent training in this run, not counting pauses."""
+
+    def __init__(self, already_used: float = 0.0):
+        self._start = time.perf_counter() - already_used
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    @contextmanager
+    def paused(self):
+        paused_at = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._start += time.perf_counter() - paused_at
+
+
+class Run:
+    """One run of fit(): `cfg.epochs` epochs from step `start_step` of the trainer, with its
+    own warm-up and decay; a run continued from a checkpoint keeps its start and its time.
+
+    Steps are counted from the run's start (run_step 1 is its first step). The clock starts
+    with start_clock(), once the run has announced itself."""
+
+    def __init__(self, cfg: TrainingConfig, start_step: int, steps_per_epoch: int,
+                 history: dict):
+        self.cfg = cfg
+        self.start_step = start_step
+        self.steps_per_epoch = steps_per_epoch
+        self.steps = steps_per_epoch * cfg.epochs
+        self.end_step = start_step + self.steps
+        self.eval_interval = cfg.eval_interval or steps_per_epoch
+        self.history = history  # the trainer's: step losses, learning rates, epoch means, time
+        self.clock: RunClock  # set by start_clock()
+        self.saved_at: float  # the clock's reading at the last checkpoint (checkpoint_minutes)
+        self.step_seconds: deque[float] = deque(maxlen=20)  # the last steps, for speed and ETA
+        self.last_eval_cost = 0.0  # seconds the last validation took
+        self.losses_since_eval: list[float] = []
+        self.epoch_losses: list[float] = []
+        self._time_used_at_start = 0.0
+        self._history_time_at_start = 0.0
+
+    def start_clock(self, time_used: float, setup_started: float) -> None:
+        """Start the clock at the run's `time_used` seconds so far (a continued run's) plus
+        the set-up since `setup_started` (a perf_counter reading): the time a budget counts
+        starts with fit()."""
+        self.clock = RunClock(time_used + time.perf_counter() - setup_started)
+        self._time_used_at_start = time_used
+        self._history_time_at_start = float(self.history["training_time"])
+        self.saved_at = self.clock.elapsed()
+
+    def continue_epoch(self, step: int) -> None:
+        """A run continued mid-epoch from `step` replaces the partial mean recorded at the
+        stop by the whole epoch's mean when it ends, as an uninterrupted run would."""
+        into_epoch = (step - self.start_step) % self.steps_per_epoch
+        if into_epoch and self.history["epoch_losses"]:
+            self.history["epoch_losses"].pop()
+            self.epoch_losses = list(self.history["step_losses"][-into_epoch:])
+
+    # ---- the plan ----
+
+    def progress(self, run_step: int, elapsed: float) -> float:
+        """Fraction of the run done: by steps, or by time when a budget is set."""
+        fraction = run_step / max(1, self.steps)
+        if self.cfg.time_budget_s:
+            fraction = max(fraction, elapsed / self.cfg.time_budget_s)
+        return min(1.0, fraction)
+
+    def learning_rate(self, run_step: int, elapsed: float) -> float:
+        """The learning rate of the run's step `run_step` (0-based), `elapsed` s into it."""
+        return learning_rate_at(run_step, self.steps, self.progress(run_step, elapsed),
+                                self.cfg)
+
+    def epoch(self, run_step: int) -> int:
+        """The 1-based epoch of the run that its step `run_step` belongs to."""
+        return (run_step - 1) // self.steps_per_epoch + 1
+
+    def budget_spent(self) -> bool:
+        """No time is left for another step and a final validation."""
+        return self.cfg.time_budget_s is not None and (
+            self.clock.elapsed() + 1.2 * self.last_eval_cost >= self.cfg.time_budget_s)
+
+    def validation_due(self, run_step: int) -> bool:
+        """A periodic validation is due after this step. With a time budget, one that would
+        not end in time is left to the final one (the loop stops at the top while that one
+        still fits)."""
+        out_of_time = self.cfg.time_budget_s is not None and (
+            self.clock.elapsed() + 2.2 * self.last_eval_cost >= self.cfg.time_budget_s)
+        return not out_of_time and (run_step % self.eval_interval == 0
+                                    or run_step == self.steps)
+
+    def checkpoint_due(self, run_step: int, end_of_epoch: bool) -> bool:
+        """A checkpoint is due after this step: every checkpoint_every epochs, or
+        checkpoint_minutes after the last one; the run's end saves one anyway."""
+        cfg = self.cfg
+        by_epochs = (end_of_epoch and cfg.checkpoint_every
+                     and self.epoch(run_step) % cfg.checkpoint_every == 0)
+        by_time = (cfg.checkpoint_minutes is not None
+                   and self.clock.elapsed() - self.saved_at >= 60 * cfg.checkpoint_minutes)
+        return bool(cfg.checkpoint_path and (by_epochs or by_time) and run_step < self.steps)
+
+    # ---- the records ----
+
+    def record_step(self, loss: float, learning_rate: float) -> None:
+        """Record a step's training loss (nats per character) and learning rate."""
+        self.losses_since_eval.append(loss)
+        self.epoch_losses.append(loss)
+        self.history["step_losses"].append(loss)
+        self.history["learning_rates"].append(learning_rate)
+        self.record_time()
+
+    def record_time(self) -> None:
+        """The history's training time: the seconds before this run plus this run's."""
+        self.history["training_time"] = (self._history_time_at_start + self.clock.elapsed()
+                                         - self._time_used_at_start)
+
+    def end_epoch(self, run_step: int) -> bool:
+        """Record the epoch's mean loss if this step ends one; whether it did."""
+        if run_step % self.steps_per_epoch:
+            return False
+        self.record_epoch()
+        return True
+
+    def record_epoch(self) -> None:
+        """Record the mean loss of the epoch's steps so far (all of them at its end)."""
+        if self.epoch_losses:
+            self.history["epoch_losses"].append(sum(self.epoch_losses) / len(self.epoch_losses))
+        self.epoch_losses = []
+
+    def train_loss_since_eval(self) -> float:
+        """The mean training loss since the previous validation; the next mean starts."""
+        losses, self.losses_since_eval = self.losses_since_eval, []
+        return sum(losses) / len(losses) if losses else float("nan")
+
+    def step_completed(self, step: int, run_step: int, loss: float, learning_rate: float,
+                       chars_per_step: int) -> StepCompleted:
+        """The report of the step just taken: speed and time left over the last steps."""
+        elapsed = self.clock.elapsed()
+        average_step = sum(self.step_seconds) / len(self.step_seconds)
+        eta = (self.steps - run_step) * average_step
+        if self.cfg.time_budget_s:
+            eta = min(eta, max(0.0, self.cfg.time_budget_s - elapsed))
+        return StepCompleted(step, self.epoch(run_step), loss, learning_rate,
+                             chars_per_step / average_step, elapsed,
+                             self.progress(run_step, elapsed), eta)
