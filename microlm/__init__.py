@@ -23,6 +23,7 @@ from .inspection import (
     activations,
     analyze_parameters,
     embedding_projection,
+    gate_extremes,
     gate_saturation,
     inspect_model,
     next_char_distribution,
@@ -30,9 +31,12 @@ from .inspection import (
     top_neurons,
 )
 from .model import MicroLM, ModelConfig
+from .neurons import Feature, NeuronName, NeuronNames, name_neurons
 from .presets import PRESETS, Estimate, Preset, estimate, preset_parameters
 from .recommendation import Recommendation, recommend
 from .speed import MachineSpeed
+from .stepwise import CharacterStep, step_by_step
+from .surprise import SurpriseMap, surprise_map
 from .tokenizer import CharacterTokenizer, UnknownCharacterError
 from .trainer import (
     CheckpointSaved,
@@ -61,4 +65,6 @@ __all__ = [
     "ActivationTrace", "EmbeddingProjection", "LayerActivations", "activations",
     "analyze_parameters", "embedding_projection", "gate_saturation", "inspect_model",
     "next_char_distribution", "parameter_values", "top_neurons",
+    "CharacterStep", "Feature", "NeuronName", "NeuronNames", "SurpriseMap", "gate_extremes",
+    "name_neurons", "step_by_step", "surprise_map",
 ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .generator import TextGenerator
-from .model import MicroLM, gradient_norms, layer_name
+from .model import LSTMState, MicroLM, gradient_norms, layer_name
 from .tokenizer import CharacterTokenizer
 
 # ---- structure ----
@@ -180,51 +183,152 @@ class ActivationTrace:
 
 def activations(model: MicroLM, tokenizer: CharacterTokenizer, text: str,
                 on_unknown: str = "error") -> ActivationTrace:
-    """Run the LSTM over `text` one character at a time, from a zero state, and record
-    every layer's gates, cell and hidden state.
+    """Run the LSTM over `text` from a zero state and record every layer's gates, cell and
+    hidden state after each character.
 
-    The step is recomputed from model.lstm's weights (PyTorch's gate order: input, forget,
-    cell candidate, output), so each gate can be shown; dropout is not applied, as at
-    generation time. The model itself is not run, so its train/eval mode is untouched.
+    The layers run as PyTorch's own LSTM (stateful_pass), which gives each layer's hidden
+    state h at every step. The gates then follow for all steps at once from the weights
+    (PyTorch's gate order: input, forget, cell candidate, output), each step reading the
+    h of the step before, and the cell c from the gates: c_t = f_t * c_(t-1) + i_t * g_t.
+    Dropout is not applied, as at generation time, and the model's train/eval mode is
+    untouched. Cost: one pass of the LSTM plus one matrix product per layer (measured by
+    tests/benchmarks/explain_speed.py).
     """
     text = tokenizer.clean(text, on_unknown)
     ids = tokenizer.encode(text)
-    lstm = model.lstm
-    hidden_dim = lstm.hidden_size
+    hidden_dim, count = model.lstm.hidden_size, model.lstm.num_layers
     device = model.embedding.weight.device
+    chunks: list[list[torch.Tensor]] = [[] for _ in range(count)]
+    for _, outputs, _ in stateful_pass(model, ids):
+        for index, output in enumerate(outputs):
+            chunks[index].append(output)
     layers = []
     with torch.no_grad():
         inputs = model.embedding(torch.tensor(ids, dtype=torch.long, device=device)).float()
-        for index in range(lstm.num_layers):
-            weight_ih = getattr(lstm, f"weight_ih_l{index}").float()  # (4H, input)
-            weight_hh = getattr(lstm, f"weight_hh_l{index}").float()  # (4H, H)
-            bias = torch.zeros(4 * hidden_dim, device=device)
-            if lstm.bias:
-                bias = (getattr(lstm, f"bias_ih_l{index}").float()
-                        + getattr(lstm, f"bias_hh_l{index}").float())
-            from_input = inputs @ weight_ih.T + bias  # (T, 4H), all steps at once
-            h = torch.zeros(hidden_dim, device=device)
-            c = torch.zeros(hidden_dim, device=device)
-            records: dict[str, list[torch.Tensor]] = {k: [] for k in "hcifgo"}
-            for step in range(len(ids)):
-                gates = from_input[step] + weight_hh @ h  # (4H,)
-                i, f, g, o = gates.chunk(4)
-                i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-                c = f * c + i * g
-                h = o * c.tanh()
-                for key, value in zip("hcifgo", (h, c, i, f, g, o), strict=True):
-                    records[key].append(value)
-            arrays = {key: _stack(values, hidden_dim) for key, values in records.items()}
-            layers.append(LayerActivations(arrays["h"], arrays["c"], arrays["i"], arrays["f"],
-                                           arrays["g"], arrays["o"]))
-            inputs = torch.from_numpy(arrays["h"]).to(device)  # (T, H): the next layer's input
+        for index in range(count):
+            weight_ih, weight_hh, bias = _layer_weights(model.lstm, index)
+            hidden = (torch.cat(chunks[index]) if ids  # (T, H)
+                      else torch.zeros(0, hidden_dim, device=device))
+            previous = torch.cat([torch.zeros(1, hidden_dim, device=device), hidden[:-1]])
+            gates = inputs @ weight_ih.T + previous @ weight_hh.T + bias  # (T, 4H)
+            i, f, g, o = gates.chunk(4, dim=1)
+            i, f, g, o = (x.cpu().numpy() for x in (i.sigmoid(), f.sigmoid(), g.tanh(),
+                                                     o.sigmoid()))
+            layers.append(LayerActivations(hidden.cpu().numpy(), running_cell(f, i * g),
+                                           i, f, g, o))
+            inputs = hidden  # (T, H): the next layer's input
     return ActivationTrace(text, tuple(text), tuple(layers))
 
 
-def _stack(values: list[torch.Tensor], hidden_dim: int) -> np.ndarray:
-    if not values:
-        return np.zeros((0, hidden_dim), dtype=np.float32)
-    return torch.stack(values).cpu().numpy()  # (T, H)
+def _layer_weights(lstm: nn.LSTM, index: int) -> tuple[torch.Tensor, ...]:
+    """Layer `index`'s weight_ih (4H, input), weight_hh (4H, H) and bias_ih + bias_hh (4H,),
+    in float32."""
+    weight_ih = getattr(lstm, f"weight_ih_l{index}").detach().float()
+    weight_hh = getattr(lstm, f"weight_hh_l{index}").detach().float()
+    bias = torch.zeros(weight_ih.shape[0], device=weight_ih.device)
+    if lstm.bias:
+        bias = (getattr(lstm, f"bias_ih_l{index}").detach().float()
+                + getattr(lstm, f"bias_hh_l{index}").detach().float())
+    return weight_ih, weight_hh, bias
+
+
+# ---- one pass over a long text ----
+
+CHUNK_STEPS = 4096  # characters run at once; the LSTM's state is carried between chunks
+TRIAL_STEPS = 256  # characters run to time a thread count
+RETRY_EVERY = 8  # chunks between two trials of the thread count not in use
+
+
+def stateful_pass(model: MicroLM, ids: Sequence[int]
+                  ) -> Iterator[tuple[int, list[torch.Tensor], list[LSTMState]]]:
+    """Read `ids` with the model's LSTM in one stateful pass from a zero state, a chunk of
+    characters at a time, each layer's (h, c) carried from chunk to chunk. Yields, per
+    chunk: its first position, each layer's output at each of its characters (n, H), and
+    each layer's (h, c) after it. No dropout; the model's mode is left alone.
+
+    A batch of one walks the text one character at a time, and a step is too small to
+    share well between threads: with two, each step waits for both, and when another
+    program keeps a core busy one of them is often not running (a 20,000-character pass
+    took 47 s on 2 threads instead of 0.6 s, and 0.9 s on one). So the pass times short
+    chunks with all of this thread's torch threads and with one, runs on with the faster,
+    and tries the other again now and then. The thread count is restored at the end."""
+    layers = [lstm_layer(model, index) for index in range(model.lstm.num_layers)]
+    states: list[LSTMState | None] = [None] * len(layers)
+    choice = _ThreadChoice(torch.get_num_threads())
+    start = 0
+    try:
+        while start < len(ids):
+            threads, steps = choice.next()
+            torch.set_num_threads(threads)
+            began = time.perf_counter()
+            chunk = torch.tensor([ids[start:start + steps]], device=model.device)
+            outputs = []
+            with torch.no_grad():
+                x = model.embedding(chunk).float()  # (1, n, E)
+                for index, layer in enumerate(layers):
+                    x, states[index] = layer(x, states[index])
+                    outputs.append(x[0])  # (n, H)
+            choice.timed(threads, chunk.shape[1], time.perf_counter() - began)
+            yield start, outputs, list(states)
+            start += chunk.shape[1]
+    finally:
+        torch.set_num_threads(choice.many)
+
+
+class _ThreadChoice:
+    """Which thread count the next chunk of a pass runs with, from the time per character
+    each count took in its latest chunk."""
+
+    def __init__(self, many: int) -> None:
+        self.many = many  # this thread's torch thread count
+        self.per_step: dict[int, float] = {}  # thread count -> seconds per character
+        self.chunks = 0
+
+    def next(self) -> tuple[int, int]:
+        """(threads, characters) for the next chunk: a short trial of each count first,
+        then the faster for a whole chunk, with a trial of the other every RETRY_EVERY."""
+        self.chunks += 1
+        if self.many == 1:
+            return 1, CHUNK_STEPS
+        for threads in (self.many, 1):
+            if threads not in self.per_step:
+                return threads, TRIAL_STEPS
+        faster = min(self.per_step, key=self.per_step.__getitem__)
+        if self.chunks % RETRY_EVERY == 0:
+            return (1 if faster == self.many else self.many), TRIAL_STEPS
+        return faster, CHUNK_STEPS
+
+    def timed(self, threads: int, steps: int, seconds: float) -> None:
+        self.per_step[threads] = seconds / max(steps, 1)
+
+
+def lstm_layer(model: MicroLM, index: int) -> nn.LSTM:
+    """LSTM layer `index` of the model as a one-layer nn.LSTM of its own, holding a float32
+    copy of its weights, in eval mode. Running it gives that layer's output at every step
+    from PyTorch's fused loop, without dropout, whatever mode the model is in (a model
+    training in another thread keeps its mode)."""
+    lstm = model.lstm
+    inputs = lstm.input_size if index == 0 else lstm.hidden_size
+    # Built on the meta device: no random initial weights, so inspecting never draws from
+    # the seeded random number generator.
+    single = nn.LSTM(inputs, lstm.hidden_size, batch_first=True, bias=lstm.bias,
+                     device="meta").to_empty(device=model.device)
+    with torch.no_grad():
+        for kind in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if lstm.bias else ()):
+            getattr(single, f"{kind}_l0").copy_(getattr(lstm, f"{kind}_l{index}"))
+    return single.eval()
+
+
+def running_cell(forget: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """The cell state at every step from zero: c_t = forget_t * c_(t-1) + written_t, where
+    written = i * g is what the input gate lets in. Arrays (T, H)."""
+    cell = np.empty_like(written)
+    if len(written):
+        cell[0] = written[0]
+    for step in range(1, len(written)):
+        np.multiply(forget[step], cell[step - 1], out=cell[step])
+        cell[step] += written[step]
+    return cell
 
 
 ACTIVATION_KINDS = {"hidden": "hidden", "cell": "cell", "input": "input_gate",
@@ -265,6 +369,22 @@ def gate_saturation(trace: ActivationTrace, low: float = 0.1,
             fractions[key] = (float(((values < low) | (values > high)).mean())
                               if values.size else 0.0)
         result.append(fractions)
+    return result
+
+
+def gate_extremes(trace: ActivationTrace, low: float = 0.1,
+                  high: float = 0.9) -> list[dict[str, tuple[float, float]]]:
+    """Per layer and gate (input, forget, output), the share of its values near 0 (below
+    `low`: the gate is shut) and near 1 (above `high`: it is open), as (near 0, near 1).
+    The two add up to gate_saturation's fraction."""
+    result = []
+    for layer in trace.layers:
+        shares = {}
+        for key, values in (("input", layer.input_gate), ("forget", layer.forget_gate),
+                            ("output", layer.output_gate)):
+            shares[key] = ((float((values < low).mean()), float((values > high).mean()))
+                           if values.size else (0.0, 0.0))
+        result.append(shares)
     return result
 
 

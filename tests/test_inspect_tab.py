@@ -14,10 +14,14 @@ from microlm.inspection import (
     LayerActivations,
     activations,
     next_char_distribution,
-    top_neurons,
 )
+from microlm.neurons import name_neurons
 from microlm_app.session import Session
-from microlm_app.tabs.inspect.activation_page import activation_colour, colour_centre
+from microlm_app.tabs.inspect.activation_page import (
+    ActivationPage,
+    activation_colour,
+    colour_centre,
+)
 from microlm_app.tabs.inspect.embedding_page import label_priority, uncrowded
 from microlm_app.tabs.inspect.page import NO_MODEL_MESSAGE, display_char
 from microlm_app.tabs.inspect_tab import InspectTab
@@ -115,19 +119,9 @@ def test_without_history_the_gradient_plot_says_so(qtbot, trained):
 
 
 def _coloured_chars(tab) -> list[tuple[str, str]]:
-    """(character, background colour) of every coloured character in the activation view."""
-    out = []
-    block = tab.activation_view.document().begin()
-    while block.isValid():
-        iterator = block.begin()
-        while not iterator.atEnd():
-            fragment = iterator.fragment()
-            brush = fragment.charFormat().background()
-            if brush.style().name != "NoBrush":
-                out.extend((char, brush.color().name()) for char in fragment.text())
-            iterator += 1
-        block = block.next()
-    return out
+    """(character as shown, background colour) of every character of the activation view."""
+    view = tab.activation_view
+    return list(zip(view.shown_chars(), view.char_colours(), strict=True))
 
 
 def _expected_colours(series: np.ndarray) -> list[str]:
@@ -136,8 +130,9 @@ def _expected_colours(series: np.ndarray) -> list[str]:
     return [activation_colour(float(v) - centre, scale).name() for v in series]
 
 
-def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab, trained):
+def test_activation_view_colours_each_character_and_names_every_neuron(qtbot, tab, trained):
     model, tokenizer, _ = trained
+    page = tab.page(ActivationPage)
     text = "the fox\nate."
     tab.activation_input.setPlainText(text)
     qtbot.waitUntil(lambda: tab._trace is not None and tab._trace.text == text,
@@ -146,24 +141,29 @@ def test_activation_view_colours_each_character_and_lists_top_neurons(qtbot, tab
     assert len(coloured) == len(text)
     assert "".join(char for char, _ in coloured) == text.replace("\n", "⏎")
 
-    expected = top_neurons(activations(model, tokenizer, text), 0, "cell", 10)
-    items = [tab.top_neurons_list.item(i) for i in range(tab.top_neurons_list.count())]
-    assert [int(item.data(256)) for item in items] == [n for n, _ in expected]
+    names = name_neurons(model, tokenizer, text)
+    rows = page.neuron_table.rows()
+    assert [(n.layer, n.state, n.neuron) for n in rows] == [
+        (n.layer, n.state, n.neuron) for n in names.names]
+    assert len(rows) == 2 * 2 * 16  # layers x (cell, hidden) x neurons
 
-    chosen = expected[3][0]
-    tab.top_neurons_list.itemClicked.emit(items[3])
-    assert tab.neuron_spin.value() == chosen
-    series = activations(model, tokenizer, text).layers[0].cell[:, chosen]
+    chosen = rows[3]
+    page.neuron_table.choose_row(3)
+    assert (tab.layer_spin.value(), tab.neuron_spin.value()) == (chosen.layer, chosen.neuron)
+    assert tab.activation_kind_combo.currentData() == chosen.state
+    layer = activations(model, tokenizer, text).layers[chosen.layer]
+    series = getattr(layer, chosen.state)[:, chosen.neuron]
     colours = [colour for _, colour in _coloured_chars(tab)]
     assert colours == _expected_colours(series)
     assert len(set(colours)) > 1
 
-    tab.layer_spin.setValue(1)  # the second layer: its own values and its own best neuron
-    best_in_layer_1 = top_neurons(activations(model, tokenizer, text), 1, "cell", 10)[0][0]
-    assert tab.neuron_spin.value() == best_in_layer_1
-    assert tab.top_neurons_list.currentRow() == 0
-    series = activations(model, tokenizer, text).layers[1].cell[:, best_in_layer_1]
+    tab.layer_spin.setValue(1 - chosen.layer)  # the other layer: its own values
+    series = getattr(activations(model, tokenizer, text).layers[1 - chosen.layer],
+                     chosen.state)[:, chosen.neuron]
     assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)
+    current = page.neuron_table.current()
+    assert (current.layer, current.state, current.neuron) == (
+        1 - chosen.layer, chosen.state, chosen.neuron)
 
 
 def test_activation_text_with_unknown_characters_is_pointed_out_not_a_crash(qtbot, tab):
@@ -284,27 +284,24 @@ def test_stop_workers_leaves_no_thread_running(qtbot, tab):
     assert not tab._activation_timer.isActive() and not tab._next_char_timer.isActive()
 
 
-def test_showing_the_hidden_state_lists_its_own_top_neurons(qtbot, tab, trained):
+def test_showing_the_hidden_state_colours_by_it_and_marks_its_row(qtbot, tab, trained):
     model, tokenizer, _ = trained
+    page = tab.page(ActivationPage)
     text = tab.activation_input.toPlainText()
     qtbot.waitUntil(lambda: tab._trace is not None, timeout=WAIT_MS)
     tab.activation_kind_combo.setCurrentIndex(tab.activation_kind_combo.findData("hidden"))
     clean = tokenizer.clean(text, "drop")
-    expected = top_neurons(activations(model, tokenizer, clean), 0, "hidden", 10)
-    listed = [int(tab.top_neurons_list.item(i).data(256))
-              for i in range(tab.top_neurons_list.count())]
-    assert listed == [neuron for neuron, _ in expected]
-    # a new kind starts on its own most responsive neuron, highlighted in the list
-    assert tab.neuron_spin.value() == expected[0][0]
-    assert tab.top_neurons_list.currentRow() == 0
-    tab.neuron_spin.setValue(expected[2][0])
-    assert tab.top_neurons_list.currentRow() == 2
-    tab.neuron_spin.setValue(next(n for n in range(tab.neuron_spin.maximum() + 1)
-                                  if n not in listed))
-    assert tab.top_neurons_list.currentRow() == -1  # a neuron outside the top list
-    tab.neuron_spin.setValue(expected[0][0])
-    series = activations(model, tokenizer, clean).layers[0].hidden[:, tab.neuron_spin.value()]
+    neuron = tab.neuron_spin.value()
+    current = page.neuron_table.current()
+    assert (current.state, current.neuron) == ("hidden", neuron)
+    series = activations(model, tokenizer, clean).layers[tab.layer_spin.value()].hidden[:, neuron]
     assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)
+    # a gate has no row: the table shows none as chosen, and no feature is drawn beneath
+    tab.activation_kind_combo.setCurrentIndex(tab.activation_kind_combo.findData("forget_gate"))
+    assert page.neuron_table.current() is None
+    assert page.activation_view.second_row_colours() == []
+    gate = activations(model, tokenizer, clean).layers[tab.layer_spin.value()].forget_gate
+    assert [c for _, c in _coloured_chars(tab)] == _expected_colours(gate[:, neuron])
 
 
 def test_uncrowded_keeps_boxes_that_overlap_no_box_kept_before_them():

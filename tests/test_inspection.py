@@ -7,13 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from microlm import CharacterTokenizer, MicroLM, ModelConfig, UnknownCharacterError
+from microlm import CharacterTokenizer, MicroLM, ModelConfig, UnknownCharacterError, inspection
 from microlm.inspection import (
     ActivationTrace,
     LayerActivations,
     activations,
     analyze_parameters,
     embedding_projection,
+    gate_extremes,
     gate_saturation,
     inspect_model,
     next_char_distribution,
@@ -391,3 +392,64 @@ def test_embedding_projection_is_deterministic(model, tokenizer):
     second = embedding_projection(model, tokenizer)
     np.testing.assert_array_equal(first.coords, second.coords)
     assert 0 < first.explained_variance[1] <= first.explained_variance[0] < 1
+
+
+def test_gate_extremes_split_the_saturation_into_near_zero_and_near_one():
+    gates = np.array([[0.05, 0.5], [0.95, 0.2]], dtype=np.float32)  # one low, one high
+    half = np.full((2, 2), 0.5, dtype=np.float32)
+    layer = LayerActivations(half, half, gates, half, half, np.ones((2, 2), np.float32))
+    trace = ActivationTrace("ab", ("a", "b"), (layer,))
+    assert gate_extremes(trace) == [{"input": (0.25, 0.25), "forget": (0.0, 0.0),
+                                     "output": (0.0, 1.0)}]
+    shares = gate_extremes(trace, low=0.3, high=0.94)[0]
+    assert shares["input"] == (0.5, 0.25)
+    saturation = gate_saturation(trace, low=0.3, high=0.94)[0]
+    assert {gate: sum(pair) for gate, pair in shares.items()} == saturation
+
+
+# ---- the stateful pass over long texts ----
+
+def test_a_pass_in_chunks_equals_one_pytorch_pass(model, tokenizer, monkeypatch):
+    monkeypatch.setattr(inspection, "CHUNK_STEPS", 50)
+    monkeypatch.setattr(inspection, "TRIAL_STEPS", 7)
+    text = TEXT * 12  # 444 characters: trials of 7, then chunks of 50, state carried
+    ids = tokenizer.encode(text)
+    threads = torch.get_num_threads()
+    chunks = list(inspection.stateful_pass(model, ids))
+    assert torch.get_num_threads() == threads  # restored
+    assert [start for start, _, _ in chunks][:3] == ([0, 7, 14] if threads > 1 else [0, 50, 100])
+    top = torch.cat([outputs[-1] for _, outputs, _ in chunks])
+    model.eval()
+    with torch.no_grad():
+        full, (h_n, c_n) = model.lstm(model.embedding(torch.tensor([ids])))
+    np.testing.assert_allclose(top.numpy(), full[0].numpy(), atol=1e-5)
+    _, _, states = chunks[-1]
+    for index, (h, c) in enumerate(states):
+        np.testing.assert_allclose(h[0, 0].numpy(), h_n[index, 0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(c[0, 0].numpy(), c_n[index, 0].numpy(), atol=1e-5)
+    trace = activations(model, tokenizer, text)
+    np.testing.assert_allclose(trace.layers[-1].hidden, full[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(trace.layers[1].cell[-1], c_n[1, 0].numpy(), atol=1e-5)
+
+
+def test_a_pass_left_early_restores_the_thread_count(model, tokenizer, monkeypatch):
+    monkeypatch.setattr(inspection, "TRIAL_STEPS", 3)
+    threads = torch.get_num_threads()
+    passing = inspection.stateful_pass(model, tokenizer.encode(TEXT))
+    next(passing)
+    passing.close()
+    assert torch.get_num_threads() == threads
+
+
+def test_the_pass_times_both_thread_counts_then_runs_on_the_faster():
+    choice = inspection._ThreadChoice(4)
+    assert choice.next() == (4, inspection.TRIAL_STEPS)
+    choice.timed(4, 256, 2.56)  # 10 ms a character: a busy machine
+    assert choice.next() == (1, inspection.TRIAL_STEPS)
+    choice.timed(1, 256, 0.0256)  # 0.1 ms
+    plan = [choice.next() for _ in range(6)]
+    assert plan[:5] == [(1, inspection.CHUNK_STEPS)] * 5
+    assert plan[5] == (4, inspection.TRIAL_STEPS)  # the 8th chunk tries 4 threads again
+    choice.timed(4, 256, 0.0128)  # the load has passed: 4 threads are faster now
+    assert choice.next() == (4, inspection.CHUNK_STEPS)
+    assert inspection._ThreadChoice(1).next() == (1, inspection.CHUNK_STEPS)

@@ -36,9 +36,10 @@ from PySide6.QtWidgets import (
 )
 
 from microlm import GeneratedChar, TextGenerator
+from microlm.surprise import SurpriseMap, surprise_map
 
 from ..session import Session
-from ..workers import BaseWorker, GenerationWorker, start_worker, stop_and_wait
+from ..workers import BaseWorker, GenerationWorker, TaskWorker, start_worker, stop_and_wait
 
 TEMPERATURE_STEP = 0.05  # one slider notch; the slider holds whole numbers 0..40
 TEMPERATURE_MAX_STEPS = 40  # 40 x 0.05 = 2.00
@@ -96,6 +97,11 @@ class GenerateTab(QWidget):
         self._compare_worker: CompareWorker | None = None
         self._prompt_used = ""  # the prompt as fed to the model (unknown characters dropped)
         self._generated: list[GeneratedChar] = []
+        # What the model expected at each generated character (its top 5), for the tooltips
+        # of the coloured text; computed after generation, in a worker.
+        self._expectations: SurpriseMap | None = None
+        self._expectation_worker: TaskWorker | None = None
+        self._expectations_asked = ""  # the generated text they were asked for
         self._compare_panes: dict[float, QPlainTextEdit] = {}
 
         layout = QHBoxLayout(self)
@@ -346,6 +352,7 @@ class GenerateTab(QWidget):
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
         stopped = stop_and_wait(self._generation_worker, timeout_ms)
+        stopped = stop_and_wait(self._expectation_worker, timeout_ms) and stopped
         return stop_and_wait(self._compare_worker, timeout_ms) and stopped
 
     def temperature(self) -> float:
@@ -405,6 +412,8 @@ class GenerateTab(QWidget):
     def _on_colour_changed(self, checked: bool) -> None:
         self.colour_legend.setVisible(checked)
         self._render_output()
+        if checked and self._generation_worker is None:
+            self._request_expectations()
 
     def _prompt(self) -> str:
         return self.prompt_edit.toPlainText()
@@ -448,6 +457,7 @@ class GenerateTab(QWidget):
             return
         options = self._sampling_options()
         self._prompt_used, self._generated = options["prompt"], []
+        self._expectations = None
         self._generation_seed, self._generation_length = options["seed"], options["length"]
         self.output_tabs.setCurrentIndex(0)
         self._render_output()
@@ -481,6 +491,34 @@ class GenerateTab(QWidget):
     def _on_generation_worker_finished(self) -> None:
         self._generation_worker = None
         self._update_enabled()
+        if self.colour_check.isChecked():
+            self._request_expectations()
+
+    def _request_expectations(self) -> None:
+        """Compute the top 5 the model expected at each generated character, in a worker."""
+        model, tokenizer = self.session.model, self.session.model_tokenizer
+        if (not self._generated or self._expectations is not None or model is None
+                or tokenizer is None or self._expectation_worker is not None):
+            return
+        text = "".join(g.char for g in self._generated)
+        self._expectations_asked = text
+        worker = TaskWorker(surprise_map, model, tokenizer, text, self._prompt_used)
+        worker.succeeded.connect(self._on_expectations_computed)
+        worker.finished.connect(self._on_expectation_worker_finished)
+        self._expectation_worker = worker
+        start_worker(worker)
+
+    def _on_expectations_computed(self, expectations: SurpriseMap) -> None:
+        if expectations.text == "".join(g.char for g in self._generated):  # still shown
+            self._expectations = expectations
+            if self.colour_check.isChecked():
+                self._render_output()
+
+    def _on_expectation_worker_finished(self) -> None:
+        self._expectation_worker = None
+        still_shown = self._expectations_asked == "".join(g.char for g in self._generated)
+        if not still_shown and self.colour_check.isChecked():
+            self._request_expectations()  # a new text was generated while it ran
 
     # ----------------------------------------------------------------- comparing
     def _on_compare_clicked(self) -> None:
@@ -538,8 +576,7 @@ class GenerateTab(QWidget):
             for generated in chars:
                 char_format = QTextCharFormat()
                 char_format.setBackground(probability_colour(generated.probability))
-                char_format.setToolTip(f"{generated.char!r}: probability "
-                                       f"{generated.probability:.3f}")
+                char_format.setToolTip(self._probability_tip(generated))
                 cursor.insertText(generated.char, char_format)
         else:
             cursor.insertText("".join(g.char for g in chars), QTextCharFormat())
@@ -547,6 +584,15 @@ class GenerateTab(QWidget):
         scroll_bar = self.generated_text_edit.verticalScrollBar()
         scroll_bar.setValue(scroll_bar.maximum())  # follow the text as it streams in
         self._update_enabled()
+
+    def _probability_tip(self, generated: GeneratedChar) -> str:
+        """The character's probability and, once computed, the 5 the model expected."""
+        tip = f"{generated.char!r}: probability {generated.probability:.3f}"
+        expectations = self._expectations
+        if expectations is not None and generated.index < len(expectations.bits):
+            tip += "\nThe model expected:" + "".join(
+                f"\n   {char!r}  {p:.1%}" for char, p in expectations.expectations(generated.index))
+        return tip
 
     def _on_copy_clicked(self) -> None:
         QGuiApplication.clipboard().setText(self.generated_text())

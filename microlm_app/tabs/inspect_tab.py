@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
+from microlm.data import train_characters
+
 from ..session import Session
 from .inspect.activation_page import ActivationPage
 from .inspect.embedding_page import EmbeddingPage
@@ -14,6 +16,7 @@ from .inspect.model_page import ModelPage
 from .inspect.next_char_page import NextCharPage
 from .inspect.page import Computations, InspectedModel, InspectPage
 from .inspect.parameter_page import ParameterPage
+from .inspect.surprise_page import SurprisePage
 
 # The pages in the order of their tabs; a new page is a module in tabs/inspect/ and a line here.
 PAGES: tuple[type[InspectPage], ...] = (
@@ -22,7 +25,9 @@ PAGES: tuple[type[InspectPage], ...] = (
     ActivationPage,
     EmbeddingPage,
     NextCharPage,
+    SurprisePage,
 )
+VALIDATION_CHARS = 50_000  # characters of the validation text the pages may read
 
 PageT = TypeVar("PageT", bound=InspectPage)
 
@@ -48,7 +53,8 @@ class _OnPage:
 
 
 class InspectTab(QWidget):
-    """Five pages: the model, its parameters, activations, embeddings, next character."""
+    """Six pages: the model, its parameters, activations, embeddings, next character and
+    surprise."""
 
     model_summary = _OnPage(ModelPage)
     gradient_status = _OnPage(ModelPage)
@@ -66,7 +72,6 @@ class InspectTab(QWidget):
     neuron_spin = _OnPage(ActivationPage)
     activation_legend = _OnPage(ActivationPage)
     activation_view = _OnPage(ActivationPage)
-    top_neurons_list = _OnPage(ActivationPage)
     _trace = _OnPage(ActivationPage)
     _activation_timer = _OnPage(ActivationPage)
     _draw_activations = _OnPage(ActivationPage)
@@ -95,6 +100,7 @@ class InspectTab(QWidget):
             self.pages.addTab(page, page.title)
         QVBoxLayout(self).addWidget(self.pages)
         session.model_changed.connect(self._on_model_changed)
+        session.corpus_changed.connect(self._on_model_changed)  # a new validation text
         self._on_model_changed()
 
     def page(self, page_class: type[PageT]) -> PageT:
@@ -117,7 +123,19 @@ class InspectTab(QWidget):
 
     def _on_model_changed(self) -> None:
         self.computations.forget()  # results for the previous model are no longer wanted
+        metadata = self.session.model_metadata or {}
         self.inspected = InspectedModel(self.session.model, self.session.model_tokenizer,
-                                        self.session.model_metadata or {})
+                                        metadata, *self._validation_text(metadata))
         for page in self._pages:
             page.show_model(self.inspected)
+
+    def _validation_text(self, metadata: dict) -> tuple[str, str]:
+        """The start of the loaded text's validation part, as the model's training split
+        it, and where the text comes from; empty without a loaded text."""
+        corpus = self.session.corpus
+        if corpus is None:
+            return "", ""
+        fraction = metadata.get("training_config", {}).get("val_fraction",
+                                                            self.session.val_fraction)
+        start = train_characters(len(corpus.text), fraction)
+        return corpus.text[start:start + VALIDATION_CHARS], corpus.source

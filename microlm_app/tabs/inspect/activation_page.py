@@ -1,39 +1,52 @@
-"""The Activations page of the Inspect tab: a text coloured by one neuron's value after
-each character, beside the neurons that respond most."""
+"""The Activations page of the Inspect tab: a text coloured by one neuron's value after each
+character, the neurons named by the text feature they follow (drawn beneath the text), one
+character computed step by step, and how saturated the gates are."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPlainTextEdit,
     QSpinBox,
     QSplitter,
-    QTextEdit,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from microlm import CharacterTokenizer, MicroLM
-from microlm.inspection import ActivationTrace, activations, top_neurons
+from microlm import CharacterTokenizer, MicroLM, ModelConfig
+from microlm.inspection import ActivationTrace, activations, gate_extremes
+from microlm.neurons import STATES, Feature, NeuronName, NeuronNames, neuron_names
+from microlm.stepwise import step_by_step
 
-from .page import WHITESPACE_SYMBOLS, Computations, InspectPage, display_char
+from .coloured_text import ColouredText
+from .gate_chart import GateChart
+from .neuron_table import NeuronTable, r_text
+from .page import Computations, InspectPage, display_char
+from .step_panel import StepPanel
 
-TOP_NEURONS = 10
+ACTIVATION_CHARS = 10_000  # characters of the validation text read by default
+MIN_ACTIVATION_CHARS = 2_000  # ... and by default at least, however large the model
+TRACE_BYTES = 200 * 2**20  # what the recorded states and gates of that text may take
 DEFAULT_ACTIVATION_TEXT = ('The quick brown fox jumps over the lazy dog.\n'
                            '(It said "hello", twice.)')
-ACTIVATION_KINDS = {"cell": "cell state (memory)", "hidden": "hidden state (output)"}
+ACTIVATION_KINDS = {"cell": "cell state (memory)", "hidden": "hidden state (output)",
+                    "input_gate": "input gate", "forget_gate": "forget gate",
+                    "cell_candidate": "candidate (new content)", "output_gate": "output gate"}
+FEATURE_GREEN = (46, 160, 67)  # the colour of a feature at its largest value
 ZERO_CENTRED_TIP = "White is zero; the strongest colour is the largest value in this text."
 AVERAGE_CENTRED_TIP = ("This neuron stays far from zero over the text, so white is its average "
                        "here: red where it rises above it, blue where it falls below.")
+NO_FEATURE_CAPTION = ("Choose a neuron in the table to see, beneath each line, the feature of "
+                      "the text it follows.")
 
 
 def activation_colour(value: float, scale: float) -> QColor:
@@ -41,6 +54,12 @@ def activation_colour(value: float, scale: float) -> QColor:
     strength = min(1.0, abs(value) / scale) * 0.7 if scale > 0 else 0.0
     fade = int(round(255 * (1 - strength)))
     return QColor(255, fade, fade) if value >= 0 else QColor(fade, fade, 255)
+
+
+def feature_colour(value: float, scale: float) -> QColor:
+    """White for 0, through paler greens, to FEATURE_GREEN at `scale` (features are >= 0)."""
+    strength = min(1.0, max(0.0, value / scale)) if scale > 0 else 0.0
+    return QColor(*(int(round(255 + (channel - 255) * strength)) for channel in FEATURE_GREEN))
 
 
 def colour_centre(series: np.ndarray) -> float:
@@ -54,34 +73,51 @@ def colour_centre(series: np.ndarray) -> float:
     return 0.0 if abs(mean) <= spread else mean
 
 
-def trace_with_top_neurons(model: MicroLM, tokenizer: CharacterTokenizer,
-                           text: str) -> tuple[ActivationTrace, dict]:
-    """The activations over `text` and, per (layer, kind), its most responsive neurons."""
+def default_chars(config: ModelConfig) -> int:
+    """How much of the validation text to read by default: ACTIVATION_CHARS, or fewer for a
+    large model, so that its recorded states and gates (6 float32 numbers per neuron, layer
+    and character) stay within TRACE_BYTES (~2,800 characters for 3 layers of 1,024)."""
+    per_char = 6 * 4 * config.num_layers * config.hidden_dim
+    return max(MIN_ACTIVATION_CHARS, min(ACTIVATION_CHARS, TRACE_BYTES // per_char))
+
+
+@dataclass(frozen=True)
+class ExplainedText:
+    trace: ActivationTrace  # every layer's states and gates after each character
+    names: NeuronNames  # each neuron's best feature
+    gates: list[dict[str, tuple[float, float]]]  # gate_extremes: per layer, near 0 / near 1
+
+
+def explain_text(model: MicroLM, tokenizer: CharacterTokenizer, text: str) -> ExplainedText:
+    """What the page shows of a text, computed in a worker."""
     trace = activations(model, tokenizer, text, on_unknown="drop")
-    ranked = {(layer, kind): top_neurons(trace, layer, kind, TOP_NEURONS)
-              for layer in range(len(trace.layers)) for kind in ACTIVATION_KINDS}
-    return trace, ranked
+    return ExplainedText(trace, neuron_names(trace), gate_extremes(trace))
 
 
 class ActivationPage(InspectPage):
-    """The text to read, the choice of layer, kind and neuron, the coloured text and the
-    list of the neurons that respond most."""
+    """The text to read and the choice of layer, kind and neuron above the coloured text;
+    beside it the named neurons, the step-by-step computation and the gates."""
 
     title = "Activations"
 
     def __init__(self, computations: Computations, parent: QWidget | None = None) -> None:
         super().__init__(computations, parent)
         self._trace: ActivationTrace | None = None
-        self._ranked: dict = {}  # (layer, kind) -> [(neuron, score)], most responsive first
+        self._names: NeuronNames | None = None
+        self._feature: Feature | None = None  # drawn beneath the text
+        self._position = -1  # the character shown step by step
         column = QVBoxLayout(self)
         self.activation_status = self._status_label("activationStatus")
         column.addWidget(self.activation_status)
+        self.text_source = QLabel()
+        self.text_source.setObjectName("activationTextSource")
+        column.addWidget(self.text_source)
         column.addWidget(self._build_text_input())
         column.addLayout(self._build_controls())
         views = QSplitter(Qt.Orientation.Horizontal)
         views.addWidget(self._build_coloured_text())
-        views.addWidget(self._build_top_neurons())
-        views.setSizes([860, 260])
+        views.addWidget(self._build_side())
+        views.setSizes([640, 560])
         column.addWidget(views, 1)
         self._activation_timer = self._typing_pause(self._request_activations)
 
@@ -91,9 +127,9 @@ class ActivationPage(InspectPage):
         self.activation_input.setObjectName("activationTextEdit")
         self.activation_input.setAccessibleName("Text to run through the model")
         self.activation_input.setToolTip(
-            "Type any text: the model reads it one character at a time and you see how one "
-            "neuron's value changes as it goes. Try quotes, brackets or new lines: some "
-            "neurons learn to track them.")
+            "The model reads this text one character at a time; its neurons are named by "
+            "what they follow in it. It starts as the validation part of the loaded text "
+            "(which the model did not train on); type or paste any other.")
         self.activation_input.setMaximumHeight(70)
         self.activation_input.textChanged.connect(self._on_activation_text_changed)
         return self.activation_input
@@ -107,21 +143,23 @@ class ActivationPage(InspectPage):
             self.activation_kind_combo.addItem(label, kind)
         self.activation_kind_combo.setToolTip(
             "The cell state is the LSTM's memory, carried from character to character; the "
-            "hidden state is what the layer passes on (the memory filtered by the output gate).")
-        self.activation_kind_combo.currentIndexChanged.connect(self._on_activation_kind_changed)
+            "hidden state is what the layer passes on (the memory filtered by the output "
+            "gate). The gates decide, per neuron and character, how much new content enters "
+            "(input), how much memory is kept (forget) and shown (output); the candidate is "
+            "the new content offered.")
+        self.activation_kind_combo.currentIndexChanged.connect(self._on_choice_changed)
         self.layer_spin = QSpinBox()
         self.layer_spin.setObjectName("activationLayerSpin")
         self.layer_spin.setAccessibleName("LSTM layer")
         self.layer_spin.setToolTip("Which LSTM layer to look at (0 = the one that reads the "
                                    "characters; higher layers see the layer below).")
-        self.layer_spin.valueChanged.connect(self._on_layer_changed)
+        self.layer_spin.valueChanged.connect(self._on_choice_changed)
         self.neuron_spin = QSpinBox()
         self.neuron_spin.setObjectName("activationNeuronSpin")
         self.neuron_spin.setAccessibleName("Neuron")
-        self.neuron_spin.setToolTip("Which unit of the layer colours the text. Pick one from "
-                                    "the list of strongest responders to find interesting "
-                                    "ones quickly.")
-        self.neuron_spin.valueChanged.connect(self._on_neuron_changed)
+        self.neuron_spin.setToolTip("Which unit of the layer colours the text. The table of "
+                                    "named neurons finds interesting ones quickly.")
+        self.neuron_spin.valueChanged.connect(self._on_choice_changed)
         for label, widget in (("Show", self.activation_kind_combo), ("Layer", self.layer_spin),
                               ("Neuron", self.neuron_spin)):
             controls.addWidget(QLabel(label))
@@ -138,50 +176,75 @@ class ActivationPage(InspectPage):
         return controls
 
     def _build_coloured_text(self) -> QWidget:
-        self.activation_view = QTextEdit()
+        box = QWidget()
+        text_column = QVBoxLayout(box)
+        text_column.setContentsMargins(0, 0, 0, 0)
+        self.activation_view = ColouredText(self._char_tooltip)
         self.activation_view.setObjectName("activationView")
         self.activation_view.setAccessibleName("Text coloured by a neuron")
-        self.activation_view.setReadOnly(True)
-        font = QFont("Monospace")
-        font.setStyleHint(QFont.StyleHint.TypeWriter)
-        font.setPointSize(font.pointSize() + 3)
-        self.activation_view.setFont(font)
         self.activation_view.setToolTip(
             "Each character's background shows the chosen neuron's value right after the "
             "model read it: red positive, blue negative, white near zero (or, for a neuron "
             "that stays far from zero, red above and blue below its average: see the "
-            "legend). Hover a character for the number.")
-        return self.activation_view
+            "legend). Click a character to see it computed step by step; ← and → move on.")
+        self.activation_view.char_clicked.connect(self._on_char_clicked)
+        self.activation_view.step_requested.connect(self._on_step_requested)
+        text_column.addWidget(self.activation_view, 1)
+        self.feature_caption = QLabel(NO_FEATURE_CAPTION)
+        self.feature_caption.setObjectName("featureCaption")
+        self.feature_caption.setWordWrap(True)
+        text_column.addWidget(self.feature_caption)
+        return box
 
-    def _build_top_neurons(self) -> QWidget:
-        neurons = QWidget()
-        neuron_column = QVBoxLayout(neurons)
-        neuron_column.setContentsMargins(0, 0, 0, 0)
-        neuron_column.addWidget(QLabel("Neurons that respond most"))
-        self.top_neurons_list = QListWidget()
-        self.top_neurons_list.setObjectName("topNeuronsList")
-        self.top_neurons_list.setAccessibleName("Neurons that respond most")
-        self.top_neurons_list.setToolTip(
-            "The neurons whose value changes most over this text (mean distance from their "
-            "own average). Click one to colour the text by it.")
-        self.top_neurons_list.itemClicked.connect(self._on_top_neuron_clicked)
-        neuron_column.addWidget(self.top_neurons_list)
-        return neurons
+    def _build_side(self) -> QWidget:
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setObjectName("activationSideTabs")
+        self.neuron_table = NeuronTable()
+        self.neuron_table.neuron_chosen.connect(self._on_neuron_chosen)
+        self.step_panel = StepPanel()
+        self.gate_chart = GateChart()
+        self.gate_chart.setObjectName("gateSaturation")
+        self.side_tabs.addTab(self.neuron_table, "Named neurons")
+        self.side_tabs.addTab(self.step_panel, "Step by step")
+        self.side_tabs.addTab(self.gate_chart, "Gate saturation")
+        return self.side_tabs
 
     # ----------------------------------------------------------------- model
     def _on_model_changed(self) -> None:
-        self._trace, self._ranked = None, {}
+        self._trace, self._names, self._feature, self._position = None, None, None, -1
         for widget in (self.activation_input, self.layer_spin, self.neuron_spin,
                        self.activation_kind_combo):
             widget.setEnabled(self.inspected.ready)
         self.activation_view.clear()
-        self.top_neurons_list.clear()
+        self.neuron_table.show_names(None)
+        self.gate_chart.show_extremes(None)
+        self.step_panel.clear()
+        self._show_text_source()
         if not self.inspected.ready:
             return
         config = self.inspected.model.config
         self.layer_spin.setRange(0, config.num_layers - 1)
         self.neuron_spin.setRange(0, config.hidden_dim - 1)
+        if self.inspected.validation_text:
+            self.activation_input.blockSignals(True)
+            self.activation_input.setPlainText(
+                self.inspected.validation_text[:default_chars(config)])
+            self.activation_input.blockSignals(False)
         self._request_activations()
+
+    def _show_text_source(self) -> None:
+        self.text_source.setVisible(self.inspected.ready)
+        validation = self.inspected.validation_text
+        if validation and self.inspected.model is not None:
+            shown = min(len(validation), default_chars(self.inspected.model.config))
+            self.text_source.setText(
+                f"The first {shown:,} characters of the "
+                f"validation part of {self.inspected.text_source} (text the model did not "
+                f"train on); type or paste any other text below.")
+        else:
+            self.text_source.setText(
+                "Load the text the model learned from (Data tab) to read its validation "
+                "part here: naming neurons needs a few thousand characters.")
 
     # ----------------------------------------------------------------- computing
     def _on_activation_text_changed(self) -> None:
@@ -198,82 +261,96 @@ class ActivationPage(InspectPage):
             self.activation_status.setText(f"{shown} not in the model's vocabulary — dropped "
                                            f"from the text.")
         self.activation_status.setVisible(bool(unknown))
-        self.computations.run("activations", trace_with_top_neurons, model, tokenizer, text,
+        self.computations.run("activations", explain_text, model, tokenizer, text,
                               on_result=self._on_activations_computed)
 
     def _on_activations_computed(self, tagged_result: tuple[int, Any]) -> None:
-        result = self._accept("activations", tagged_result)
+        result: ExplainedText | None = self._accept("activations", tagged_result)
         if result is None:
             return
-        (trace, ranked) = result
         first_trace = self._trace is None
-        self._trace, self._ranked = trace, ranked
-        if first_trace:  # start on the neuron that responds most, not on neuron 0
-            self._select_top_neuron()
-        self._draw_top_neurons()
+        self._trace, self._names, self._position = result.trace, result.names, -1
+        self.step_panel.clear()
+        self.neuron_table.show_names(result.names)
+        self.gate_chart.show_extremes(result.gates)
+        best = result.names.best()
+        if first_trace and best is not None:  # open on the best-named neuron, not neuron 0
+            self._show_neuron(best.layer, best.state, best.neuron)
+        self._on_choice_changed()
+
+    def _request_step(self, position: int) -> None:
+        model, tokenizer, trace = self.inspected.model, self.inspected.tokenizer, self._trace
+        if model is None or tokenizer is None or trace is None:
+            return
+        self._position = position
+        self.activation_view.select(position)
+        self.side_tabs.setCurrentWidget(self.step_panel)
+        self.computations.run("step", step_by_step, model, tokenizer, trace.text, position,
+                              trace, on_result=self._on_step_computed)
+
+    def _on_step_computed(self, tagged_result: tuple[int, Any]) -> None:
+        step = self._accept("step", tagged_result)
+        if step is not None and step.position == self._position:
+            self.step_panel.show_step(step, self.neuron_spin.value())
+
+    # ----------------------------------------------------------------- choosing
+    def _show_neuron(self, layer: int, state: str, neuron: int) -> None:
+        """Set the controls to this neuron without each change redrawing."""
+        for widget in (self.layer_spin, self.activation_kind_combo, self.neuron_spin):
+            widget.blockSignals(True)
+        self.layer_spin.setValue(layer)
+        self.activation_kind_combo.setCurrentIndex(self.activation_kind_combo.findData(state))
+        self.neuron_spin.setValue(neuron)
+        for widget in (self.layer_spin, self.activation_kind_combo, self.neuron_spin):
+            widget.blockSignals(False)
+
+    def _on_neuron_chosen(self, name: NeuronName) -> None:
+        self._show_neuron(name.layer, name.state, name.neuron)
+        self._on_choice_changed()
+
+    def _on_choice_changed(self, *_args: object) -> None:
+        """A new layer, kind or neuron: its feature beneath the text, its row, its colours."""
+        kind, layer, neuron = self._activation_kind(), self.layer_spin.value(), \
+            self.neuron_spin.value()
+        names = self._names
+        self._feature = None
+        if names is not None and kind in STATES and layer < names.correlations.shape[0]:
+            self._feature = names.name_of(layer, kind, neuron).feature
+        self.neuron_table.select(layer, kind, neuron)
         self._draw_activations()
+        step = self.step_panel.step
+        if step is not None:
+            self.step_panel.show_step(step, neuron)
 
-    # ----------------------------------------------------------------- choosing a neuron
-    def _select_top_neuron(self) -> None:
-        """Show the neuron that responds most in the chosen layer and kind (a neuron
-        number means nothing across layers, so a new layer starts on its own best)."""
-        best = self._ranked.get((self.layer_spin.value(), self._activation_kind()))
-        if best:
-            self.neuron_spin.blockSignals(True)
-            self.neuron_spin.setValue(best[0][0])
-            self.neuron_spin.blockSignals(False)
+    def _on_char_clicked(self, index: int) -> None:
+        self._request_step(index)
 
-    def _on_layer_changed(self, _layer: int) -> None:
-        self._select_top_neuron()
-        self._draw_top_neurons()
-        self._draw_activations()
-
-    def _on_activation_kind_changed(self, _index: int) -> None:
-        self._select_top_neuron()
-        self._draw_top_neurons()
-        self._draw_activations()
-
-    def _on_neuron_changed(self, _neuron: int) -> None:
-        self._mark_current_neuron()
-        self._draw_activations()
-
-    def _mark_current_neuron(self) -> None:
-        """Highlight the shown neuron in the list of top neurons (none if it is not one)."""
-        self.top_neurons_list.setCurrentRow(-1)
-        for row in range(self.top_neurons_list.count()):
-            item = self.top_neurons_list.item(row)
-            if int(item.data(Qt.ItemDataRole.UserRole)) == self.neuron_spin.value():
-                self.top_neurons_list.setCurrentRow(row)
-                break
-
-    def _on_top_neuron_clicked(self, item: QListWidgetItem) -> None:
-        self.neuron_spin.setValue(int(item.data(Qt.ItemDataRole.UserRole)))
+    def _on_step_requested(self, delta: int) -> None:
+        if self._trace is not None and self._trace.chars:
+            self._request_step(min(max(0, self._position + delta), len(self._trace.chars) - 1))
 
     def _activation_kind(self) -> str:
         return self.activation_kind_combo.currentData() or "cell"
 
     # ----------------------------------------------------------------- drawing
-    def _draw_top_neurons(self) -> None:
-        self.top_neurons_list.clear()
-        key = (self.layer_spin.value(), self._activation_kind())
-        for neuron, score in self._ranked.get(key, []):
-            item = QListWidgetItem(f"neuron {neuron}   (varies by {score:.3f})")
-            item.setData(Qt.ItemDataRole.UserRole, neuron)
-            self.top_neurons_list.addItem(item)
-        self._mark_current_neuron()
-
-    def _draw_activations(self) -> None:
-        """Colour each character by the chosen neuron's value after reading it."""
-        self.activation_view.clear()
-        trace = self._trace
-        layer = self.layer_spin.value()
+    def _series(self) -> np.ndarray | None:
+        """The chosen neuron's value after each character, or None."""
+        trace, layer = self._trace, self.layer_spin.value()
         if trace is None or layer >= len(trace.layers):
-            return
+            return None
         values = getattr(trace.layers[layer], self._activation_kind())  # (T, hidden_dim)
         neuron = self.neuron_spin.value()
         if values.shape[0] == 0 or neuron >= values.shape[1]:
+            return None
+        return values[:, neuron]
+
+    def _draw_activations(self) -> None:
+        """Colour each character by the chosen neuron's value after reading it, with the
+        neuron's feature in a second row beneath each line."""
+        series = self._series()
+        if series is None:
+            self.activation_view.clear()
             return
-        series = values[:, neuron]
         centre = colour_centre(series)
         scale = float(np.abs(series - centre).max())
         if centre == 0.0:
@@ -283,14 +360,37 @@ class ActivationPage(InspectPage):
             self.activation_legend.setText(f"{centre - scale:.2f}  ←  blue · average "
                                            f"{centre:.2f} · red  →  {centre + scale:.2f}")
             self.activation_legend.setToolTip(AVERAGE_CENTRED_TIP)
-        cursor = QTextCursor(self.activation_view.document())
-        cursor.beginEditBlock()
-        for char, value in zip(trace.chars, series, strict=True):
-            char_format = QTextCharFormat()
-            char_format.setBackground(activation_colour(float(value) - centre, scale))
-            char_format.setToolTip(f"{display_char(char)}: {float(value):+.3f}")
-            cursor.insertText(display_char(char) if char in WHITESPACE_SYMBOLS and char != " "
-                              else char, char_format)
-            if char == "\n":  # the ⏎ carries the colour; then really start a new line
-                cursor.insertText("\n", QTextCharFormat())
-        cursor.endEditBlock()
+        colours = [activation_colour(float(value) - centre, scale) for value in series]
+        self.activation_view.show_text(self._trace.chars, colours, self._feature_row())
+        if self._position >= 0:
+            self.activation_view.select(self._position)
+
+    def _feature_row(self) -> list[QColor] | None:
+        feature, names, trace = self._feature, self._names, self._trace
+        if feature is None or names is None or trace is None or names.text != trace.text:
+            self.feature_caption.setText(NO_FEATURE_CAPTION)
+            return None
+        values = names.feature(feature.name)
+        top = float(values.max()) if values.size else 0.0
+        name = names.name_of(self.layer_spin.value(), self._activation_kind(),
+                             self.neuron_spin.value())
+        self.feature_caption.setText(
+            f"<span style='color: rgb{FEATURE_GREEN}'>▄</span> Beneath each line: "
+            f"<b>{feature.phrase}</b>, from 0 (white) to {top:g} (green). This neuron follows "
+            f"it with r = {r_text(name.r)}" + (" (it falls where the feature rises)."
+                                              if name.r < 0 else "."))
+        return [feature_colour(float(value), top) for value in values]
+
+    def _char_tooltip(self, index: int) -> str:
+        series, trace = self._series(), self._trace
+        if series is None or trace is None or index >= len(series):
+            return ""
+        lines = [f"'{display_char(trace.chars[index])}' (character {index + 1:,}): "
+                 f"{ACTIVATION_KINDS[self._activation_kind()]} of neuron "
+                 f"{self.neuron_spin.value()} = {float(series[index]):+.3f}"]
+        if self._feature is not None and self._names is not None and \
+                self._names.text == trace.text:
+            value = float(self._names.feature(self._feature.name)[index])
+            lines.append(f"{self._feature.phrase}: {value:g}")
+        lines.append("Click to see this character computed step by step.")
+        return "\n".join(lines)

@@ -37,6 +37,10 @@ class InspectedModel:
     model: MicroLM | None = None
     tokenizer: CharacterTokenizer | None = None  # the model's vocabulary
     metadata: dict = field(default_factory=dict)  # history, training config, best val loss
+    # The start of the validation part of the loaded text (what the model did not train
+    # on), and where the text comes from; empty when no text is loaded.
+    validation_text: str = ""
+    text_source: str = ""
 
     @property
     def ready(self) -> bool:
