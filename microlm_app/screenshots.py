@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QWidget
 from .main_window import MainWindow
 
 TOUR_PROMPT = "The "
-ACTIVATION_TEXT = "def print(self, *args):\n    return None  # a comment"
 
 
 class TourError(RuntimeError):
@@ -114,7 +113,6 @@ def take_tour(window: MainWindow, out_dir: str | Path, train_seconds: int = 30,
 
     inspect = window.inspect_tab
     window.tabs.setCurrentWidget(inspect)
-    inspect.activation_input.setPlainText(ACTIVATION_TEXT)
     for page in range(inspect.pages.count()):
         inspect.pages.setCurrentIndex(page)
         settle(0.3)

@@ -84,6 +84,15 @@ def expected_colours(series):
     return [activation_colour(float(v) - centre, scale).name() for v in series]
 
 
+def test_a_text_of_ones_own_is_named_as_such(qtbot, tab):
+    page = tab.page(ActivationPage)
+    ready(qtbot, page)
+    page.activation_input.setPlainText('print("hi")')
+    assert page.text_source.text().startswith("Your text (11 characters)")
+    assert "validation part" not in page.text_source.text()
+    ready(qtbot, page)
+
+
 def test_the_page_reads_the_validation_text_and_opens_on_the_best_named_neuron(qtbot, tab,
                                                                                trained):
     page = tab.page(ActivationPage)

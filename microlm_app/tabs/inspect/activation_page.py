@@ -248,6 +248,11 @@ class ActivationPage(InspectPage):
 
     # ----------------------------------------------------------------- computing
     def _on_activation_text_changed(self) -> None:
+        """The person's own text: say so, instead of naming the validation part."""
+        chars = len(self.activation_input.toPlainText())
+        self.text_source.setText(
+            f"Your text ({chars:,} characters). Neurons are named on it"
+            + ("; a few thousand characters give steadier names." if chars < 2_000 else "."))
         self._activation_timer.start()
 
     def _request_activations(self) -> None:
