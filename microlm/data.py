@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import math
 import os
 import sysconfig
 from collections.abc import Callable, Iterator
@@ -62,6 +63,20 @@ class CorpusStats:
 
     def most_common(self, n: int = 20) -> list[tuple[str, int]]:
         return list(self.frequencies[:n])
+
+    def uniform_loss(self) -> float:
+        """The loss, in nats per character, of a model that gives every character of the
+        vocabulary the same probability: ln of the vocabulary size."""
+        return math.log(self.unique_characters) if self.unique_characters else 0.0
+
+    def unigram_entropy(self) -> float:
+        """The loss, in nats per character, of a model that knows only how often each
+        character occurs and ignores what came before: -sum p ln p over the frequencies."""
+        counts = np.array([count for _char, count in self.frequencies], dtype=np.float64)
+        if counts.sum() <= 0:
+            return 0.0
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log(p)).sum())
 
 
 def read_corpus(path: str | os.PathLike, progress: Callable[[float], None] | None = None,

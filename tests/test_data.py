@@ -1,5 +1,6 @@
 """Tests for corpus reading (encodings, bad files), statistics, the split and batching."""
 
+import math
 import random
 
 import pytest
@@ -475,3 +476,14 @@ def test_sample_corpora_are_plausible(name):
 def test_unknown_sample_corpus_name():
     with pytest.raises(CorpusError, match="Python documentation"):
         sample_corpus("Shakespeare")
+
+
+def test_reference_losses_of_a_known_text():
+    # "aab": p(a) = 2/3, p(b) = 1/3; a uniform guess over two characters scores ln 2
+    stats = corpus_stats("aab" * 10)
+    assert stats.uniform_loss() == pytest.approx(math.log(2))
+    expected = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    assert stats.unigram_entropy() == pytest.approx(expected)
+    assert stats.unigram_entropy() < stats.uniform_loss()
+    # one character repeated: nothing to guess
+    assert corpus_stats("zzzz").unigram_entropy() == pytest.approx(0.0)
