@@ -52,8 +52,21 @@ def _memory_seconds_per_byte(cache_bytes: int, device: torch.device) -> float:
 _CALIBRATIONS: dict[str, MachineSpeed] = {}
 
 
+def machine_setup(device: str | None = None, precision: str | None = None) -> str:
+    """What a calibration is remembered under, the machine's identity: the CPU model, torch's
+    thread count and version, the device and precision, the allocator and the costs'
+    format (device None: the best available; precision None: the device's fastest)."""
+    target = hardware.select_device(device)
+    precision = precision or hardware.default_precision(target)
+    allocator = "/freed memory kept" if hardware.keep_freed_memory() else ""
+    return (f"{hardware.cpu_model()}/{torch.get_num_threads()} threads"
+            f"/torch {torch.__version__}"
+            f"/{target}/{precision}{allocator}/costs {CALIBRATION_FORMAT}")
+
+
 def calibrate(seconds: float = 1.5, device: str | None = None,
-              precision: str | None = None, reuse_recent: bool = False) -> MachineSpeed:
+              precision: str | None = None, reuse_recent: bool = False,
+              measure_again: bool = False) -> MachineSpeed:
     """Measure this machine's training speed by timing real training steps.
 
     Eight shapes are timed (forward + backward + clipping + AdamW step, like
@@ -71,16 +84,13 @@ def calibrate(seconds: float = 1.5, device: str | None = None,
     The result is cached per device and precision for the life of the process.
     reuse_recent: where REUSE_RECENT calibrations of this machine set-up were taken in the
     last REUSE_MAX_AGE_S, measure nothing and use them (for runs that pay the calibration
-    from a time budget).
+    from a time budget). measure_again: measure now even where this process already did.
     """
     target = hardware.select_device(device)
     precision = precision or hardware.default_precision(target)
     key = f"{target}/{precision}"
-    if key not in _CALIBRATIONS:
-        allocator = "/freed memory kept" if hardware.keep_freed_memory() else ""
-        setup = (f"{hardware.cpu_model()}/{torch.get_num_threads()} threads"
-                 f"/torch {torch.__version__}"
-                 f"/{key}{allocator}/costs {CALIBRATION_FORMAT}")
+    if key not in _CALIBRATIONS or measure_again:
+        setup = machine_setup(str(target), precision)
         reused = _reused(setup) if reuse_recent else None
         _CALIBRATIONS[key] = reused or _steadied(_measure_speed(seconds, target, precision),
                                                  setup)

@@ -21,6 +21,7 @@ import torch
 
 from .model import MicroLM, ModelConfig
 from .tokenizer import CharacterTokenizer
+from .units import format_bytes
 
 FORMAT_NAME = "microlm-checkpoint"
 FORMAT_VERSION = 1
@@ -151,9 +152,9 @@ def check_room(path: str | os.PathLike, size_bytes: int) -> None:
     except OSError:  # not known here: the save itself will say
         return
     if free < size_bytes:
-        raise CheckpointError(f"Cannot save the model to {path}: the disk has {free / 1e6:,.0f} "
-                              f"MB free and the checkpoint needs about {size_bytes / 1e6:,.0f} "
-                              f"MB. Free some space or choose another place.")
+        raise CheckpointError(f"Cannot save the model to {path}: the disk has {format_bytes(free)} "
+                              f"free and the checkpoint needs about {format_bytes(size_bytes)}. "
+                              f"Free some space or choose another place.")
 
 
 def resumable_size(model: MicroLM) -> int:

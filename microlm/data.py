@@ -17,7 +17,7 @@ import torch
 
 from .tokenizer import CharacterTokenizer, token_dtype
 
-LARGE_VOCABULARY = 300  # more distinct characters than this: warn, the model grows and slows
+LARGE_VOCABULARY = 300  # a vocabulary larger than this: warn, the model grows and slows
 SMALL_CORPUS = 10_000  # fewer characters than this: warn, the model will mostly memorise
 READ_CHUNK = 1 << 22  # 4 MiB: granularity of progress reports while reading
 
@@ -299,8 +299,8 @@ def text_warnings(text: str, min_chars: int = 2) -> list[str]:
                      f"Aim for 100,000 or more for it to learn general patterns.")
     vocab = len(set(text)) if len(text) < 10_000_000 else len(set(text[:10_000_000]))
     if vocab > LARGE_VOCABULARY:
-        notes.append(f"{vocab} distinct characters: every extra character makes the model larger "
-                     f"and slower to train. Consider removing rare symbols.")
+        notes.append(f"{vocab} characters in the vocabulary: every extra character makes "
+                     f"the model larger and slower to train. Consider removing rare symbols.")
     return notes
 
 

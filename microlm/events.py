@@ -50,7 +50,14 @@ class Evaluated:
 @dataclass(frozen=True)
 class SampleGenerated:
     step: int
-    text: str
+    text: str  # the generated characters (after the prompt)
+    elapsed_s: float = 0.0  # seconds the model has trained so far, all its runs together
+    val_loss: float | None = None  # the latest validation loss, None before the first
+    # Every sample of a run is drawn alike (same prompt, seed and temperature), so two
+    # samples differ only by what the model learned between them.
+    temperature: float = 0.8
+    seed: int = 0
+    prompt: str = ""  # empty: the sample starts after a newline (TextGenerator.start_char)
 
 
 @dataclass(frozen=True)

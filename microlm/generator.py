@@ -17,13 +17,26 @@ from .tokenizer import CharacterTokenizer
 # tinier one overflow float32 to inf (1e-320 made softmax NaN), and already at this one a
 # gap of 0.01 between two logits is a factor e^100 between their probabilities.
 GREEDY_BELOW = 1e-4
+ALTERNATIVES = 5  # the likeliest characters kept with each generated character
 
 
 @dataclass(frozen=True)
 class GeneratedChar:
+    """One sampled character and what the model thought of it.
+
+    Both `probability` and `alternatives` are the model's own probabilities, at temperature 1:
+    softmax of its scores before temperature, top-k or top-p reshaped them for sampling.
+    They show what the model believed; the sampling settings only change which of those
+    characters gets picked.
+    """
+
     char: str
     index: int  # position in the generated text, 0 = first new character
     probability: float  # what the model (at temperature 1) gave this character, in [0, 1]
+    # The characters the model found most likely here, with their probabilities (at
+    # temperature 1), most likely first; the sampled character is among them only if it
+    # was one of the likeliest.
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 class TextGenerator:
@@ -72,17 +85,26 @@ class TextGenerator:
     def stream(self, prompt: str = "", length: int = 100, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                on_unknown: str = "error") -> Iterator[GeneratedChar]:
-        """Yield the new characters one by one, each with the probability the model gave it."""
+        """Yield the new characters one by one, each with the probability the model gave it
+        and the ALTERNATIVES characters it found likeliest there.
+
+        Finding those costs ~5 µs a character (torch.topk of one row): 1-3 % of a
+        character's time for a 'nano' or 'small' model on a CPU, measured by
+        python tests/benchmarks/generation_alternatives.py."""
         _check_sampling(length, temperature, top_k, top_p)
         prompt = self.tokenizer.clean(prompt, on_unknown)
         generator = _make_generator(seed)
+        chars = self.tokenizer.chars
         with torch.inference_mode(), mixed_precision(self.device, self.bf16):
             logits, state = self._prime([prompt])
+            offered_count = min(ALTERNATIVES, logits.size(-1))
             for index in range(length):
                 next_ids, probs = sample_next(logits, temperature, top_k, top_p, generator)
                 next_id = int(next_ids[0])
-                yield GeneratedChar(self.tokenizer.chars[next_id], index,
-                                    float(probs[0, next_id]))
+                best = torch.topk(probs[0], offered_count)
+                offered = tuple(zip([chars[i] for i in best.indices.tolist()],
+                                    best.values.tolist(), strict=True))
+                yield GeneratedChar(chars[next_id], index, float(probs[0, next_id]), offered)
                 if index + 1 < length:  # the last character needs no step after it
                     logits, state = self._step(next_ids, state)
 

@@ -37,7 +37,8 @@ def inspect_model(model: MicroLM) -> dict:
     lines.append(f"  dropout: p={config.dropout:g} while training (no parameters)")
     between = (f"{config.output_hidden_dim} units (GELU) -> " if config.output_hidden_dim
                else "")
-    lines.append(f"  head: {config.hidden_dim} hidden units -> {between}{config.vocab_size} "
+    lines.append(f"  head: output layer, {config.hidden_dim} hidden units -> {between}"
+                 f"{config.vocab_size} "
                  f"next-character scores ({_layer_parameters(layers, 'head'):,} parameters)")
     total = sum(p.numel() for p in model.parameters())
     return {

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
+from . import recommendation_reasons as reasons
 from .calibration import calibrate
 from .config import TrainingConfig
 from .hardware import probe
@@ -19,16 +20,48 @@ from .presets import (
     steps_per_epoch,
     training_memory_bytes,
 )
+from .recommendation_reasons import Reason
 from .speed import OUTPUT_HIDDEN_DIM, MachineSpeed, evaluation_seconds
-from .units import format_bytes, format_count
+from .units import format_count
 
 
 @dataclass(frozen=True)
 class Recommendation:
     model_config: ModelConfig
     training_config: TrainingConfig
-    reasons: tuple[str, ...]  # one sentence per choice, with the numbers behind it
+    explained: tuple[Reason, ...]  # per choice: a plain sentence and the numbers behind it
     estimate: Estimate
+    steps: float = 0.0  # optimizer steps expected in the time budget
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Each reason as one paragraph: its plain sentence, then its details."""
+        return tuple(reason.text for reason in self.explained)
+
+    def headline(self, time_budget_s: float) -> str:
+        """The recommendation in one line, e.g. "Recommended for 60 s: hidden size 320, 1
+        layer, output layer 1,024 units, batch 16 x 128 characters, learning rate 0.004,
+        about 900 steps"."""
+        model, training = self.model_config, self.training_config
+        layers = f"{model.num_layers} layer" + ("s" if model.num_layers > 1 else "")
+        output = (f"output layer {model.output_hidden_dim:,} units" if model.output_hidden_dim
+                  else "linear output layer")
+        dropout = f", dropout {model.dropout:g}" if model.dropout else ""
+        return (f"Recommended for {time_budget_s:g} s: hidden size {model.hidden_dim}, "
+                f"{layers}, {output}{dropout}, batch {training.batch_size} x "
+                f"{training.sequence_length} characters, learning rate "
+                f"{training.learning_rate:g}, about {_round_steps(self.steps):,} steps")
+
+    def in_words(self, time_budget_s: float, corpus_chars: int) -> str:
+        """What this machine does with the recommended model in the budget, one sentence:
+        "This computer trains about 70,000 characters a second: in 3 minutes a model of
+        about 1.0 million parameters reads the text about 20 times." """
+        training = self.training_config
+        train_chars = max(1, corpus_chars - int(corpus_chars * training.val_fraction))
+        chars_read = self.steps * training.batch_size * training.sequence_length
+        return reasons.speed_in_words(self.estimate.chars_per_second, time_budget_s,
+                                      self.model_config.num_parameters(),
+                                      chars_read / train_chars)
 
 
 # Tried largest first; 320 sits below the speed cliff where the bf16 recurrent weights of 384
@@ -226,49 +259,31 @@ def recommend(corpus_chars: int, time_budget_s: float, vocab_size: int = 96,
     result = estimate(config, training, corpus_chars, speed)
 
     chars_seen = chosen["chars_seen"]
-    reasons = [
-        f"Hidden size {config.hidden_dim}: at ~{format_count(chars_per_second)} chars/s "
-        f"this machine processes ~{format_count(chars_seen)} characters in {time_budget_s:g} s "
-        f"(~{steps:,.0f} steps), enough to train ~{format_count(parameters)} parameters; "
-        + _size_limit(chosen, candidates, memory_limit, capacity_of),
-        _layers_reason(config.num_layers, chosen["passes"]),
-        _output_reason(speed, config, batch_size, sequence_length, capacity_of(chosen)),
-        f"Embedding size {config.embedding_dim}: each character becomes a vector of "
-        f"{config.embedding_dim} numbers, plenty for a vocabulary of {vocab_size} characters.",
-        _batch_reason(speed, config, batch_size, sequence_length),
-        f"Sequence length {sequence_length}: the model learns from windows of "
-        f"{sequence_length} characters, so it can pick up patterns that span words and lines"
-        + ("" if sequence_length == lengths[0] else
-           f"; windows of {lengths[0]} would cost twice as much per step and leave this model "
-           f"too few steps")
-        + ". Each pass over the text reads every window of it once, in random order "
-          "(measured: 1.2-1.9 % lower validation loss in 60 s than drawing each window at "
-          "random, which leaves ~5 % of the text unread after three passes).",
-        f"Precision {speed.precision}: " + (
-            "this CPU has a bfloat16 unit, and mixed precision trains the LSTM faster (the "
-            "weights stay float32)." if speed.precision == "bfloat16" else
-            "full precision (no bfloat16 unit measured here)."),
-        f"Learning rate {learning_rate:g}: " + (
-            "a fast rate suits a single layer in a fixed time" if config.hidden_dim <= 512
-            else "a little slower than for narrower layers, as wider ones are less stable")
-        + ("" if batch_size == BATCH_SIZES[0] else
-           f", and a batch of {batch_size} averages out enough noise for a larger step")
-        + "; it warms up, then decays, and gradient clipping at 1.0 keeps it stable.",
-        f"Weight decay {WEIGHT_DECAY:g}: each step pulls the weight matrices slightly towards "
-        f"zero, which keeps the model from memorising the training text (measured: ~1 % "
-        f"lower validation loss than 0.01 in 60 s and in 300 s).",
-        f"Weight averaging {training.ema_decay:g}: the model validated and kept is a moving "
-        f"average of the weights over about the last {1 / (1 - training.ema_decay):.0f} "
-        f"steps, which evens out the noise of single batches (measured: 0.7-1.1 % lower "
-        f"validation loss than the last weights of the same run, in 60 s and in 300 s).",
-        _dropout_reason(dropout, chosen["passes"], parameters, train_chars),
-        f"Validation every {eval_interval:,} steps on {format_count(eval_chars)} held-out "
-        f"characters (~{evaluations} checks), so measuring progress takes under "
-        f"{EVAL_SHARE:.0%} of the time.",
-        f"Training stops after {time_budget_s:g} s; it needs about "
-        f"{format_bytes(result.memory_bytes)} of memory ({format_bytes(memory_bytes)} available).",
-    ]
-    return Recommendation(config, training, tuple(reasons), result)
+    limit, limit_details = _size_limit(chosen, candidates, memory_limit, capacity_of)
+    explained = (
+        Reason(f"Hidden size {config.hidden_dim}: {limit}",
+               f"At ~{format_count(chars_per_second)} chars/s this machine processes "
+               f"~{format_count(chars_seen)} characters in {time_budget_s:g} s "
+               f"(~{steps:,.0f} steps), enough to train ~{format_count(parameters)} "
+               f"parameters; {limit_details}"),
+        reasons.layers_reason(config.num_layers, chosen["passes"]),
+        reasons.output_reason(speed, config, batch_size, sequence_length,
+                              capacity_of(chosen)),
+        reasons.embedding_reason(config.embedding_dim, vocab_size),
+        reasons.batch_reason(speed, config, batch_size, sequence_length, BATCH_SIZES[0],
+                             CPU_MAX_BATCH, batch_gain_needed(batch_size)),
+        reasons.sequence_reason(sequence_length, lengths[0]),
+        reasons.precision_reason(speed),
+        reasons.learning_rate_reason(learning_rate, config.hidden_dim, batch_size,
+                                     BATCH_SIZES[0]),
+        reasons.weight_decay_reason(WEIGHT_DECAY),
+        reasons.weight_averaging_reason(training.ema_decay),
+        reasons.dropout_reason(dropout, chosen["passes"], parameters, train_chars,
+                               MANY_PASSES),
+        reasons.validation_reason(eval_interval, eval_chars, evaluations, EVAL_SHARE),
+        reasons.budget_reason(time_budget_s, result.memory_bytes, memory_bytes),
+    )
+    return Recommendation(config, training, explained, result, steps)
 
 
 def budget_plan(model_config: ModelConfig, training_config: TrainingConfig, corpus_chars: int,
@@ -306,26 +321,6 @@ def _batch_for(speed: MachineSpeed, config: ModelConfig, sequence_length: int) -
     return batch_size
 
 
-def _batch_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
-                  sequence_length: int) -> str:
-    rate = speed.chars_per_second(config, batch_size, sequence_length)
-    doubled = speed.chars_per_second(config, 2 * batch_size, sequence_length)
-    text = f"Batch size {batch_size}: ~{format_count(rate)} chars/s"
-    if (speed.device == "cpu" and batch_size == CPU_MAX_BATCH
-            and doubled >= batch_gain_needed(batch_size) * rate):
-        text += (f", the most windows a CPU step takes here (beyond {CPU_MAX_BATCH}, the "
-                 f"activations kept for the backward pass outgrow the caches)")
-    else:
-        text += (f", and twice the batch would read only {doubled / rate - 1:.0%} more "
-                 f"characters per second, too little to make up for half as many weight "
-                 f"updates")
-    if batch_size == BATCH_SIZES[0]:
-        return text + ", so smaller batches and more, quicker weight updates win."
-    smallest = speed.chars_per_second(config, BATCH_SIZES[0], sequence_length)
-    return (text + f"; batch {BATCH_SIZES[0]} would read {rate / smallest:.1f}x fewer "
-            f"(the fixed costs of a step, not the batch, take most of its time here).")
-
-
 def _dropout_for(passes: float, parameters: int, train_chars: int) -> float:
     """No dropout unless the model reads the text many times and is not small next to it;
     then more for models that are large next to the text (they can memorise it): `microlm
@@ -355,31 +350,42 @@ def _evaluation_plan(speed: MachineSpeed, config: ModelConfig, sequence_length: 
 
 
 def _size_limit(chosen: dict, candidates: list[dict], memory_limit: int,
-                capacity_of: Callable[[dict], int]) -> str:
-    """Why the next hidden size up was not chosen."""
+                capacity_of: Callable[[dict], int]) -> tuple[str, str]:
+    """Why the next hidden size up was not chosen: a plain sentence, and its numbers."""
     chosen_config = chosen["config"]
     larger = [c for c in candidates if c["config"].hidden_dim > chosen_config.hidden_dim
               and c["config"].output_hidden_dim == chosen_config.output_hidden_dim]
     if not larger:
-        return "it is the largest size considered."
+        return ("the largest LSTM memory considered, and this computer trains it well in the "
+                "time.", "it is the largest size considered.")
     bigger = larger[-1]  # the next size up
+    hidden = bigger["config"].hidden_dim
     if bigger["memory"] > memory_limit:
-        return f"hidden size {bigger['config'].hidden_dim} would need more memory than is free."
+        return ("the largest LSTM memory that fits in the free memory.",
+                f"hidden size {hidden} would need more memory than is free.")
     if chosen["steps"] < chosen["min_steps"]:
-        return (f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
+        return ("the smallest size considered, and even it gets few training steps in this "
+                "time; a longer time budget would help.",
+                f"even this smallest size gets only ~{chosen['steps']:,.0f} steps; a longer "
                 f"budget would help.")
     if bigger["steps"] < bigger["min_steps"]:
-        return (f"hidden size {bigger['config'].hidden_dim} would get only "
-                f"~{bigger['steps']:,.0f} steps of {bigger['batch_size']} windows, too few to "
-                f"learn well (want {bigger['min_steps']:,.0f}+).")
+        return ("the largest LSTM memory that still gets enough training steps in the time; "
+                "a larger one would be updated too few times to learn well.",
+                f"hidden size {hidden} would get only ~{bigger['steps']:,.0f} steps of "
+                f"{bigger['batch_size']} windows, too few to learn well (want "
+                f"{bigger['min_steps']:,.0f}+).")
     if not _reads_enough(bigger):
-        return (f"hidden size {bigger['config'].hidden_dim} would have "
+        return ("the largest LSTM memory that the text it reads in the time can train; a "
+                "larger one would read too little for its size.",
+                f"hidden size {hidden} would have "
                 f"~{format_count(bigger['config'].num_parameters())} parameters, more than the "
-                f"~{format_count(bigger['chars_seen'])} characters it reads in the time can train "
-                f"well (~{format_count(_trainable_parameters(bigger['chars_seen']))}: "
+                f"~{format_count(bigger['chars_seen'])} characters it reads in the time can "
+                f"train well (~{format_count(_trainable_parameters(bigger['chars_seen']))}: "
                 f"{PARAMETERS_PER_ROOT_CHAR:,} x their square root).")
-    return (f"hidden size {bigger['config'].hidden_dim} would have more parameters than "
-            f"the text can teach (~{format_count(capacity_of(bigger))}).")
+    return ("the largest LSTM memory this text can teach; a larger one would learn the text "
+            "by heart instead of its patterns.",
+            f"hidden size {hidden} would have more parameters than the text can teach "
+            f"(~{format_count(capacity_of(bigger))}).")
 
 
 def _trainable_parameters(chars_seen: float) -> float:
@@ -392,46 +398,9 @@ def _reads_enough(candidate: dict) -> bool:
     return candidate["config"].num_parameters() <= _trainable_parameters(candidate["chars_seen"])
 
 
-def _output_reason(speed: MachineSpeed, config: ModelConfig, batch_size: int,
-                   sequence_length: int, capacity: int) -> str:
-    if not config.output_hidden_dim:
-        return (f"Output layer: one linear map from the LSTM to the character scores. "
-                f"{OUTPUT_HIDDEN_DIM} hidden units between them (which lower the loss where "
-                f"they fit) would leave no model within this text's ~{format_count(capacity)} "
-                f"parameters, the memory or the budget.")
-    linear = replace(config, output_hidden_dim=0)
-    share = 1 - (speed.step_seconds(linear, batch_size, sequence_length)
-                 / speed.step_seconds(config, batch_size, sequence_length))
-    # (a speed measured without an output-layer shape prices the units at nothing)
-    cost = "under 1%" if share < 0.005 else f"{'only ' if share < 0.4 else ''}~{share:.0%}"
-    return (f"Output layer of {config.output_hidden_dim} units (GELU) between the LSTM and "
-            f"the character scores: it reads all {batch_size} x {sequence_length} positions "
-            f"of a step at once, so its extra capacity costs {cost} of a step here (the LSTM "
-            f"must walk each window one character at a time). Measured in 60 s: a lower loss "
-            f"than one linear output layer, despite fewer steps.")
-
-
-def _layers_reason(num_layers: int, passes: float) -> str:
-    if num_layers == 1:
-        return (f"One LSTM layer: in this budget the model reads the text ~{_times(passes)} "
-                f"times, and one wide layer learns faster than a deeper, narrower stack.")
-    return (f"{num_layers} LSTM layers: the budget lets the model read the text "
-            f"~{_times(passes)} times, enough time for a deeper model to pay off.")
-
-
-def _dropout_reason(dropout: float, passes: float, parameters: int, train_chars: int) -> str:
-    if dropout == 0 and passes < MANY_PASSES:
-        return (f"No dropout: the model reads the text only ~{_times(passes)} times, too few "
-                f"to memorise it, so dropout would only slow learning.")
-    if dropout == 0:
-        return (f"No dropout: with {format_count(parameters)} parameters for "
-                f"{format_count(train_chars)} training characters the model is too small to "
-                f"memorise the text in ~{_times(passes)} readings, so dropout would only slow "
-                f"learning.")
-    return (f"Dropout {dropout:g}: the model reads the text ~{_times(passes)} times with "
-            f"{format_count(parameters)} parameters for {format_count(train_chars)} training "
-            f"characters, so it could memorise the text; dropout makes it generalise.")
-
-
-def _times(passes: float) -> str:
-    return f"{passes:.1f}" if passes < 10 else f"{passes:,.0f}"
+def _round_steps(steps: float) -> int:
+    """Steps to two significant figures (900, 1,200, 15,000): an estimate, said as one."""
+    if steps < 10:
+        return max(0, round(steps))
+    digits = int(math.floor(math.log10(steps))) - 1
+    return int(round(steps, -digits))

@@ -15,13 +15,52 @@ from .config import TrainingConfig
 from .events import StepCompleted
 from .schedule import learning_rate_at
 
+# How a run's samples are drawn: alike every time (the run's seed, no prompt, so they
+# start after a newline) so that they differ only by what the model learned in between.
+SAMPLE_TEMPERATURE = 0.8
+SAMPLE_PROMPT = ""
+# A long run keeps at most this many samples in its history (the first, the last and
+# evenly spread ones): ~200 x 120 characters is ~25 KiB in a checkpoint.
+MAX_SAMPLES = 200
+
 
 def new_history() -> dict:
     """A trainer's history, which its runs record into: losses per step, learning rates,
     [step, validation loss] pairs, mean loss per epoch, [step, gradient norms per layer]
-    pairs, and the seconds trained."""
+    pairs, the seconds trained, samples [step, seconds trained, latest validation loss or
+    None, text] and one record per run (run_record). A checkpoint saved before samples and
+    runs were recorded loads with both empty."""
     return {"step_losses": [], "learning_rates": [], "val_losses": [], "epoch_losses": [],
-            "grad_norms": [], "training_time": 0.0}
+            "grad_norms": [], "training_time": 0.0, "samples": [], "runs": []}
+
+
+def thin_samples(samples: list, limit: int | None = None) -> list:
+    """At most `limit` (MAX_SAMPLES) of `samples` ([step, ...] in step order): the first,
+    the last and those nearest to evenly spaced steps between them."""
+    limit = limit or MAX_SAMPLES
+    if len(samples) <= limit:
+        return list(samples)
+    first, last = samples[0][0], samples[-1][0]
+    chosen, index = [], 0
+    for k in range(limit):
+        target = first + (last - first) * k / (limit - 1)
+        while index + 1 < len(samples) and (abs(samples[index + 1][0] - target)
+                                            <= abs(samples[index][0] - target)):
+            index += 1
+        if not chosen or chosen[-1] is not samples[index]:
+            chosen.append(samples[index])
+    return chosen
+
+
+def run_record(start_step: int, end_step: int, seconds: float, reason: str,
+               val_losses: list, model_config: dict, training_config: dict) -> dict:
+    """What the history keeps of one run of fit(): its steps (start_step + 1 to end_step;
+    its curve is that slice of the history), its training seconds, the best validation
+    loss among its own validations (None without one), why it ended and its settings."""
+    own = [loss for step, loss in val_losses if start_step < step <= end_step]
+    return {"start_step": start_step, "end_step": end_step, "seconds": float(seconds),
+            "best_val_loss": min(own) if own else None, "reason": reason,
+            "model_config": dict(model_config), "training_config": dict(training_config)}
 
 
 class RunClock:
@@ -153,6 +192,32 @@ class Run:
         if self.epoch_losses:
             self.history["epoch_losses"].append(sum(self.epoch_losses) / len(self.epoch_losses))
         self.epoch_losses = []
+
+    def record_sample(self, step: int, text: str) -> tuple[float, float | None]:
+        """Keep a sample in the history (thinned to MAX_SAMPLES once it has twice as many,
+        so thinning is rare); returns its seconds trained and latest validation loss."""
+        val_losses = self.history["val_losses"]
+        val_loss = float(val_losses[-1][1]) if val_losses else None
+        elapsed = float(self.history["training_time"])
+        samples = self.history.setdefault("samples", [])
+        samples.append([step, elapsed, val_loss, text])
+        if len(samples) > 2 * MAX_SAMPLES:
+            samples[:] = thin_samples(samples)
+        return elapsed, val_loss
+
+    def record_run(self, end_step: int, reason: str, model_config: dict) -> None:
+        """Add this run's record to the history's runs; a run continued from a checkpoint
+        replaces the record its stop left."""
+        runs = self.history.setdefault("runs", [])
+        if runs and runs[-1]["start_step"] == self.start_step:
+            runs.pop()
+        # the run's seconds as the history's time counts them (record_time)
+        seconds = (self.history["training_time"] - self._history_time_at_start
+                   + self._time_used_at_start)
+        runs.append(run_record(self.start_step, end_step, seconds, reason,
+                               self.history["val_losses"], model_config, self.cfg.to_dict()))
+        if len(self.history.get("samples", ())) > MAX_SAMPLES:
+            self.history["samples"] = thin_samples(self.history["samples"])
 
     def train_loss_since_eval(self) -> float:
         """The mean training loss since the previous validation; the next mean starts."""

@@ -169,7 +169,7 @@ class MachineSpeed:
             text += (f" and {self.parameter_step_s * 1e9:.1f} ms per million parameters "
                      f"(the optimizer's update)")
         if self.cache_bytes > 0 and self.memory_byte_s > 0:
-            text += (f", {1e-9 / self.memory_byte_s:.1f} GB/s from memory for the weights "
+            text += (f", {1 / self.memory_byte_s / 2**30:.1f} GiB/s from memory for the weights "
                      f"of layers too large for the {self.cache_bytes / 2**20:,.0f} MiB cache")
         if self.dropout_value_s > 0:
             text += (f", dropout {self.dropout_value_s * 1e9:.1f} ns per value (torch's, "

@@ -38,7 +38,7 @@ from .hardware import keep_freed_memory, select_device
 from .kept_weights import KeptWeights
 from .model import MicroLM, gradient_norms
 from .precision import autocast, run_precision, runs_in_bf16
-from .run import Run, new_history
+from .run import SAMPLE_PROMPT, SAMPLE_TEMPERATURE, Run, new_history
 from .schedule import learning_rate_at, load_optimizer_state, make_optimizer
 from .tokenizer import CharacterTokenizer
 
@@ -453,8 +453,10 @@ class _TrainingLoop:
                                 f"evaluations; stopped early with the best model kept.")
                 return
         if cfg.sample_interval and run_step % cfg.sample_interval == 0:
-            yield SampleGenerated(trainer.step,
-                                  trainer.sample(cfg.sample_length, seed=trainer.step))
+            text = trainer.sample(cfg.sample_length, SAMPLE_TEMPERATURE, cfg.seed, SAMPLE_PROMPT)
+            elapsed, val_loss = run.record_sample(trainer.step, text)
+            yield SampleGenerated(trainer.step, text, elapsed, val_loss, SAMPLE_TEMPERATURE,
+                                  cfg.seed, SAMPLE_PROMPT)
         if run.checkpoint_due(run_step, end_of_epoch):
             trainer._run["time_used"] = run.clock.elapsed()
             yield CheckpointSaved(trainer.step,
@@ -481,6 +483,7 @@ class _TrainingLoop:
                 not val_losses or val_losses[-1][0] != trainer.step):
             yield self._validate(run.epoch(trainer.step - run.start_step))
         run.record_time()
+        run.record_run(trainer.step, reason, trainer.model.config.to_dict())
         trainer._run["time_used"] = run.clock.elapsed()
         if reason not in ("stopped", "time_budget"):
             trainer._run = None  # finished: the next fit() is a new run

@@ -161,6 +161,11 @@ class MainWindow(QMainWindow):
         self.status_summary.setToolTip("The device training runs on, the loaded text and the "
                                        "current model.")
         self.statusBar().addPermanentWidget(self.status_summary)
+        # Each tab keeps its own last message: switching tabs shows that tab's, so one
+        # tab's news never reads as another's.
+        self._tab_messages: dict[QWidget, str] = {}
+        self.statusBar().messageChanged.connect(self._on_status_message_changed)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
 
     # ---- File menu ----
 
@@ -318,6 +323,22 @@ class MainWindow(QMainWindow):
 
     # ---- status bar ----
 
+    @Slot(str)
+    def _on_status_message_changed(self, message: str) -> None:
+        self._tab_messages[self.tabs.currentWidget()] = message
+
+    @Slot(int)
+    def _on_tab_changed(self, _index: int) -> None:
+        tab = self.tabs.currentWidget()
+        message = self._tab_messages.get(tab, "")
+        self.statusBar().clearMessage()
+        if message:
+            self.statusBar().showMessage(message, STATUS_SECONDS * 1000)
+
+    def tab_message(self, tab: QWidget) -> str:
+        """The last status-bar message shown while `tab` was selected ('' once it went)."""
+        return self._tab_messages.get(tab, "")
+
     @Slot()
     def _on_corpus_changed(self) -> None:
         self._update_status_summary()
@@ -333,7 +354,7 @@ class MainWindow(QMainWindow):
         if session.corpus is not None and session.corpus_stats is not None:
             source = session.corpus.source
             name = source if source in microlm.SAMPLE_CORPORA else Path(source).name
-            parts.append(f"Text: {name} ({session.corpus_stats.characters:,} chars)")
+            parts.append(f"Text: {name} ({session.corpus_stats.characters:,} characters)")
         else:
             parts.append("No text loaded")
         if session.model is not None:

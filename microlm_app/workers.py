@@ -38,6 +38,7 @@ from microlm.thread_watch import SlowdownWatch
 
 STEP_BATCH_SECONDS = 0.5  # step events are sent in batches at most this often
 GC_INTERVAL_SECONDS = 0.2  # how often the GUI thread collects cyclic garbage
+CHUNK_SECONDS = 0.03  # generated characters are sent in chunks at most this often
 
 # Every thread start_worker made, held until it has ended. Python must never be the one
 # to destroy a QThread that is still finishing: ~QThread then waits for the thread while
@@ -272,16 +273,20 @@ class TrainingWorker(BaseWorker):
 
 
 class GenerationWorker(BaseWorker):
-    """Streams generated characters; sends them in small batches as (char, prob) tuples."""
+    """Streams generated characters in small batches, with the speed so far.
 
-    chars_generated = Signal(object)  # tuple[GeneratedChar, ...]
-    generation_finished = Signal(float)  # characters per second
+    Every signal names `request`, the number its caller gave this run, so a view that has
+    moved on to a newer request can drop the late signals of an older one."""
+
+    chars_generated = Signal(int, object, float)  # request, tuple[GeneratedChar, ...], chars/s
+    generation_finished = Signal(int, float)  # request, characters per second (after a stop too)
 
     def __init__(self, generator: TextGenerator, prompt: str, length: int,
                  temperature: float, top_k: int | None = None, top_p: float | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, request: int = 0) -> None:
         super().__init__()
         self.generator = generator
+        self.request = request
         self._options = dict(prompt=prompt, length=length, temperature=temperature,
                              top_k=top_k, top_p=top_p, seed=seed)
 
@@ -295,13 +300,14 @@ class GenerationWorker(BaseWorker):
             pending.append(generated)
             count += 1
             now = time.perf_counter()
-            if now - last_sent >= 0.03:
-                self.chars_generated.emit(tuple(pending))
+            if now - last_sent >= CHUNK_SECONDS:
+                self.chars_generated.emit(self.request, tuple(pending), count / (now - start))
                 pending, last_sent = [], now
-        if pending:
-            self.chars_generated.emit(tuple(pending))
         elapsed = time.perf_counter() - start
-        self.generation_finished.emit(count / elapsed if elapsed > 0 else 0.0)
+        speed = count / elapsed if elapsed > 0 else 0.0
+        if pending:
+            self.chars_generated.emit(self.request, tuple(pending), speed)
+        self.generation_finished.emit(self.request, speed)
 
 
 def describe_error(err: BaseException) -> str:

@@ -38,6 +38,42 @@ def own_calibration_cache(monkeypatch):
         yield Path(folder)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "measures_machine: the test measures this machine the real way (its own "
+        "fakes, if any), without the fast fake of fast_machine_measurement")
+
+
+# The fake machine every test's app finds already measured: a plausible 2-core CPU.
+FAKE_SPEED_VALUES = {"device": "cpu", "step_overhead_s": 0.002, "flops_per_second": 2e9}
+
+
+@pytest.fixture(autouse=True)
+def fast_machine_measurement(request, monkeypatch, own_calibration_cache):
+    """No app test (one that uses qtbot) measures this machine when a window starts or
+    Measure again is pressed: the measurement (probe + calibration) returns a fixed fake
+    profile at once, and the window finds it already remembered, so it starts measured, with
+    no worker. Tests marked measures_machine opt out; tests without Qt (the command line)
+    keep the real measurement. Yields the fake profile (None where not faked)."""
+    if "qtbot" not in request.fixturenames or request.node.get_closest_marker(
+            "measures_machine"):
+        yield None
+        return
+    from microlm import machine_profile
+    from microlm.hardware import HardwareInfo
+    from microlm.speed import MachineSpeed
+
+    profile = machine_profile.MachineProfile(
+        HardwareInfo(cpu_model="Fake CPU", physical_cores=2, logical_cores=2,
+                     total_ram_bytes=16 * 2**30, available_ram_bytes=8 * 2**30,
+                     torch_version=torch.__version__, cuda_devices=(), mps_available=False,
+                     device="cpu"),
+        MachineSpeed(**FAKE_SPEED_VALUES), measured_at=1_800_000_000.0)
+    monkeypatch.setattr(machine_profile, "measure", lambda *args, **kwargs: profile)
+    machine_profile.remember(profile)
+    yield profile
+
+
 @pytest.fixture(autouse=True)
 def garbage_collector_back_on():
     """The app's first worker starts pyqtgraph's GarbageCollector, which turns Python's

@@ -246,7 +246,8 @@ def test_an_unwritable_folder_is_found_before_a_save(tmp_path, monkeypatch):
 
 
 def test_a_disk_without_room_for_the_checkpoint_is_found_before_a_save(tmp_path):
-    with pytest.raises(CheckpointError, match="MB free and the checkpoint needs about"):
+    needs = r"iB free and the checkpoint needs about [0-9,.]+ GiB\."
+    with pytest.raises(CheckpointError, match=needs):
         check_room(tmp_path / "model.pt", 10**18)
     check_room(tmp_path / "model.pt", 1000)
     check_output(tmp_path / "model.pt")
@@ -362,3 +363,34 @@ def test_the_lock_of_a_run_that_was_killed_is_taken_over(tmp_path):
     with output_lock(tmp_path / "model.pt"):
         assert lock.read_text().strip() == str(os.getpid())
     assert not lock.exists()
+
+
+def test_samples_and_runs_of_the_history_survive_a_checkpoint(tmp_path):
+    from microlm import ModelTrainer, TrainingConfig
+
+    text = TEXT * 20
+    tokenizer = CharacterTokenizer(text)
+    torch.manual_seed(0)
+    model = MicroLM(tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16, num_layers=1)
+    trainer = ModelTrainer(model, tokenizer, device="cpu", config=TrainingConfig(
+        epochs=1, batch_size=4, sequence_length=16, sample_interval=4, sample_length=10,
+        eval_interval=4, eval_chars=200))
+    trainer.prepare_data(text)
+    trainer.train()
+    trainer.save_checkpoint(tmp_path / "with_history.pt")
+    # weights_only loading: samples and runs are plain lists, dicts, numbers and strings
+    _, _, metadata = load_model(tmp_path / "with_history.pt")
+    history = metadata["history"]
+    assert history["samples"] == trainer.history["samples"] and len(history["samples"]) >= 2
+    assert history["runs"] == trainer.history["runs"]
+    assert history["runs"][0]["end_step"] == trainer.step
+    assert history["runs"][0]["model_config"] == model.config.to_dict()
+
+
+def test_an_older_checkpoint_without_samples_or_runs_continues_with_them_empty(tmp_path):
+    from microlm import ModelTrainer
+
+    golden = Path(__file__).parent / "data" / "golden_model.pt"
+    assert "samples" not in load_model(golden)[2]["history"]
+    trainer = ModelTrainer.from_checkpoint(golden)
+    assert trainer.history["samples"] == [] and trainer.history["runs"] == []

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +185,10 @@ def test_inspect_shows_layers_health_and_history(checkpoint, capsys):
     total = sum(p.numel() for p in model.parameters())
     assert f"Parameters: {total:,}" in out
     assert "embedding.weight" in out
+    # read as a person: layers numbered from 1, the output layer by its name, MiB
+    assert "LSTM layer 1, weights on its input" in out and "lstm.weight_ih_l0" in out
+    assert "LSTM layer 1," in out and "LSTM layer 0" not in out
+    assert "output layer, weights" in out and " MiB " in out
     assert "Health score:" in out
     assert f"steps: {STEPS_PER_EPOCH}" in out
     assert "best validation loss:" in out
@@ -203,7 +208,7 @@ def test_time_budget_alone_picks_a_model_and_stops_on_time(tmp_path, capsys, mon
     status, out, err = run(capsys, "train", "--sample", "python-documentation",
                            "--time-budget", budget)
     assert status == 0, err
-    assert "Recommended for 4 s" in err and "Hidden size" in err  # the reasons are printed
+    assert "Recommended for 4 s: hidden size" in err  # the recommendation, in one line
     assert "Time budget of 4 s reached" in out  # the run was ended by the clock
     _, _, metadata = load_model(tmp_path / "python-documentation.pt")
     assert 0 < metadata["history"]["training_time"] <= budget
@@ -275,7 +280,7 @@ def test_a_disk_without_room_is_refused_before_training(text_file, tmp_path, cap
     status, out, err = run(capsys, "train", text_file, *TINY, "--epochs", "1", "-o",
                            tmp_path / "model.pt")
     assert status == 2
-    assert "the disk has 0 MB free and the checkpoint needs about" in err
+    assert "the disk has 1,000 bytes free and the checkpoint needs about" in err
     assert "val loss" not in err and out == ""
 
 
@@ -551,3 +556,139 @@ def test_a_preset_trains_in_the_precision_this_device_trains_fastest_in():
         assert training.precision == "auto"
         _, training = choose_config(args, 10_000, 40, "cpu", {"precision": "float32"})
         assert training.precision == "float32"
+
+
+def _progress_lines(progress, events) -> list[str]:
+    """The lines a ProgressLine writes to a log for `events` (each step drawn)."""
+    import io
+
+    from microlm.trainer import StepCompleted, TrainingStarted
+
+    progress.stream = io.StringIO()
+    progress.redraw_every = 0.0
+    progress.started(TrainingStarted(total_steps=500, steps_per_epoch=100, start_step=0,
+                                     num_parameters=1000, train_chars=9000, val_chars=1000,
+                                     device="cpu"), trainer_step=0)
+    for step, elapsed, progress_fraction in events:
+        progress.step(StepCompleted(step, 1 + step // 100, 2.0, 1e-3, 5000.0, elapsed,
+                                    progress_fraction, 60.0 - elapsed))
+    return progress.stream.getvalue().splitlines()
+
+
+def test_a_budgeted_run_shows_its_progress_by_time_that_never_jumps():
+    """The steps that fit in a time budget depend on the speed, which varies: the line shows
+    the steps taken and the time (which only moves forward), never a re-estimated total."""
+    from microlm.cli.progress import ProgressLine
+
+    # the speed drops (a validation, a busy machine) and recovers: steps per second vary
+    events = [(10, 1.0, 1 / 60), (20, 2.0, 2 / 60), (22, 9.0, 9 / 60), (60, 11.0, 11 / 60),
+              (90, 41.4, 41.4 / 60), (91, 59.6, 59.6 / 60)]
+    lines = _progress_lines(ProgressLine(None, run_epochs=None, time_budget_s=60.0), events)
+    shown = [re.search(r"step ([\d,]+)(/[\d,]+)? · (.+?) of (\S+)", line) for line in lines]
+    assert all(shown), lines
+    assert [m.group(1) for m in shown] == ["10", "20", "22", "60", "90", "91"]
+    assert [m.group(2) for m in shown] == [None] * 6  # no estimated total
+    assert [m.group(3) for m in shown] == ["1 s", "2 s", "9 s", "11 s", "41 s", "1:00"]
+    assert {m.group(4) for m in shown} == {"1:00"}  # the budget, the same on every line
+
+
+def test_a_run_of_epochs_shows_its_fixed_step_total():
+    from microlm.cli.progress import ProgressLine
+
+    events = [(step, step / 10, step / 500) for step in (1, 50, 51, 300, 500)]
+    lines = _progress_lines(ProgressLine(None, run_epochs=5), events)
+    totals = [re.search(r"step ([\d,]+)/([\d,]+)", line).groups() for line in lines]
+    assert totals == [("1", "500"), ("50", "500"), ("51", "500"), ("300", "500"),
+                      ("500", "500")]
+    assert all(" of " not in line for line in lines)
+
+
+def test_a_budgeted_run_prints_its_budget_on_every_progress_line(tmp_path, capsys,
+                                                                monkeypatch):
+    """The training loop of `microlm train` hands the run's time budget to its progress
+    line (run in-process, so that no calibration takes the time; the budget leaves room for
+    the first run's set-up, over a second on a busy machine)."""
+    import argparse
+    import time
+
+    from microlm import CharacterTokenizer, MicroLM, TrainingConfig
+    from microlm.cli.progress import ProgressLine
+    from microlm.cli.train_loop import train_with_progress
+
+    original_step = ProgressLine.step
+
+    def draw_every_step(self, event):
+        self.redraw_every = 0.0
+        original_step(self, event)
+
+    monkeypatch.setattr(ProgressLine, "step", draw_every_step)
+    tokenizer = CharacterTokenizer(TEXT)
+    model = MicroLM(vocab_size=tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16,
+                    num_layers=1, dropout=0.0)
+    trainer = ModelTrainer(model, tokenizer, config=TrainingConfig(
+        epochs=1000, batch_size=8, sequence_length=16))
+    trainer.prepare_data(TEXT)
+    output = tmp_path / "budget.pt"
+    args = argparse.Namespace(threads=1, time_budget=4.0, started=time.monotonic())
+    assert train_with_progress(trainer, {"time_budget_s": 4.0, "checkpoint_path": str(output)},
+                               output, args) == 0
+    err = capsys.readouterr().err
+    shown = re.findall(r"step ([\d,]+)(/[\d,]+)? · (\d+) s of (\d+) s", err)
+    assert len(shown) >= 3, err[-2000:]  # a line per step: a tiny model takes hundreds
+    assert {total for _, total, _, _ in shown} == {""}  # no estimated total
+    assert {of for _, _, _, of in shown} == {"4"}
+    steps = [int(step.replace(",", "")) for step, _, _, _ in shown]
+    seconds = [int(s) for _, _, s, _ in shown]
+    assert steps == sorted(steps) and seconds == sorted(seconds)
+
+
+# ---- the recommendation and the probe in plain words ----
+
+HEADLINE = re.compile(r"Recommended for 60 s: hidden size (\d+), 1 layer, (output layer [\d,]+ "
+                      r"units|linear output layer), batch (\d+) x (\d+) characters, learning "
+                      r"rate [\d.e-]+, about [\d,]+ steps")
+
+
+def test_a_time_budget_prints_the_recommendation_in_one_line_and_reasons_on_request(
+        capsys, monkeypatch):
+    import argparse
+    import time
+
+    from microlm import budget as budgets
+    from microlm.cli.train_settings import choose_config
+    from microlm.speed import MachineSpeed
+
+    monkeypatch.setattr(budgets, "calibrate", lambda **kwargs: MachineSpeed("cpu", 0.002, 2e9))
+    args = cli.build_parser().parse_args(["train", "--sample", "python-documentation",
+                                          "--time-budget", "60"])
+    args.started = time.monotonic()
+    assert args.explain is False
+    model, training = choose_config(args, 300_000, 65, "cpu", {})
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    match = HEADLINE.fullmatch(lines[0])
+    assert match, lines[0]
+    assert int(match[1]) == model.hidden_dim
+    assert (int(match[3]), int(match[4])) == (training.batch_size, training.sequence_length)
+    explained = argparse.Namespace(**{**vars(args), "explain": True})
+    choose_config(explained, 300_000, 65, "cpu", {})
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert HEADLINE.fullmatch(lines[0]) and len(lines) >= 10
+    reasons = lines[1:]
+    assert all(line.startswith("  - ") and line.endswith(".") for line in reasons)
+    assert reasons[0].startswith(f"  - Hidden size {model.hidden_dim}: ")
+    assert not any("chars/s" in line for line in reasons)  # the details stay out
+
+
+def test_probe_prints_the_plain_summary_first_then_the_details(capsys):
+    status, out, _ = run(capsys, "probe", "--seconds", "0.2")
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("This computer trains about ")
+    assert lines[0].endswith("characters a second with a typical model (one LSTM layer, "
+                             "hidden size 256, 1,024 output layer units).")
+    assert lines[1].startswith("A minute of training reads about ")
+    details = lines.index("Details:")
+    assert details > 1 and lines[details + 1].startswith("CPU: ")
+    assert out.index("Fitted costs") > out.index("Details:")
+

@@ -1,8 +1,12 @@
-"""Tests of the Configure tab: presets, live parameter count, validation, probe, recommend."""
+"""Tests of the Configure tab: the first-run measurement and the recommendation it fills in,
+plain words with details, presets, live parameter count, validation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMessageBox, QPushButton, QSpinBox
 
 from microlm import (
@@ -11,6 +15,7 @@ from microlm import (
     calibration,
     corpus_stats,
     hardware,
+    machine_profile,
     presets,
     recommendation,
     sample_corpus,
@@ -19,6 +24,7 @@ from microlm import (
 from microlm import budget as budgets
 from microlm.data import Corpus
 from microlm.units import format_bytes
+from microlm_app import MainWindow
 from microlm_app.session import Session
 from microlm_app.tabs.configure_tab import ConfigureTab
 
@@ -26,6 +32,7 @@ FIXED_SPEED = speed.MachineSpeed(device="cpu", step_overhead_s=0.002,
                                     flops_per_second=2e9)
 SPIN_NAMES = ("embeddingDimSpin", "hiddenDimSpin", "numLayersSpin", "sequenceLengthSpin",
               "batchSizeSpin", "epochsSpin")
+TEXT = "the quick brown fox jumps over the lazy dog.\n" * 400
 
 
 @pytest.fixture(autouse=True)
@@ -41,12 +48,29 @@ def set_text(session: Session, text: str) -> None:
 
 
 @pytest.fixture
-def tab(qtbot):
+def tab(qtbot, fast_machine_measurement):
+    """A tab on a loaded text, on a machine measured before (the fake of conftest.py)."""
     session = Session()
-    set_text(session, "the quick brown fox jumps over the lazy dog.\n" * 400)
+    set_text(session, TEXT)
     tab = ConfigureTab(session)
     qtbot.addWidget(tab)
     return tab
+
+
+def expected_recommendation(tab: ConfigureTab, budget_s: float) -> recommendation.Recommendation:
+    """What the tab should recommend: planned for the budget less the finishing reserve."""
+    return recommendation.recommend(tab.corpus_chars, budgets.planning_seconds(budget_s, 0.0),
+                                    tab.session.tokenizer.vocab_size(), tab.speed,
+                                    tab.hardware_info.available_ram_bytes)
+
+
+def spin_values(tab: ConfigureTab) -> dict:
+    return {name: spin.value() for name, spin in tab.spins.items()}
+
+
+def recommended_values(found: recommendation.Recommendation, tab: ConfigureTab) -> dict:
+    values = {**found.model_config.to_dict(), **found.training_config.to_dict()}
+    return {name: pytest.approx(values[name]) for name in tab.spins}
 
 
 def test_widgets_carry_the_design_object_names(tab):
@@ -56,9 +80,13 @@ def test_widgets_carry_the_design_object_names(tab):
     for name in ("dropoutSpin", "learningRateSpin"):
         spin = tab.findChild(QDoubleSpinBox, name)
         assert spin is not None and spin.toolTip() and spin.accessibleName(), name
-    for name in ("probeButton", "applyRecommendedButton"):
-        assert tab.findChild(QPushButton, name).toolTip()
-    assert tab.findChild(QLabel, "hardwareSummary") is not None
+    for name in ("probeButton", "applyRecommendedButton", "hardwareDetailsToggle"):
+        button = tab.findChild(QPushButton, name)
+        assert button.toolTip() and button.accessibleName(), name
+    assert tab.probe_button.text() == "Measure again"
+    for name in ("hardwareSummary", "hardwareDetails", "recommendationStatus"):
+        label = tab.findChild(QLabel, name)
+        assert label is not None and label.toolTip() and label.accessibleName(), name
     assert tab.preset_combo.objectName() == "presetCombo"
     learning_rate = tab.spins["learning_rate"]
     assert learning_rate.decimals() >= 4 and learning_rate.singleStep() == pytest.approx(0.0001)
@@ -82,27 +110,29 @@ def test_preset_fills_the_fields_and_the_session(tab):
 
 def test_weight_averaging_reaches_the_training_config(tab):
     spin = tab.findChild(QDoubleSpinBox, "emaDecaySpin")
-    assert spin is not None and "moving average" in spin.toolTip()
-    assert spin.value() == pytest.approx(0.98)  # the library's default
+    assert spin is not None and "averaged weights" in spin.toolTip()
+    assert "moving average" not in spin.toolTip()
+    assert spin.value() == pytest.approx(tab.recommendation.training_config.ema_decay)
     spin.setValue(0.0)
     assert tab.session.training_config.ema_decay == 0.0
     spin.setValue(0.99)
     assert tab.session.training_config.ema_decay == pytest.approx(0.99)
 
 
-def test_preset_entries_show_true_parameter_counts(tab):
+def test_preset_entries_show_true_parameter_counts_and_time_here(tab):
     vocab = tab.session.tokenizer.vocab_size()
     for name in presets.PRESETS:
         text = tab.preset_combo.itemText(tab.preset_combo.findData(name))
         assert f"{presets.preset_parameters(name, vocab):,} parameters" in text
-        assert "probe to estimate" in text
+        assert "per epoch" in text  # the machine is measured
 
 
 def test_parameter_count_updates_live_and_equals_the_model_config(tab):
     tab.spins["hidden_dim"].setValue(96)
     tab.spins["num_layers"].setValue(2)
     expected = ModelConfig(tab.session.tokenizer.vocab_size(), tab.spins["embedding_dim"].value(),
-                           96, 2, tab.spins["dropout"].value()).num_parameters()
+                           96, 2, tab.spins["dropout"].value(),
+                           tab.spins["output_hidden_dim"].value()).num_parameters()
     assert f"Parameters: {expected:,}" in tab.parameter_label.text()
     assert tab.session.model_config.num_parameters() == expected
     assert tab.preset_combo.currentText() == "Custom"
@@ -157,26 +187,39 @@ def test_validation_share_from_the_data_tab_reaches_the_training_config(tab):
     assert tab.session.training_config.val_fraction == pytest.approx(0.25)
 
 
-def test_probe_shows_the_summary_and_turns_on_estimates(qtbot, tab):
+def test_measure_again_measures_and_shows_the_speed_in_words_with_details(
+        qtbot, tab, fast_machine_measurement, monkeypatch):
+    faster = replace(fast_machine_measurement, speed=replace(FIXED_SPEED,
+                                                             flops_per_second=8e9))
+    calls = []
+    monkeypatch.setattr(machine_profile, "measure",
+                        lambda *a, **k: calls.append(1) or faster)
     tab.probe_button.click()
+    assert tab.is_busy and tab.probe_button.text() == "Measuring…"
     qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
+    assert calls == [1] and tab.speed == faster.speed
+    assert tab.probe_button.text() == "Measure again"
+    found = expected_recommendation(tab, 180)
     summary = tab.hardware_label.text()
-    assert "CPU:" in summary and "Memory:" in summary and "GPU:" in summary
-    assert tab.speed == FIXED_SPEED
+    assert summary == found.in_words(180, tab.corpus_chars)
+    assert summary.startswith("This computer trains about ") and "in 3 minutes" in summary
+    # the engineering figures wait behind Details
+    details = tab.findChild(QLabel, "hardwareDetails")
+    assert "CPU: Fake CPU" in details.text() and "Fitted costs" in details.text()
+    assert "Fitted costs" not in summary and not details.isVisibleTo(tab)
+    tab.findChild(QPushButton, "hardwareDetailsToggle").click()
+    assert details.isVisibleTo(tab)
     assert "per epoch" in tab.estimate_label.text()
-    assert "probe to estimate" not in tab.preset_combo.itemText(1)
 
 
-def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
+def test_apply_recommended_fills_every_field_and_shows_plain_reasons(qtbot, tab):
+    tab.spins["hidden_dim"].setValue(96)  # a person's change, replaced on request only
     tab.budget_unit.setCurrentText("seconds")
     tab.budget_spin.setValue(90)
+    assert tab.spins["hidden_dim"].value() == 96
     tab.recommend_button.click()
-    qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
-    chars = tab.session.corpus_stats.characters
-    # planned for the budget less the finishing reserve; the run keeps the person's 90 s
-    expected = recommendation.recommend(chars, budgets.planning_seconds(90, 0.0),
-                                        tab.session.tokenizer.vocab_size(), FIXED_SPEED,
-                                        tab.hardware_info.available_ram_bytes)
+    assert not tab.is_busy  # measured already: applied at once
+    expected = expected_recommendation(tab, 90)
     assert tab.session.model_config == expected.model_config
     training = tab.session.training_config
     assert training.time_budget_s == 90 > budgets.planning_seconds(90, 0.0)
@@ -190,9 +233,13 @@ def test_apply_recommended_fills_every_field_and_shows_reasons(qtbot, tab):
     assert expected.training_config.ema_decay > 0
     assert tab.findChild(QDoubleSpinBox, "emaDecaySpin").value() == pytest.approx(
         expected.training_config.ema_decay)
-    assert training.time_budget_s == 90
-    assert tab.reasons_list.count() == len(expected.reasons) > 0
-    assert tab.reasons_list.item(0).text() == expected.reasons[0]
+    # one plain sentence per reason; the measurements behind it in its tooltip
+    assert tab.reasons_list.count() == len(expected.explained) > 0
+    for row, reason in enumerate(expected.explained):
+        assert tab.reasons_list.item(row).text() == reason.sentence
+        assert tab.reasons_list.item(row).toolTip() == reason.details
+    assert "chars/s" not in tab.reasons_list.item(0).text()
+    assert "chars/s" in tab.reasons_list.item(0).toolTip()
 
 
 def test_apply_recommended_without_text_explains_instead(qtbot, monkeypatch):
@@ -236,14 +283,14 @@ def test_advanced_settings_show_only_when_asked(tab):
     assert not clip.isVisibleTo(tab)
 
 
-def test_the_training_config_asks_for_the_precision_this_cpu_trains_fastest_in(qtbot,
-                                                                             monkeypatch):
-    """Before a probe: this CPU's default (bfloat16 where its LSTM kernel runs it), which
-    also prices the memory estimate; after one: what the probe timed."""
-    monkeypatch.setattr(hardware, "default_precision", lambda device: "bfloat16")
-    monkeypatch.setattr(hardware, "cpu_runs_bf16_lstm", lambda: True)
+def test_the_training_config_asks_for_the_precision_the_machine_was_measured_in(
+        qtbot, fast_machine_measurement):
+    """The precision the calibration timed (bfloat16 where the CPU's LSTM kernel runs it),
+    which also prices the memory estimate."""
+    machine_profile.remember(replace(fast_machine_measurement,
+                                     speed=replace(FIXED_SPEED, precision="bfloat16")))
     session = Session()
-    set_text(session, "the quick brown fox jumps over the lazy dog.\n" * 400)
+    set_text(session, TEXT)
     tab = ConfigureTab(session)
     qtbot.addWidget(tab)
     tab.preset_combo.setCurrentIndex(tab.preset_combo.findData("medium"))
@@ -254,7 +301,140 @@ def test_the_training_config_asks_for_the_precision_this_cpu_trains_fastest_in(q
         tab.corpus_chars, precision)) for precision in ("bfloat16", "float32")}
     assert memory["bfloat16"] != memory["float32"]
     assert f"Training memory ≈ {memory['bfloat16']}" in tab.estimate_label.text()
-    tab.probe_button.click()
+
+
+# ---- the first run: measured by itself, remembered, filled in ----
+
+FAKE_INFO = hardware.HardwareInfo(cpu_model="Test CPU", physical_cores=2, logical_cores=2,
+                                  total_ram_bytes=16 * 2**30, available_ram_bytes=8 * 2**30,
+                                  torch_version="2.x", cuda_devices=(), mps_available=False,
+                                  device="cpu")
+
+
+@pytest.mark.measures_machine
+def test_first_launch_measures_by_itself_then_the_next_launch_reuses_it(qtbot, tmp_path,
+                                                                         monkeypatch):
+    """A person who launches the app and presses Train gets the recommended model for 3
+    minutes: the window measures the machine by itself (in a worker), remembers it, and
+    fills the fields once a text is loaded; the next launch measures nothing."""
+    probed, calibrated = [], []
+    monkeypatch.setattr(hardware, "probe", lambda: probed.append(1) or FAKE_INFO)
+    monkeypatch.setattr(calibration, "calibrate",
+                        lambda *a, **k: calibrated.append(k) or FIXED_SPEED)
+    assert machine_profile.remembered() is None
+    first = MainWindow(settings=QSettings(str(tmp_path / "a.ini"), QSettings.IniFormat))
+    qtbot.addWidget(first)
+    configure = first.configure_tab
+    assert configure.is_busy  # construction started it; the window is usable meanwhile
+    assert not configure.hardware_panel.progress.isHidden()
+    assert configure.probe_button.text() == "Measuring…"
+    set_text(first.session, TEXT)
+    qtbot.waitUntil(lambda: not configure.is_busy, timeout=30_000)
+    assert (len(probed), len(calibrated)) == (1, 1) and configure.speed == FIXED_SPEED
+    assert configure.hardware_panel.progress.isHidden()
+    assert configure.time_budget_s == 180 and configure.stop_at_budget.isChecked()
+    expected = expected_recommendation(configure, 180)
+    assert spin_values(configure) == recommended_values(expected, configure)
+    assert first.session.model_config == expected.model_config
+    assert first.session.training_config.time_budget_s == 180
+    assert "in 3 minutes" in configure.hardware_label.text()
+    assert machine_profile.profile_file().exists()
+
+    second = MainWindow(settings=QSettings(str(tmp_path / "b.ini"), QSettings.IniFormat))
+    qtbot.addWidget(second)
+    assert not second.configure_tab.is_busy  # read back at once, nothing measured
+    assert (len(probed), len(calibrated)) == (1, 1)
+    assert second.configure_tab.speed == FIXED_SPEED
+    assert second.configure_tab.hardware_info.cpu_model == "Test CPU"
+    assert "remembered" in second.findChild(QLabel, "hardwareDetails").text()
+
+
+@pytest.mark.measures_machine
+def test_apply_recommended_while_measuring_applies_once_measured(qtbot, monkeypatch):
+    monkeypatch.setattr(hardware, "probe", lambda: FAKE_INFO)
+    session = Session()
+    set_text(session, TEXT)
+    tab = ConfigureTab(session)
+    qtbot.addWidget(tab)
+    tab.spins["hidden_dim"].setValue(40)  # a person's change
+    tab.recommend_button.click()
     qtbot.waitUntil(lambda: not tab.is_busy, timeout=30_000)
-    assert FIXED_SPEED.precision == "float32"
-    assert session.training_config.precision == "float32"
+    assert spin_values(tab) == recommended_values(expected_recommendation(tab, 180), tab)
+
+
+def test_the_fields_follow_the_text_and_budget_until_a_person_changes_one(tab):
+    assert tab.fields_follow_recommendation
+    assert "The fields hold the recommendation for 3 minutes" in \
+        tab.findChild(QLabel, "recommendationStatus").text()
+    tab.budget_unit.setCurrentText("seconds")
+    tab.budget_spin.setValue(40)
+    assert spin_values(tab) == recommended_values(expected_recommendation(tab, 40), tab)
+    set_text(tab.session, "A much longer text, with other letters: XYZ 0123456789!\n" * 3000)
+    assert spin_values(tab) == recommended_values(expected_recommendation(tab, 40), tab)
+    # a person's change is never overwritten; the recommendation is offered instead
+    tab.spins["hidden_dim"].setValue(96)
+    assert not tab.fields_follow_recommendation
+    set_text(tab.session, TEXT)
+    tab.budget_spin.setValue(50)
+    assert tab.spins["hidden_dim"].value() == 96
+    status = tab.findChild(QLabel, "recommendationStatus").text()
+    assert "Your own settings are kept" in status and "Apply recommended" in status
+    expected = expected_recommendation(tab, 50)
+    assert tab.reasons_list.item(0).text() == expected.explained[0].sentence
+    tab.recommend_button.click()
+    assert spin_values(tab) == recommended_values(expected, tab)
+    assert tab.fields_follow_recommendation
+
+
+def test_restored_settings_are_kept_unless_they_are_the_recommendation(tab):
+    found = tab.recommendation
+    tab.apply_configs(found.model_config.to_dict(), found.training_config.to_dict())
+    assert tab.fields_follow_recommendation  # the last launch's recommendation: follow on
+    own = {**found.model_config.to_dict(), "hidden_dim": 72}
+    tab.apply_configs(own, found.training_config.to_dict())
+    set_text(tab.session, "A different text for the same settings.\n" * 500)
+    assert tab.spins["hidden_dim"].value() == 72 and not tab.fields_follow_recommendation
+
+
+# ---- the texts tell the truth ----
+
+def test_the_hidden_size_tooltip_computes_what_doubling_does(tab):
+    tab.spins["embedding_dim"].setValue(128)
+    tab.spins["num_layers"].setValue(1)
+    tab.spins["output_hidden_dim"].setValue(1024)
+    tab.spins["hidden_dim"].setValue(256)
+    model = tab.session.model_config
+    doubled = replace(model, hidden_dim=512)
+    growth = doubled.num_parameters() / model.num_parameters()
+    assert 2.3 < growth < 2.8  # far from "quadruples" for this model
+    tip = tab.spins["hidden_dim"].toolTip()
+    assert "quadruple" not in tip
+    assert f"from 256 to 512 multiplies the parameters by {growth:.1f}" in tip
+    assert "time per step by about" in tip  # the machine is measured
+
+
+def test_weight_decay_says_what_it_leaves_alone(tab):
+    tip = tab.findChild(QDoubleSpinBox, "weightDecaySpin").toolTip()
+    assert "pulls every weight" not in tip
+    assert "biases and the character vectors (embedding) are exempt" in tip
+
+
+def test_on_a_cuda_gpu_the_precision_is_bfloat16_and_the_reason_says_why(
+        qtbot, fast_machine_measurement):
+    gpu = hardware.CudaDevice("Fake GPU", 24 * 2**30)
+    machine_profile.remember(replace(
+        fast_machine_measurement,
+        hardware=replace(fast_machine_measurement.hardware, cuda_devices=(gpu,),
+                         device="cuda"),
+        speed=speed.MachineSpeed("cuda", 0.004, 20e12, timestep_overhead_s=5e-5,
+                                 precision="bfloat16")))
+    session = Session()
+    set_text(session, TEXT)
+    tab = ConfigureTab(session)
+    qtbot.addWidget(tab)
+    assert session.training_config.precision == "bfloat16"
+    reason = next(tab.reasons_list.item(row) for row in range(tab.reasons_list.count())
+                  if tab.reasons_list.item(row).text().startswith("Precision"))
+    assert reason.text().startswith("Precision bfloat16: this GPU computes in bfloat16")
+    assert "no bfloat16 unit" not in reason.text() + reason.toolTip()
+    assert "GPU: Fake GPU (24.0 GiB)" in tab.findChild(QLabel, "hardwareDetails").text()

@@ -126,7 +126,7 @@ def test_warnings_for_tiny_text_and_huge_vocabulary(tmp_path):
     huge = "".join(chr(0x4E00 + i) for i in range(400)) * 30  # 400 distinct, 12,000 chars
     path.write_text(huge, encoding="utf-8")
     warnings = read_corpus(path).warnings
-    assert len(warnings) == 1 and "400 distinct characters" in warnings[0]
+    assert len(warnings) == 1 and "400 characters in the vocabulary" in warnings[0]
 
 
 def test_progress_is_reported_up_to_one(tmp_path):

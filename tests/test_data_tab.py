@@ -169,3 +169,17 @@ def test_split_sizes_are_the_lengths_split_text_gives(characters):
 
 def test_visible_char_labels_whitespace():
     assert [visible_char(c) for c in " \n\tA\x07"] == ["␣", "⏎", "⇥", "A", "U+0007"]
+
+
+def test_losses_to_beat_are_shown_in_nats_bits_and_words(qtbot, tab, tmp_path):
+    # Two characters, 'a' three times as often as 'b': guessing alike costs ln 2 nats
+    # (1 bit); knowing the frequencies costs -(3/4 ln 3/4 + 1/4 ln 1/4) = 0.562 nats.
+    path = tmp_path / "ab.txt"
+    path.write_text("aaab" * 100, encoding="utf-8")
+    load(qtbot, tab, path)
+    assert tab.baseline_label.isVisibleTo(tab)
+    text = tab.baseline_label.text()
+    assert "0.69 nats" in text and "1.00 bits" in text and "among 2 characters" in text
+    assert "0.56 nats" in text and "0.81 bits" in text and "among 1.8 characters" in text
+    assert "Vocabulary" in tab.stats_label.text() and "2 characters" in tab.stats_label.text()
+    assert "Unique" not in tab.stats_label.text()

@@ -1,11 +1,13 @@
-"""Tests of the Generate tab: settings, streamed generation, stop, colouring, compare, save."""
+"""Tests of the Generate tab: settings, streamed generation, stop, live preview, colouring,
+compare, save."""
 
+import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog,
     QMessageBox,
@@ -16,9 +18,17 @@ from PySide6.QtWidgets import (
 )
 
 from microlm import CharacterTokenizer, MicroLM, TextGenerator
+from microlm.surprise import surprise_map
 from microlm_app.session import Session
-from microlm_app.tabs.generate_tab import COMPARE_TEMPERATURES, GenerateTab
-from microlm_app.workers import running_threads
+from microlm_app.tabs import generate_tab
+from microlm_app.tabs.generate_tab import COMPARE_TEMPERATURES, PREVIEW_INTERVAL_MS, GenerateTab
+from microlm_app.tabs.probability_colours import (
+    contrast_ratio,
+    legend_html,
+    probability_colour,
+    text_colour_on,
+)
+from microlm_app.workers import GenerationWorker, running_threads
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nthe end.\n"
 
@@ -106,13 +116,13 @@ def test_generate_button_becomes_stop_and_stop_leaves_shorter_text(qtbot, tab):
     tab.seed_spin.setValue(1)
     tab.generate_button.click()
     assert tab.generate_button.text() == "Stop"
-    qtbot.waitUntil(lambda: len(tab._generated) > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: len(tab.generated_chars) > 0, timeout=30_000)
     # Streaming: characters are on screen while the worker is still producing more.
     assert tab.is_generating
     assert len(tab.generated_text_edit.toPlainText()) > 0
     tab.generate_button.click()
     qtbot.waitUntil(lambda: not tab.is_generating, timeout=30_000)
-    count = len(tab._generated)
+    count = len(tab.generated_chars)
     assert 0 < count < tab.length_spin.maximum()
     assert tab.generated_text_edit.toPlainText() == tab.generated_text()
     assert tab.generation_stats.text().startswith(f"Stopped after {count} characters")
@@ -124,7 +134,7 @@ def test_generate_button_becomes_stop_and_stop_leaves_shorter_text(qtbot, tab):
 def test_stop_workers_stops_a_running_generation(qtbot, tab):
     tab.length_spin.setValue(tab.length_spin.maximum())
     tab.generate_button.click()
-    qtbot.waitUntil(lambda: len(tab._generated) > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: len(tab.generated_chars) > 0, timeout=30_000)
     assert tab.stop_workers(10_000)
     assert not running_threads()
 
@@ -313,3 +323,228 @@ def test_a_model_that_does_not_match_its_tokenizer_gives_a_warning(qtbot, monkey
     tab.generate_button.click()
     assert warnings and "do not belong together" in warnings[0][2]
     assert not tab.is_generating
+
+
+# ---- live preview ----
+
+class SlowGenerator(TextGenerator):
+    """Streams like TextGenerator, 5 ms a character: a 400-character preview lasts 2 s, so
+    a setting moved meanwhile surely finds it in flight."""
+
+    def stream(self, *args, **kwargs):
+        for generated in super().stream(*args, **kwargs):
+            time.sleep(0.005)
+            yield generated
+
+
+@pytest.fixture
+def started_workers(monkeypatch):
+    """Every GenerationWorker the tab starts, in order."""
+    workers = []
+
+    class RecordedWorker(GenerationWorker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            workers.append(self)
+
+    monkeypatch.setattr(generate_tab, "GenerationWorker", RecordedWorker)
+    return workers
+
+
+def wait_until_idle(qtbot, tab):
+    qtbot.waitUntil(lambda: not tab.is_generating, timeout=30_000)
+
+
+def test_moving_the_slider_previews_the_same_text_a_full_generate_gives(
+        qtbot, tab, model_and_tokenizer):
+    tab.prompt_edit.setPlainText("the ")
+    tab.length_spin.setValue(200)
+    tab.seed_spin.setValue(42)
+    assert tab.live_preview_check.isChecked()  # on by default
+    tab.temperature_slider.setValue(14)  # 0.70
+    wait_until_idle(qtbot, tab)
+    expected = TextGenerator(*model_and_tokenizer).generate("the ", 200, 0.7, seed=42)
+    assert tab.generated_text() == expected
+    assert tab.shown_request.preview
+    assert tab.generation_stats.text() == ("Live preview (temperature 0.70, seed 42): "
+                                           "200 characters.")
+    assert tab.speed_label.text().endswith(" chars/s")
+
+    generate_and_wait(qtbot, tab)
+    assert tab.generated_text() == expected
+    assert not tab.shown_request.preview
+    assert tab.generation_stats.text().startswith("Generated 200 characters with Generate at ")
+    assert tab.generation_stats.text().endswith("(temperature 0.70, seed 42).")
+
+
+def test_top_k_and_top_p_changes_preview_too_and_the_status_names_them(
+        qtbot, tab, model_and_tokenizer):
+    tab.length_spin.setValue(80)
+    tab.seed_spin.setValue(3)
+    tab.top_k_spin.setValue(4)
+    wait_until_idle(qtbot, tab)
+    tab.top_p_spin.setValue(0.8)
+    wait_until_idle(qtbot, tab)
+    assert tab.generated_text() == TextGenerator(*model_and_tokenizer).generate(
+        "", 80, 0.8, top_k=4, top_p=0.8, seed=3)
+    assert "(temperature 0.80, top-k 4, top-p 0.80, seed 3)" in tab.generation_stats.text()
+
+
+def test_quick_slider_moves_stop_the_preview_in_flight_and_show_only_the_last(
+        qtbot, tab, model_and_tokenizer, monkeypatch, started_workers):
+    monkeypatch.setattr(generate_tab, "TextGenerator", SlowGenerator)
+    tab.prompt_edit.setPlainText("the")
+    tab.length_spin.setValue(400)
+    tab.seed_spin.setValue(8)
+    for steps in (10, 20, 30, 5):
+        tab.temperature_slider.setValue(steps)
+        # This setting's preview streams (after the one before it stopped).
+        qtbot.waitUntil(lambda: tab.shown_request is not None
+                        and tab.shown_request.temperature == tab.temperature()
+                        and len(tab.generated_chars) > 0, timeout=30_000)
+    wait_until_idle(qtbot, tab)
+    assert len(started_workers) == 4
+    assert [w.stop_requested for w in started_workers] == [True, True, True, False]
+    assert tab.replaced_requests == 3
+    assert tab.generated_text() == TextGenerator(*model_and_tokenizer).generate(
+        "the", 400, 0.25, seed=8)
+    assert tab.generation_stats.text().startswith("Live preview (temperature 0.25, seed 8)")
+    assert not running_threads()
+
+
+def test_moves_within_one_interval_make_a_single_preview(qtbot, tab, model_and_tokenizer,
+                                                          started_workers):
+    tab.length_spin.setValue(50)
+    tab.seed_spin.setValue(4)
+    for steps in (3, 9, 27, 12, 30):  # all before the event loop runs: one timer start
+        tab.temperature_slider.setValue(steps)
+    wait_until_idle(qtbot, tab)
+    assert len(started_workers) == 1
+    assert tab.generated_text() == TextGenerator(*model_and_tokenizer).generate(
+        "", 50, 1.5, seed=4)
+
+
+def test_late_chunks_of_a_replaced_request_are_dropped(qtbot, tab):
+    tab.length_spin.setValue(20)
+    tab.seed_spin.setValue(1)
+    generate_and_wait(qtbot, tab)
+    old = tab.shown_request.serial
+    generate_and_wait(qtbot, tab)
+    shown = tab.generated_text()
+    stale = tuple(tab.generated_chars[:5])
+    tab._on_chars_generated(old, stale, 123.0)
+    tab._on_generation_finished(old, 123.0)
+    assert tab.generated_text() == shown
+    assert "123" not in tab.speed_label.text() + tab.generation_stats.text()
+
+
+def test_a_long_length_previews_only_the_first_characters_and_says_so(
+        qtbot, tab, model_and_tokenizer, monkeypatch):
+    assert generate_tab.PREVIEW_MAX_CHARS == 1_000
+    monkeypatch.setattr(generate_tab, "PREVIEW_MAX_CHARS", 100)  # the same rule, quicker
+    tab.length_spin.setValue(5_000)
+    tab.seed_spin.setValue(2)
+    tab.temperature_slider.setValue(20)
+    wait_until_idle(qtbot, tab)
+    assert len(tab.generated_chars) == 100
+    assert tab.generation_stats.text() == (
+        "Live preview (temperature 1.00, seed 2): the first 100 of 5,000 characters; "
+        "press Generate for all of them.")
+    # The preview is the start of the full text: one seed, one sequence of draws, one draw
+    # per character whatever the length.
+    full = TextGenerator(*model_and_tokenizer).generate("", 300, 1.0, seed=2)
+    assert full.startswith(tab.generated_text()) and len(full) > len(tab.generated_text())
+
+
+def test_with_a_random_seed_the_preview_keeps_the_seed_of_the_text_shown(qtbot, tab):
+    tab.length_spin.setValue(40)
+    generate_and_wait(qtbot, tab)
+    seed = tab.shown_request.seed
+    tab.temperature_slider.setValue(30)
+    wait_until_idle(qtbot, tab)
+    assert tab.shown_request.preview and tab.shown_request.seed == seed
+    assert f"seed {seed})" in tab.generation_stats.text()
+
+
+def test_live_preview_off_means_the_slider_does_not_generate(qtbot, tab, started_workers):
+    tab.live_preview_check.setChecked(False)
+    tab.temperature_slider.setValue(30)
+    tab.top_k_spin.setValue(3)
+    assert not tab.is_generating
+    qtbot.wait(PREVIEW_INTERVAL_MS * 3)  # past the moment a preview would have started
+    assert started_workers == [] and tab.generated_text() == ""
+    tab.live_preview_check.setChecked(True)
+    tab.temperature_slider.setValue(31)
+    wait_until_idle(qtbot, tab)
+    assert len(started_workers) == 1
+
+
+def test_no_preview_while_training_updates_the_model(qtbot, tab, started_workers):
+    session = tab.session
+    session.trainer = SimpleNamespace(model=session.model)
+    session.set_training_active(True)
+    tab.temperature_slider.setValue(30)
+    qtbot.waitUntil(lambda: not tab.is_generating, timeout=5_000)
+    assert started_workers == [] and tab.generated_text() == ""
+    session.set_training_active(False)
+
+
+def test_the_speed_label_updates_while_the_text_streams(qtbot, tab):
+    tab.length_spin.setValue(tab.length_spin.maximum())
+    tab.generate_button.click()
+    qtbot.waitUntil(lambda: tab.speed_label.text().endswith(" chars/s"), timeout=30_000)
+    assert tab.is_generating and tab.generate_button.text() == "Stop"
+    assert int(tab.speed_label.text().split()[0].replace(",", "")) > 0
+    tab.generate_button.click()
+    wait_until_idle(qtbot, tab)
+
+
+# ---- colour by probability ----
+
+def test_colour_tooltips_list_the_models_top_five_at_temperature_one(
+        qtbot, tab, model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    tab.prompt_edit.setPlainText("the ")
+    tab.length_spin.setValue(30)
+    tab.seed_spin.setValue(5)
+    tab.colour_check.setChecked(True)
+    generate_and_wait(qtbot, tab)
+    generated = "".join(g.char for g in tab.generated_chars)
+    # The same expectations as the Inspect tab's surprise map reads from the same text.
+    expected = surprise_map(model, tokenizer, generated, context="the ")
+    document = tab.generated_text_edit.document()
+    for index, char in enumerate(tab.generated_chars):
+        offered = expected.expectations(index)
+        assert [c for c, _ in char.alternatives] == [c for c, _ in offered]
+        assert [p for _, p in char.alternatives] == pytest.approx([p for _, p in offered],
+                                                                  abs=1e-4)
+        if char.char == "\n":  # a new line is a block's end, with no format of its own
+            continue
+        cursor = QTextCursor(document)
+        cursor.setPosition(len("the ") + index + 1)
+        lines = QTextCharFormat(cursor.charFormat()).toolTip().splitlines()
+        assert lines[0] == f"{char.char!r}: probability {char.probability:.3f}"
+        assert lines[1] == ("The model's top 5 here (its own probabilities, at "
+                            "temperature 1):")
+        assert [line.strip() for line in lines[2:]] == [f"{c!r}  {p:.1%}"
+                                                         for c, p in char.alternatives]
+
+
+def test_the_colour_scale_runs_orange_to_dark_blue_with_readable_text():
+    surprise, sure = probability_colour(0.05), probability_colour(1.0)
+    assert surprise.red() > surprise.blue()  # orange
+    assert sure.blue() > 2 * sure.red() and sure.lightness() < 128  # dark blue
+    for step in range(101):
+        background = probability_colour(step / 100)
+        assert contrast_ratio(background, text_colour_on(background)) >= 4.5, step
+    assert text_colour_on(sure) == QColor("white")
+    assert text_colour_on(probability_colour(0.5)) == QColor("black")
+    words = legend_html()
+    assert "the model was sure (p near 1)" in words and "a surprise (p under 0.1)" in words
+
+
+def test_the_temperature_tooltip_says_only_one_samples_the_models_own_probabilities(tab):
+    tip = tab.temperature_slider.toolTip()
+    assert "1.00: sample from the model's own probabilities" in tip
+    assert "Below 1 sharpens" in tip and "Above 1 flattens" in tip
+    assert "0.8-1.0" not in tip

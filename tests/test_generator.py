@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from microlm import CharacterTokenizer, MicroLM, TextGenerator, UnknownCharacterError
-from microlm.generator import GREEDY_BELOW
+from microlm.generator import ALTERNATIVES, GREEDY_BELOW
 
 TEXT = "the cat sat on the mat.\nA dog ran far away!"
 
@@ -182,3 +182,33 @@ def test_a_model_with_spare_outputs_only_produces_known_characters():
     text = generator.generate("a", length=200, temperature=3.0, seed=0)
     assert set(text) <= {"a", "b", "c"}
     assert len(generator.generate_batch(["a", "bc"], length=50, temperature=3.0, seed=0)[1]) == 52
+
+
+def test_alternatives_are_the_models_top_five_at_temperature_one(generator, model, tokenizer):
+    # Sampled at temperature 1.5 with top-k 3, yet the alternatives are the model's own
+    # probabilities (temperature 1, nothing removed), as GeneratedChar's docstring says.
+    chars = list(generator.stream("the", length=30, temperature=1.5, top_k=3, seed=2))
+    text = "the"
+    with torch.no_grad():
+        for generated in chars:
+            probs = F.softmax(model(torch.tensor([tokenizer.encode(text)]))[0, -1], dim=-1)
+            best = probs.topk(ALTERNATIVES)
+            assert [char for char, _ in generated.alternatives] == [
+                tokenizer.chars[i] for i in best.indices.tolist()]
+            assert [p for _, p in generated.alternatives] == pytest.approx(
+                best.values.tolist(), abs=1e-5)
+            offered = dict(generated.alternatives)
+            if generated.char in offered:
+                assert offered[generated.char] == pytest.approx(generated.probability)
+            text += generated.char
+    assert any(c.alternatives[0][0] != c.char for c in chars)  # high temperature: surprises
+
+
+def test_alternatives_never_exceed_the_vocabulary():
+    tokenizer = CharacterTokenizer("abc")
+    torch.manual_seed(0)
+    generator = TextGenerator(MicroLM(vocab_size=50, embedding_dim=8, hidden_dim=16,
+                                      num_layers=1), tokenizer)
+    first = next(iter(generator.stream("a", length=3, seed=0)))
+    assert sorted(char for char, _ in first.alternatives) == ["a", "b", "c"]
+    assert sum(p for _, p in first.alternatives) == pytest.approx(1.0, abs=1e-5)

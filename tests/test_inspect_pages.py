@@ -7,7 +7,7 @@ import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QHelpEvent, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QHelpEvent, QTextCursor
 from PySide6.QtWidgets import QToolTip
 
 from microlm import (
@@ -23,7 +23,6 @@ from microlm.neurons import name_neurons
 from microlm.stepwise import step_by_step
 from microlm.surprise import surprise_map
 from microlm_app.session import Session
-from microlm_app.tabs.generate_tab import GenerateTab
 from microlm_app.tabs.inspect.activation_page import (
     ActivationPage,
     activation_colour,
@@ -65,6 +64,7 @@ def tab(qtbot, trained):
     widget = InspectTab(session)
     widget.resize(1200, 800)
     qtbot.addWidget(widget)
+    look_at_every_page(widget)
     yield widget
     assert widget.stop_workers()
 
@@ -102,7 +102,7 @@ def test_the_page_reads_the_validation_text_and_opens_on_the_best_named_neuron(q
     names = name_neurons(*trained, validation_part())
     best = names.names[0]
     assert (tab.layer_spin.value(), tab.activation_kind_combo.currentData(),
-            tab.neuron_spin.value()) == (best.layer, best.state, best.neuron)
+            tab.neuron_spin.value()) == (best.layer + 1, best.state, best.neuron)
     assert page.neuron_table.current() == page.neuron_table.rows()[0]
     assert best.feature.phrase in page.feature_caption.text()
 
@@ -146,7 +146,8 @@ def test_choosing_a_row_recolours_the_text_with_its_feature_beneath(qtbot, tab, 
     row = 5
     chosen = page.neuron_table.rows()[row]
     page.neuron_table.choose_row(row)
-    assert (tab.layer_spin.value(), tab.neuron_spin.value()) == (chosen.layer, chosen.neuron)
+    assert (tab.layer_spin.value(), tab.neuron_spin.value()) == (chosen.layer + 1,
+                                                                 chosen.neuron)
     series = getattr(activations(model, tokenizer, text).layers[chosen.layer],
                      chosen.state)[:, chosen.neuron]
     qtbot.waitUntil(lambda: not page.activation_view.is_drawing, timeout=WAIT_MS)
@@ -191,6 +192,12 @@ def test_clicking_a_character_fills_the_step_by_step_panel(qtbot, tab, trained):
     top_char, top_p = expected.output.top[0]
     assert f"{top_p:.1%}" in sections["top"].label.text()
     assert "units" in sections  # the output layer's GELU units
+    # layers are numbered from 1, as a person counts them
+    assert "LSTM layer 1</b> reads x, the embedding" in sections["l0_input"].label.text()
+    assert "LSTM layer 2</b> reads x, the output h of LSTM layer 1" in \
+        sections["l1_input"].label.text()
+    assert "h goes to LSTM layer 2" in sections["l0_hidden"].label.text()
+    assert "h goes to the output layer" in sections["l1_hidden"].label.text()
 
     qtbot.keyClick(view, Qt.Key.Key_Right)  # → moves on to the next character
     qtbot.waitUntil(lambda: page.step_panel.step.position == index + 1, timeout=WAIT_MS)
@@ -209,6 +216,12 @@ def test_the_show_selector_offers_the_gates_and_their_saturation_is_drawn(qtbot,
                      "output_gate"]
     extremes = gate_extremes(activations(*trained, validation_part()))
     assert len(page.gate_chart.bars) == 2
+    titles = [plot.plotItem.titleLabel.text for plot in page.gate_chart.plots]
+    assert titles == ["LSTM layer 1", "LSTM layer 2"]
+    table = page.neuron_table
+    shown_layers = {table._proxy.index(row, 1).data() for row in range(table._proxy.rowCount())}
+    assert shown_layers == {"1", "2"}  # the table's layer column counts from 1 too
+    assert table._proxy.index(0, 1).data() == str(table.rows()[0].layer + 1)
     for layer, (shut, opened) in zip(extremes, page.gate_chart.bars, strict=True):
         assert list(shut.opts["height"]) == [layer[g][0] for g in ("input", "forget", "output")]
         assert list(opened.opts["height"]) == [layer[g][1] for g in ("input", "forget",
@@ -263,35 +276,8 @@ def test_without_a_model_the_surprise_page_says_what_to_do(qtbot):
     assert tab.stop_workers()
 
 
-def test_the_generate_tab_tooltip_lists_the_five_characters_the_model_expected(qtbot,
-                                                                               trained):
-    model, tokenizer = trained
-    session = Session()
-    session.set_model(model, tokenizer, {}, unsaved=False)
-    tab = GenerateTab(session)
-    qtbot.addWidget(tab)
-    tab.prompt_edit.setPlainText("The ")
-    tab.length_spin.setValue(30)
-    tab.seed_spin.setValue(5)
-    tab.colour_check.setChecked(True)
-    tab.generate_button.click()
-    qtbot.waitUntil(lambda: not tab.is_generating and tab._expectations is not None,
-                    timeout=WAIT_MS)
-    generated = "".join(g.char for g in tab._generated)
-    expected = surprise_map(model, tokenizer, generated, context="The ")
-    document = tab.generated_text_edit.document()
-    tips = []
-    for offset in range(len(generated)):
-        cursor = QTextCursor(document)
-        cursor.setPosition(len("The ") + offset + 1)
-        tips.append(QTextCharFormat(cursor.charFormat()).toolTip())
-    for index, tip in enumerate(tips):
-        if generated[index] == "\n":  # a new line is a block's end, with no format of its own
-            continue
-        lines = tip.splitlines()
-        assert lines[0] == (f"{generated[index]!r}: probability "
-                            f"{tab._generated[index].probability:.3f}")
-        assert lines[1] == "The model expected:" and len(lines) == 2 + 5
-        for line, (char, p) in zip(lines[2:], expected.expectations(index), strict=True):
-            assert line.strip() == f"{char!r}  {p:.1%}"
-    assert tab.stop_workers()
+def look_at_every_page(tab: InspectTab) -> None:
+    """Open each page once, as a person would: a page computes its views when first seen."""
+    for index in range(tab.pages.count()):
+        tab.pages.setCurrentIndex(index)
+    tab.pages.setCurrentIndex(0)

@@ -4,7 +4,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 import torch
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QTextDocumentFragment
 from PySide6.QtWidgets import QWidget
 
 from microlm import CharacterTokenizer, MicroLM, ModelTrainer, TrainingConfig
@@ -23,6 +23,7 @@ from microlm_app.tabs.inspect.activation_page import (
     colour_centre,
 )
 from microlm_app.tabs.inspect.embedding_page import label_priority, uncrowded
+from microlm_app.tabs.inspect.model_page import ModelPage
 from microlm_app.tabs.inspect.page import NO_MODEL_MESSAGE, display_char
 from microlm_app.tabs.inspect_tab import InspectTab
 from microlm_app.workers import running_threads
@@ -54,6 +55,7 @@ def tab(qtbot, trained):
     session.set_model(*trained, unsaved=True)
     widget = InspectTab(session)
     qtbot.addWidget(widget)
+    look_at_every_page(widget)
     yield widget
     assert widget.stop_workers()
 
@@ -76,13 +78,15 @@ def test_summary_shows_the_true_parameter_count_and_health(qtbot, tab, trained):
     text = tab.model_summary.toPlainText()
     assert f"{count:,} parameters" in text
     assert "lstm.weight_hh_l1" in text and "(64, 16)" in text
-    assert "MB" in text
+    assert "MiB" in text
+    assert "LSTM layer 2, weights on its previous hidden state" in text  # read as a person
 
 
 def test_histogram_has_the_values_of_the_chosen_tensor(qtbot, tab, trained):
     model = trained[0]
     name = "lstm.weight_hh_l0"
-    tab.parameter_combo.setCurrentText(name)
+    tab.parameter_combo.setCurrentIndex(tab.parameter_combo.findData(name))
+    assert tab.parameter_combo.currentText() == "LSTM layer 1, weights on its previous hidden state"
     values = dict(model.named_parameters())[name].detach().numpy().ravel()
     qtbot.waitUntil(lambda: tab._histogram.yData is not None
                     and tab._histogram.yData.sum() == values.size
@@ -124,6 +128,10 @@ def _coloured_chars(tab) -> list[tuple[str, str]]:
     return list(zip(view.shown_chars(), view.char_colours(), strict=True))
 
 
+def _plain(rich_text: str) -> str:
+    return QTextDocumentFragment.fromHtml(rich_text).toPlainText().replace("\xa0", " ")
+
+
 def _expected_colours(series: np.ndarray) -> list[str]:
     centre = colour_centre(series)
     scale = float(np.abs(series - centre).max())
@@ -149,7 +157,9 @@ def test_activation_view_colours_each_character_and_names_every_neuron(qtbot, ta
 
     chosen = rows[3]
     page.neuron_table.choose_row(3)
-    assert (tab.layer_spin.value(), tab.neuron_spin.value()) == (chosen.layer, chosen.neuron)
+    # layers are numbered from 1 where a person reads them
+    assert (tab.layer_spin.value(), tab.neuron_spin.value()) == (chosen.layer + 1,
+                                                                 chosen.neuron)
     assert tab.activation_kind_combo.currentData() == chosen.state
     layer = activations(model, tokenizer, text).layers[chosen.layer]
     series = getattr(layer, chosen.state)[:, chosen.neuron]
@@ -157,7 +167,7 @@ def test_activation_view_colours_each_character_and_names_every_neuron(qtbot, ta
     assert colours == _expected_colours(series)
     assert len(set(colours)) > 1
 
-    tab.layer_spin.setValue(1 - chosen.layer)  # the other layer: its own values
+    tab.layer_spin.setValue(2 - chosen.layer)  # the other layer: its own values
     series = getattr(activations(model, tokenizer, text).layers[1 - chosen.layer],
                      chosen.state)[:, chosen.neuron]
     assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)
@@ -191,21 +201,46 @@ def test_a_neuron_far_from_zero_is_coloured_around_its_average(qtbot, tab):
     layer = LayerActivations(hidden=zeros, cell=series[:, None], input_gate=zeros,
                              forget_gate=zeros, cell_candidate=zeros, output_gate=zeros)
     tab._trace = ActivationTrace("ab cd", tuple("ab cd"), (layer,))
-    tab.layer_spin.setValue(0)
+    tab.layer_spin.setValue(1)
     tab.neuron_spin.setValue(0)
     tab._draw_activations()
     colours = [QColor(c) for _, c in _coloured_chars(tab)]
     assert colours[0] == QColor(255, 255, 255)  # at the average: white
-    assert colours[1].red() == 255 and colours[1].blue() < 255  # above: red
-    assert colours[2].blue() == 255 and colours[2].red() < 255  # below: blue
-    assert "average 30.00" in tab.activation_legend.text()
-    assert "20.00" in tab.activation_legend.text() and "40.00" in tab.activation_legend.text()
+    assert colours[1].red() > colours[1].green() > colours[1].blue()  # above: orange
+    assert colours[2].blue() > colours[2].green() > colours[2].red()  # below: blue
+    legend = _plain(tab.activation_legend.text())
+    assert "white  its average here, 30.00" in legend
+    assert "orange  above it (up to 40.00)" in legend
+    assert "blue  below it (down to 20.00)" in legend
 
 
-def test_activation_colours_are_blue_negative_red_positive():
-    assert activation_colour(-1.0, 1.0).blue() == 255 and activation_colour(-1.0, 1.0).red() < 255
-    assert activation_colour(1.0, 1.0).red() == 255 and activation_colour(1.0, 1.0).blue() < 255
+def test_activation_colours_are_blue_negative_orange_positive():
+    orange, blue = activation_colour(1.0, 1.0), activation_colour(-1.0, 1.0)
+    assert orange.red() > orange.green() > orange.blue()  # orange: not red, for colour-blind
+    assert blue.blue() > blue.green() > blue.red()
+    # equally far from white, so equal values weigh the same on both sides
+    assert 255 * 3 - sum(orange.getRgb()[:3]) == pytest.approx(
+        255 * 3 - sum(blue.getRgb()[:3]), rel=0.3)
     assert activation_colour(0.0, 1.0) == QColor(255, 255, 255)
+    half = activation_colour(0.5, 1.0)  # paler than the full colour, the same hue
+    assert sum(half.getRgb()[:3]) > sum(orange.getRgb()[:3])
+    assert half.red() > half.green() > half.blue()
+
+
+def test_a_zero_centred_legend_says_what_the_colours_mean_in_numbers(qtbot, tab):
+    qtbot.waitUntil(lambda: tab._trace is not None, timeout=WAIT_MS)
+    series = np.array([-0.5, 0.25, 0.1, 0.0], dtype=np.float32)
+    zeros = np.zeros((4, 1), dtype=np.float32)
+    layer = LayerActivations(hidden=zeros, cell=series[:, None], input_gate=zeros,
+                             forget_gate=zeros, cell_candidate=zeros, output_gate=zeros)
+    tab._trace = ActivationTrace("ab c", tuple("ab c"), (layer,))
+    tab.layer_spin.setValue(1)
+    tab.neuron_spin.setValue(0)
+    tab._draw_activations()
+    legend = _plain(tab.activation_legend.text())
+    assert "orange  fires strongly positive (up to +0.50)" in legend
+    assert "white  near zero" in legend
+    assert "blue  strongly negative (down to -0.50)" in legend
 
 
 def test_embedding_plot_has_one_label_per_vocabulary_character(qtbot, tab, trained):
@@ -264,15 +299,32 @@ def test_a_new_model_refreshes_every_view(qtbot, tab, trained):
                      dropout=0.0)
     count = sum(p.numel() for p in bigger.parameters())
     tab.session.set_model(bigger, tokenizer, {}, unsaved=False)
+    look_at_every_page(tab)
     qtbot.waitUntil(lambda: f"{count:,} parameters" in tab.model_summary.toPlainText(),
                     timeout=WAIT_MS)
     qtbot.waitUntil(lambda: tab._trace is not None and len(tab._trace.layers) == 1,
                     timeout=WAIT_MS)
-    assert tab.layer_spin.maximum() == 0
+    assert tab.layer_spin.minimum() == tab.layer_spin.maximum() == 1  # "layer 1"
     assert tab.neuron_spin.maximum() == 23
     assert tab._trace.layers[0].cell.shape[1] == 24
     assert "No gradient record" in tab.gradient_status.text()
     assert tab.parameter_combo.count() == len(list(bigger.named_parameters()))
+
+
+def test_a_page_out_of_view_computes_the_new_model_only_when_opened(qtbot, tab, trained):
+    qtbot.waitUntil(lambda: tab._trace is not None, timeout=WAIT_MS)
+    tab.pages.setCurrentWidget(tab.page(ModelPage))
+    tokenizer = trained[1]
+    smaller = MicroLM(tokenizer.vocab_size(), embedding_dim=4, hidden_dim=8, num_layers=1,
+                      dropout=0.0)
+    tab.session.set_model(smaller, tokenizer, {}, unsaved=False)
+    qtbot.waitUntil(lambda: "Health score" in tab.model_summary.toPlainText(), timeout=WAIT_MS)
+    activation_page = tab.page(ActivationPage)
+    assert activation_page.inspected.model is not smaller  # not drawn while out of view
+    tab.pages.setCurrentWidget(activation_page)
+    assert activation_page.inspected.model is smaller
+    qtbot.waitUntil(lambda: tab._trace is not None and tab._trace.layers[0].cell.shape[1] == 8,
+                    timeout=WAIT_MS)
 
 
 def test_stop_workers_leaves_no_thread_running(qtbot, tab):
@@ -294,13 +346,14 @@ def test_showing_the_hidden_state_colours_by_it_and_marks_its_row(qtbot, tab, tr
     neuron = tab.neuron_spin.value()
     current = page.neuron_table.current()
     assert (current.state, current.neuron) == ("hidden", neuron)
-    series = activations(model, tokenizer, clean).layers[tab.layer_spin.value()].hidden[:, neuron]
+    layer = tab.layer_spin.value() - 1  # the spin box counts from 1
+    series = activations(model, tokenizer, clean).layers[layer].hidden[:, neuron]
     assert [c for _, c in _coloured_chars(tab)] == _expected_colours(series)
     # a gate has no row: the table shows none as chosen, and no feature is drawn beneath
     tab.activation_kind_combo.setCurrentIndex(tab.activation_kind_combo.findData("forget_gate"))
     assert page.neuron_table.current() is None
     assert page.activation_view.second_row_colours() == []
-    gate = activations(model, tokenizer, clean).layers[tab.layer_spin.value()].forget_gate
+    gate = activations(model, tokenizer, clean).layers[layer].forget_gate
     assert [c for _, c in _coloured_chars(tab)] == _expected_colours(gate[:, neuron])
 
 
@@ -343,3 +396,10 @@ def test_embedding_labels_that_would_overlap_hide_until_zoomed_in(qtbot):
                     timeout=WAIT_MS)
     assert not title.isVisible()
     assert tab.stop_workers()
+
+
+def look_at_every_page(tab: InspectTab) -> None:
+    """Open each page once, as a person would: a page computes its views when first seen."""
+    for index in range(tab.pages.count()):
+        tab.pages.setCurrentIndex(index)
+    tab.pages.setCurrentIndex(0)

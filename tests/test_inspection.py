@@ -333,8 +333,8 @@ def test_an_output_layer_with_hidden_units_is_described_and_used_for_the_next_ch
     info = inspect_model(model)
     vocab = tokenizer.vocab_size()
     head = 13 * 20 + 21 * vocab  # (12 + 1) x 20, then (20 + 1) x vocab
-    assert (f"head: 12 hidden units -> 20 units (GELU) -> {vocab} next-character scores "
-            f"({head:,} parameters)") in info["architecture"]
+    assert (f"head: output layer, 12 hidden units -> 20 units (GELU) -> {vocab} "
+            f"next-character scores ({head:,} parameters)") in info["architecture"]
     assert {row["name"] for row in info["layers"] if row["layer"] == "head"} == {
         "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"}
     distribution = dict(next_char_distribution(model, tokenizer, "the c"))

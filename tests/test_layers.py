@@ -6,18 +6,21 @@ The layers, top to bottom (a module may import only modules of lower layers):
     microlm_app                     the desktop app (its own layers below)
     microlm.cli                     the `microlm` command (a package: a module per command;
                                     its modules may import each other)
+    microlm.examples                demos of the public API: they import `from microlm` only
     microlm (the package's facade)  what `from microlm import ...` offers
     microlm.budget, bench           the one time-budget policy; measuring this machine
+    microlm.machine_profile         this machine's probe and speed, remembered across launches
     microlm.recommendation          the recommendation for a time budget
+    microlm.recommendation_reasons  its reasons: a plain sentence and the details behind it
     microlm.presets                 presets, estimates of speed, time and memory
     microlm.calibration             timing this machine's training steps
     microlm.speed, thread_watch     the cost model; the thread count while training runs
     microlm.neurons, stepwise, surprise  explaining the network (over inspection)
-    microlm.trainer, inspection, prepared, examples
+    microlm.trainer, inspection, prepared
     microlm.run                     the books of a training run: its plan, clock and records
     microlm.generator, checkpoint, distributed, schedule, precision
     microlm.hardware, config, data, events, evaluation, kept_weights
-    microlm.model, tokenizer, units
+    microlm.model, tokenizer, units, naming
 """
 
 from __future__ import annotations
@@ -34,24 +37,27 @@ LAYERS: list[set[str]] = [
     {"microlm_app.screenshots"},
     {"microlm_app.main_window"},
     {"microlm_app.tabs"},
+    {"microlm_app.loss_panel"},
     {"microlm_app.loss_plot", "microlm_app.workers", "microlm_app.help"},
-    {"microlm_app.session", "microlm_app.launch_checks"},
+    {"microlm_app.session", "microlm_app.launch_checks", "microlm_app.loss_words"},
     {"microlm.__main__"},
     {"microlm.cli"},
+    {"microlm.examples"},
     {"microlm"},
-    {"microlm.budget", "microlm.bench"},
+    {"microlm.budget", "microlm.bench", "microlm.machine_profile"},
     {"microlm.recommendation"},
+    {"microlm.recommendation_reasons"},
     {"microlm.presets"},
     {"microlm.calibration"},
     {"microlm.speed", "microlm.thread_watch"},
     {"microlm.neurons", "microlm.stepwise", "microlm.surprise"},
-    {"microlm.trainer", "microlm.inspection", "microlm.prepared", "microlm.examples"},
+    {"microlm.trainer", "microlm.inspection", "microlm.prepared"},
     {"microlm.run"},
     {"microlm.generator", "microlm.checkpoint", "microlm.distributed", "microlm.schedule",
      "microlm.precision"},
     {"microlm.hardware", "microlm.config", "microlm.data", "microlm.events",
      "microlm.evaluation", "microlm.kept_weights"},
-    {"microlm.model", "microlm.tokenizer", "microlm.units"},
+    {"microlm.model", "microlm.tokenizer", "microlm.units", "microlm.naming"},
 ]
 
 # Imports inside a function are for what is truly optional: a module that must not load

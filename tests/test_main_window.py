@@ -119,7 +119,7 @@ def test_open_text_through_the_file_dialog_loads_it(qtbot, window, text_file, mo
     qtbot.waitUntil(lambda: not window.data_tab.is_loading, timeout=30_000)
     assert window.session.corpus.text == TEXT
     assert "hamlet.txt" in window.status_summary.text()
-    assert f"{len(TEXT):,} chars" in window.status_summary.text()
+    assert f"{len(TEXT):,} characters" in window.status_summary.text()
 
 
 def drag_enter_event(mime: QMimeData) -> QDragEnterEvent:
@@ -355,3 +355,41 @@ def test_save_model_writes_in_a_worker_thread_and_reports_a_failure(window, tmp_
     assert writers == [False]  # written off the GUI thread
     assert microlm.load_model(tmp_path / "ok.pt")[0].config == window.session.model.config
     assert not window.session.model_unsaved and not warnings[1:]
+
+
+def test_each_tab_shows_its_own_status_message(qtbot, window, text_file):
+    window.tabs.setCurrentWidget(window.data_tab)
+    window.data_tab.load_path(text_file)
+    qtbot.waitUntil(lambda: "Loaded hamlet.txt" in window.statusBar().currentMessage(),
+                    timeout=30_000)
+    loaded = window.statusBar().currentMessage()
+    window.tabs.setCurrentWidget(window.generate_tab)
+    window.statusBar().showMessage("Generated 500 characters.", 60_000)
+    window.tabs.setCurrentWidget(window.inspect_tab)
+    assert window.statusBar().currentMessage() == ""  # Generate's news is not Inspect's
+    window.tabs.setCurrentWidget(window.generate_tab)
+    assert window.statusBar().currentMessage() == "Generated 500 characters."
+    window.tabs.setCurrentWidget(window.data_tab)
+    assert window.statusBar().currentMessage() == loaded
+    window.statusBar().clearMessage()  # a message that has gone stays gone
+    window.tabs.setCurrentWidget(window.train_tab)
+    window.tabs.setCurrentWidget(window.data_tab)
+    assert window.statusBar().currentMessage() == ""
+    assert window.tab_message(window.generate_tab) == "Generated 500 characters."
+
+
+def test_how_it_works_explains_the_gates_the_loss_and_the_stabilisers(qtbot, window):
+    dialog = window.show_text_dialog("How it works", microlm_app_how_it_works(), "howItWorks")
+    text = " ".join(dialog.findChild(object, "howItWorksText").toPlainText().split())
+    dialog.close()
+    assert "four small layers" in text and "Three gates" not in text
+    assert "the current character's vector" in text and "carried, with c, to the next" in text
+    for stabiliser in ("Warm-up and cosine decay", "Gradient clipping", "Weight decay",
+                       "Weight averaging"):
+        assert stabiliser in text
+    assert "first 100 steps" in text and "above 1, they are scaled down" in text  # defaults
+    assert "−ln p" in text and "bits per character = nats / ln 2" in text
+    assert "as unsure as choosing among e1.5 = 4.5 characters" in text
+    assert "Validation dots often sit below" in text
+    for wrong in ("LSTM size", "distinct", "moving average", "EMA"):
+        assert wrong not in text

@@ -207,7 +207,7 @@ def test_cli_prepare_then_train_gives_the_same_model_as_training_from_the_text(t
     path.write_text(PROSE * 3, encoding="utf-8")
     assert cli.main(["prepare", str(path), "--output", str(tmp_path / "prepared")]) == 0
     out, err = capsys.readouterr()
-    assert "Prepared" in out and "100%" in err and "MB/s" in err
+    assert "Prepared" in out and "100%" in err and "MiB/s" in err
     assert cli.main(["train", str(tmp_path / "prepared"), *TINY, "-o",
                      str(tmp_path / "from_folder.pt")]) == 0
     assert cli.main(["train", str(path), *TINY, "-o", str(tmp_path / "from_text.pt")]) == 0

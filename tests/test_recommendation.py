@@ -210,7 +210,7 @@ def test_the_recommendation_adds_output_units_and_says_what_they_cost_here():
                  / speed.step_seconds(config, training.batch_size, training.sequence_length))
     assert 0.05 < share < 0.95
     reason = next(r for r in result.reasons if r.startswith("Output layer"))
-    assert "of 1024 units (GELU)" in reason and f"~{share:.0%} of a step" in reason
+    assert "of 1,024 units" in reason and f"~{share:.0%} of a step" in reason
 
 
 # ---- the batch ----
@@ -332,7 +332,7 @@ def test_long_windows_need_twice_the_steps_when_half_length_windows_are_the_alte
     long_steps = 0.9 * 60 * AVX512_EPYC.chars_per_second(model, 32, 128) / (32 * 128)
     floor = min_steps(32, OUTPUT_HIDDEN_DIM, steps_scale(AVX512_EPYC, 54, 65))
     assert floor <= long_steps < LONG_WINDOW_STEPS * floor  # only the doubled floor says no
-    assert "windows of 128 would cost twice as much per step" in " ".join(result.reasons)
+    assert "Windows of 128 would cost twice as much per step" in " ".join(result.reasons)
     # With five times the time the long windows get their steps, and the model grows.
     long_run = recommend(SHAKESPEARE_CHARS, 300, 65, AVX512_EPYC, PLENTY_OF_MEMORY)
     assert long_run.training_config.sequence_length == 128
@@ -371,7 +371,7 @@ def test_a_model_small_next_to_the_text_gets_no_dropout_however_often_it_reads_i
     result = recommend(30_000_000, 3600, 65, GPU_LIKE, PLENTY_OF_MEMORY)
     assert result.model_config.dropout == 0.0
     reason = next(r for r in result.reasons if r.startswith("No dropout"))
-    assert "too small to memorise" in reason
+    assert "too small next to the text to memorise it" in reason
 
 
 def test_the_dropout_rule_weighs_the_whole_model_output_layer_included():
@@ -404,10 +404,11 @@ def test_reasons_and_the_estimate_quote_one_speed_for_a_model_with_dropout():
     result = recommend(200_000, 60, 103, speed, PLENTY_OF_MEMORY)  # read ~12 times
     assert result.model_config.dropout > 0
     rate = f"~{format_count(result.estimate.chars_per_second)} chars/s"
-    hidden_reason = result.reasons[0]
-    batch_reason = next(r for r in result.reasons if r.startswith("Batch size"))
-    assert hidden_reason.startswith(f"Hidden size {result.model_config.hidden_dim}: at {rate}")
-    assert batch_reason.startswith(f"Batch size 32: {rate}")
+    hidden_reason = result.explained[0]
+    batch_reason = next(r for r in result.explained if r.sentence.startswith("Batch size 32"))
+    assert hidden_reason.sentence.startswith(f"Hidden size {result.model_config.hidden_dim}: ")
+    assert hidden_reason.details.startswith(f"At {rate}")
+    assert batch_reason.details.startswith(rate)
     without = replace(result.model_config, dropout=0.0)
     assert speed.chars_per_second(without, 32, 64) > result.estimate.chars_per_second
 
@@ -478,3 +479,73 @@ def test_recommended_configuration_builds_a_model_that_runs():
 def test_recommend_rejects_a_budget_of_zero():
     with pytest.raises(ValueError, match="time_budget_s"):
         recommend(10_000, 0, 65, CPU_LIKE, PLENTY_OF_MEMORY)
+
+
+# ---- reasons in plain words, with their details ----
+
+def test_each_reason_is_one_plain_sentence_with_its_measurements_in_the_details():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
+    assert len(result.explained) == len(result.reasons) >= 10
+    for reason in result.explained:
+        assert reason.sentence.endswith(".") and reason.details.endswith(".")
+        # one sentence: no full stop inside it but the ones in numbers
+        assert re.sub(r"\d\.\d", "", reason.sentence[:-1]).count(". ") == 0, reason.sentence
+        assert "chars/s" not in reason.sentence and "~" not in reason.sentence
+        assert reason.text == f"{reason.sentence} {reason.details}"
+    assert result.reasons == tuple(reason.text for reason in result.explained)
+    hidden = result.explained[0]
+    assert hidden.sentence.startswith(f"Hidden size {result.model_config.hidden_dim}: the ")
+    assert "chars/s" in hidden.details
+    decay = next(r for r in result.explained if r.sentence.startswith("Weight decay"))
+    assert "biases and the character vectors (embedding) are exempt" in decay.details
+
+
+def test_the_headline_says_the_model_batch_rate_and_steps_in_one_line():
+    result = recommend(SHAKESPEARE_CHARS, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
+    model, training = result.model_config, result.training_config
+    steps = result.steps
+    assert steps == pytest.approx(
+        result.estimate.chars_per_second * 0.9 * 60
+        / (training.batch_size * training.sequence_length))
+    shown = int(re.search(r"about ([\d,]+) steps$", result.headline(60))[1].replace(",", ""))
+    assert abs(shown - steps) <= 0.05 * steps  # two significant figures
+    assert result.headline(60).startswith(
+        f"Recommended for 60 s: hidden size {model.hidden_dim}, 1 layer, output layer "
+        f"{model.output_hidden_dim:,} units, batch {training.batch_size} x "
+        f"{training.sequence_length} characters, learning rate {training.learning_rate:g}, ")
+
+
+def test_the_speed_in_words_counts_what_the_model_reads_in_the_budget():
+    result = recommend(200_000, 60, 65, MEMORY_BOUND_CPU, PLENTY_OF_MEMORY)
+    train_chars = 200_000 - 20_000
+    passes = result.steps * result.training_config.batch_size * \
+        result.training_config.sequence_length / train_chars
+    words = result.in_words(60, 200_000)
+    assert words.startswith("This computer trains about ")
+    assert "characters a second: in 1 minute a model of about " in words
+    assert words.endswith(f"reads the text about {passes:.1f} times.") or \
+        words.endswith(f"reads the text about {passes:,.0f} times.")
+
+
+def test_on_a_cuda_gpu_the_default_and_the_reason_are_bfloat16(monkeypatch):
+    """A CUDA GPU that computes in bfloat16 trains in it: the device's default precision,
+    the calibration's and the run's; the reason says so instead of "no bfloat16 unit"."""
+    from microlm import hardware
+    from microlm.precision import run_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = torch.device("cuda")
+    assert hardware.default_precision(cuda) == "bfloat16"
+    assert run_precision("auto", cuda) == ("bfloat16", ())
+    gpu = replace(GPU_LIKE, precision="bfloat16")
+    result = recommend(10_000_000, 600, 96, gpu, PLENTY_OF_MEMORY)
+    assert result.training_config.precision == "bfloat16"
+    reason = next(r for r in result.explained if r.sentence.startswith("Precision"))
+    assert reason.sentence.startswith("Precision bfloat16: this GPU computes in bfloat16")
+    assert "no bfloat16" not in reason.text and "CPU" not in reason.text
+    older = next(r for r in recommend(10_000_000, 600, 96, GPU_LIKE, PLENTY_OF_MEMORY).explained
+                 if r.sentence.startswith("Precision"))
+    assert older.sentence.startswith("Precision float32: this GPU has no fast bfloat16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert hardware.default_precision(cuda) == "float32"

@@ -1,11 +1,12 @@
 """Tests for the Train tab: start/pause/stop, plot and status, errors, continuing a checkpoint."""
 
 import time
+from dataclasses import replace
 
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from microlm import (
     CharacterTokenizer,
@@ -108,7 +109,7 @@ def test_training_to_completion_fills_plot_progress_and_session(qtbot, make_tab,
     assert tab.loss_plot.validation.count >= 1
     assert tab.progress_bar.value() == tab.progress_bar.maximum()
     assert "Training finished." in tab.status_label.text()
-    assert tab.sample_preview.toPlainText().startswith(f"Step {event.step // 10 * 10}: ")
+    assert tab.sample_preview.toPlainText().startswith(f"Step {event.step // 10 * 10:,} · ")
     # the trained model is handed to the session, unsaved, with its history
     assert session.model is not None and session.model_unsaved
     assert session.trainer is not None and session.trainer.model is session.model
@@ -479,3 +480,115 @@ def test_a_time_budget_counts_from_pressing_train_to_the_model_ready(qtbot, make
     assert 4.0 - reserve - (time.monotonic() - pressed) < clock < 4.0 - reserve
     assert "of the 4 s budget from pressing Train to the model ready" in (
         tab.status_label.text())
+
+
+# ---- the loss in words: reference lines, units, status ----
+
+def test_reference_lines_are_the_loaded_texts_guessers_in_nats_and_in_bits(qtbot, make_tab):
+    import math
+
+    tab = make_tab(make_session(text="aab" * 50))
+    plot = tab.loss_plot
+    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))  # 0.6365 nats
+    assert plot.uniform_line.value() == pytest.approx(math.log(2))  # ln V, V = 2
+    assert plot.unigram_line.value() == pytest.approx(entropy)
+    assert plot.uniform_line.label.format == "guessing among all 2 characters: 0.69"
+    tab.bits_check.setChecked(True)
+    assert plot.units == "bits"
+    assert plot.uniform_line.value() == pytest.approx(1.0)
+    assert plot.unigram_line.value() == pytest.approx(entropy / math.log(2))  # 0.918 bits
+    assert plot.unigram_line.label.format.endswith(": 0.92")
+    assert plot.getPlotItem().getAxis("left").labelText == "loss (bits per character)"
+    tab.bits_check.setChecked(False)
+    assert plot.unigram_line.value() == pytest.approx(entropy)
+
+
+def test_a_model_loaded_without_text_sets_only_the_uniform_line(qtbot, make_tab):
+    import math
+
+    session = Session()
+    tab = make_tab(session)
+    assert not tab.loss_plot.uniform_line.isVisible()
+    tokenizer = CharacterTokenizer("abcde")
+    model = MicroLM(config=ModelConfig(vocab_size=5, **TINY_MODEL))
+    session.set_model(model, tokenizer, {"history": {}}, unsaved=False, path="model.pt")
+    assert tab.loss_plot.reference_losses == {"uniform": pytest.approx(math.log(5)),
+                                              "unigram": None}
+    tab.show()
+    assert tab.loss_plot.uniform_line.isVisible() and not tab.loss_plot.unigram_line.isVisible()
+
+
+def test_the_status_line_says_the_validation_loss_in_words_and_follows_the_unit(qtbot,
+                                                                               make_tab):
+    tab = make_tab(make_session(epochs=500))
+    tab.start_training()
+    try:
+        tab._on_evaluated(Evaluated(10, 1, val_loss=1.52, best_val_loss=1.52, improved=True,
+                                    train_loss=1.6))
+        qtbot.waitUntil(lambda: "chars/s" in tab.status_label.text(), timeout=WAIT_MS)
+        tab._on_evaluated(Evaluated(10, 1, val_loss=1.52, best_val_loss=1.52, improved=True,
+                                    train_loss=1.6))
+        assert ("validation loss 1.520 nats per character (2.193 bits): as unsure as choosing "
+                "among 4.6 characters · best val 1.520") in tab.status_label.text()
+        tab.bits_check.setChecked(True)
+        assert ("validation loss 2.193 bits per character (1.520 nats): as unsure as choosing "
+                "among 4.6 characters · best val 2.193") in tab.status_label.text()
+    finally:
+        assert tab.stop_workers(10_000)
+
+
+def test_the_finished_summary_gives_the_best_validation_loss_in_words(qtbot, make_tab):
+    from microlm import TrainingFinished
+
+    tab = make_tab(make_session())
+    finished = TrainingFinished("completed", 100, 1.52, 1.6, 3.0, "Training finished.")
+    assert ("best validation loss 1.52 nats per character (2.19 bits): as unsure as choosing "
+            "among 4.6 characters;") in tab._finished_summary(finished, kept_model=True)
+    tab.bits_check.setChecked(True)
+    assert "best validation loss 2.19 bits per character (1.52 nats)" in (
+        tab._finished_summary(finished, kept_model=True))
+
+
+def test_the_plot_options_and_hint_are_named_and_teach(qtbot, make_tab):
+    tab = make_tab(make_session())
+    for name in ("logScaleCheck", "bitsCheck", "lossHint"):
+        widget = tab.findChild(QWidget, name)
+        assert widget is not None and widget.accessibleName() and widget.toolTip(), name
+    assert tab.bits_check.text() == "Bits per character"
+    assert "bits = nats / ln 2" in tab.bits_check.toolTip()
+    assert "nats per character" in tab.bits_check.toolTip()
+    assert "dropout is on while training" in tab.findChild(QWidget, "lossHint").toolTip()
+
+
+def test_other_model_settings_start_a_new_model_and_say_why(qtbot, make_tab):
+    session = make_session()
+    tab = make_tab(session)
+    tab.show()
+    assert "Train starts a new model: hidden size 16" in tab.continue_reason.text()
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as first:
+        tab.start_training()
+    assert tab.continue_check.isEnabled() and tab.continue_check.isChecked()
+    assert tab.continue_reason.text().startswith(
+        f"Train continues the current model (hidden size 16, 1 layer, embedding size 8, "
+        f"{session.model.config.num_parameters():,} parameters, step {first.args[0].step:,})")
+    assert "Train continues the current model" in tab.train_button.toolTip()
+
+    session.set_configs(model_config=replace(session.model_config, hidden_dim=24))
+    assert not tab.continue_check.isEnabled() and not tab.continue_check.isChecked()
+    reason = tab.findChild(QLabel, "continueReason")
+    assert reason.isVisible() and reason.text() == (
+        "The current model has hidden size 16; your settings say hidden size 24: Train "
+        "starts a new model.")
+    assert reason.text() in tab.train_button.toolTip()
+
+    session.set_configs(model_config=replace(session.model_config, hidden_dim=16))
+    assert tab.continue_check.isEnabled() and tab.continue_check.isChecked()
+
+    session.set_configs(model_config=replace(session.model_config, hidden_dim=24))
+    with qtbot.waitSignal(tab.run_started, timeout=WAIT_MS):
+        tab.start_training()
+        assert tab.status_label.text().startswith("Train starts a new model: hidden size 24")
+    with qtbot.waitSignal(tab.run_finished, timeout=WAIT_MS) as fresh:
+        pass
+    assert fresh.args[0].step == first.args[0].step  # a new model starts at step 1
+    assert session.model.config.hidden_dim == 24

@@ -718,3 +718,72 @@ def test_ema_decay_0_validates_and_keeps_the_weights_as_trained():
 def test_ema_decay_outside_0_to_1_is_refused(decay):
     with pytest.raises(ValueError, match="ema_decay must be in"):
         TrainingConfig(ema_decay=decay)
+
+
+# ---- the samples timeline and the runs a history keeps ----
+
+def test_samples_are_drawn_alike_and_kept_in_the_history():
+    trainer = make_trainer(epochs=2, sample_interval=5, sample_length=20, eval_interval=7)
+    trainer.config = replace(trainer.config, seed=3)
+    samples = [e for e in trainer.fit() if type(e).__name__ == "SampleGenerated"]
+    assert [s.step for s in samples] == list(range(5, trainer.step + 1, 5))
+    assert {(s.prompt, s.seed, s.temperature) for s in samples} == {("", 3, 0.8)}
+    assert samples[0].val_loss is None  # step 5 comes before the first validation (step 7)
+    assert samples[1].val_loss == trainer.history["val_losses"][0][1]  # step 10: step 7's
+    times = [s.elapsed_s for s in samples]
+    assert times == sorted(times) and times[0] > 0
+    assert trainer.history["samples"] == [[s.step, s.elapsed_s, s.val_loss, s.text]
+                                          for s in samples]
+    # the same seed and prompt: a model that did not change writes the same sample again
+    assert trainer.sample(20, 0.8, 3, "") == trainer.sample(20, 0.8, 3, "")
+
+
+def test_thinning_keeps_the_first_the_last_and_evenly_spread_samples():
+    samples = [[step, 0.0, None, f"text {step}"] for step in range(10, 10_010, 10)]
+    thinned = run_module.thin_samples(samples, limit=11)
+    assert thinned[0] is samples[0] and thinned[-1] is samples[-1]
+    assert [s[0] for s in thinned] == [10, 1010, 2010, 3010, 4010, 5010, 6000, 7000, 8000,
+                                       9000, 10_000]  # nearest to 10 + 999 k
+    assert run_module.thin_samples(samples[:5], limit=11) == samples[:5]
+
+
+def test_a_long_run_keeps_at_most_max_samples(monkeypatch):
+    monkeypatch.setattr(run_module, "MAX_SAMPLES", 6)
+    trainer = make_trainer(epochs=3, sample_interval=1, sample_length=2)
+    trainer.train()
+    steps = [s[0] for s in trainer.history["samples"]]
+    assert len(steps) <= 6 and steps[0] == 1 and steps[-1] == trainer.step
+    assert steps == sorted(steps)
+
+
+def test_each_run_is_recorded_with_its_steps_settings_and_result():
+    trainer = make_trainer(epochs=1, eval_interval=4)
+    first = trainer.train()
+    trainer.config = replace(trainer.config, learning_rate=5e-3)
+    second = trainer.train(epochs=2)
+    runs = trainer.history["runs"]
+    assert [(r["start_step"], r["end_step"]) for r in runs] == [
+        (0, first["steps"]), (first["steps"], second["steps"])]
+    assert [r["reason"] for r in runs] == ["completed", "completed"]
+    assert [r["training_config"]["learning_rate"] for r in runs] == [1e-2, 5e-3]
+    assert runs[1]["training_config"]["epochs"] == 2
+    assert runs[0]["model_config"]["hidden_dim"] == 16
+    own = [loss for step, loss in second["val_losses"] if step > first["steps"]]
+    assert runs[1]["best_val_loss"] == min(own)
+    assert runs[0]["best_val_loss"] == first["best_val_loss"]
+    assert 0 < runs[0]["seconds"] <= first["training_time"]
+
+
+def test_a_run_continued_from_its_checkpoint_keeps_one_record(tmp_path):
+    trainer = make_trainer(epochs=2)
+    control = TrainingControl()
+    for event in trainer.fit(control=control):
+        if isinstance(event, StepCompleted) and event.step == 5:
+            control.stop()
+    assert [r["reason"] for r in trainer.history["runs"]] == ["stopped"]
+    path = trainer.save_checkpoint(tmp_path / "stopped.pt")
+    resumed = ModelTrainer.from_checkpoint(path, TEXT)
+    resumed.train()
+    runs = resumed.history["runs"]
+    assert [(r["start_step"], r["end_step"], r["reason"]) for r in runs] == [
+        (0, resumed.step, "completed")]

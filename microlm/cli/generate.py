@@ -43,7 +43,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best "
                           "available)")
     generate.add_argument("--no-bf16", dest="bf16", action="store_false",
-                          help="compute in fp32 on a CUDA GPU too (default: bf16 autocast "
+                          help="compute in float32 on a CUDA GPU too (default: bfloat16 "
                                "where the GPU supports it)")
     add_threads_option(generate)
     generate.set_defaults(handler=run_generate)

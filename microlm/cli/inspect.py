@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import load_model
 from ..inspection import analyze_parameters, inspect_model
+from ..naming import in_words, parameter_label
 from ..units import format_duration
 from .table import format_table
 
@@ -16,8 +17,9 @@ from .table import format_table
 def add_parser(commands: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser(
         "inspect", help="show what is inside a checkpoint",
-        description="Print a checkpoint's architecture, its parameters layer by layer, its "
-                    "memory, a health check of its weights and how it was trained.")
+        description="Print a checkpoint's architecture, its parameters layer by layer (LSTM "
+                    "layers numbered from 1), its memory, a health check of its weights and "
+                    "how it was trained.")
     inspect.add_argument("checkpoint", type=Path, help="a .pt file saved by 'microlm train'")
     inspect.set_defaults(handler=run_inspect)
 
@@ -29,15 +31,15 @@ def run_inspect(args: argparse.Namespace) -> int:
     print(f"Checkpoint: {args.checkpoint}")
     print(f"\nArchitecture:\n{info['architecture']}")
     print(f"\nParameters: {info['parameter_count']:,}   weights in memory: "
-          f"{info['memory_mb']:.2f} MB   vocabulary: {tokenizer.vocab_size()} characters\n")
-    rows = [("tensor", "type", "shape", "parameters")]
-    rows += [(layer["name"], str(layer["type"]), str(layer["shape"]),
-              f"{layer['parameters']:,}") for layer in info["layers"]]
-    print(format_table(rows, left_columns=3))
+          f"{info['memory_mb']:.2f} MiB   vocabulary: {tokenizer.vocab_size()} characters\n")
+    rows = [("tensor", "name in the code", "type", "shape", "parameters")]
+    rows += [(parameter_label(layer["name"]), layer["name"], str(layer["type"]),
+              str(layer["shape"]), f"{layer['parameters']:,}") for layer in info["layers"]]
+    print(format_table(rows, left_columns=4))
     print(f"\nHealth score: {health['health_score']:.2f} (1 = no sign of dead, exploding or "
           f"saturated weights)")
     for note in health.get("health_notes", []):
-        print(f"  - {note}")
+        print(f"  - {in_words(note)}")
     print("\nTraining:")
     print(_training_summary(metadata))
     return 0
@@ -53,11 +55,13 @@ def _training_summary(metadata: dict) -> str:
              f"({float(history.get('training_time', 0.0)):.1f} s)"]
     best = metadata.get("best_val_loss")
     if best is not None:
-        lines.append(f"  best validation loss: {best:.4f} nats/char "
-                     f"({best / math.log(2):.3f} bits/char)")
+        lines.append(f"  best validation loss: {best:.4f} nats per character "
+                     f"({best / math.log(2):.3f} bits; as unsure as choosing among "
+                     f"{math.exp(best):.1f} characters)")
     step_losses = history.get("step_losses") or []
     if step_losses:
-        lines.append(f"  training loss: first {step_losses[0]:.4f}, last {step_losses[-1]:.4f}")
+        lines.append(f"  training loss: first {step_losses[0]:.4f}, last {step_losses[-1]:.4f} "
+                     f"nats per character")
     config = metadata.get("training_config") or {}
     if config:
         lines.append(f"  settings: batch {config.get('batch_size')} x "

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .. import prepared
+from ..units import MIB
 from .arguments import UserError, number
 
 
@@ -34,17 +35,18 @@ def run_prepare(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     def show(done: int, total: int) -> None:
-        rate = done / 1e6 / max(time.perf_counter() - started, 1e-9)
-        print(f"\rPreparing {args.file.name}: {done / total:4.0%} ({done / 1e6:,.0f} of "
-              f"{total / 1e6:,.0f} MB, {rate:,.0f} MB/s)", end="", file=sys.stderr, flush=True)
+        rate = done / MIB / max(time.perf_counter() - started, 1e-9)
+        print(f"\rPreparing {args.file.name}: {done / total:4.0%} ({done / MIB:,.0f} of "
+              f"{total / MIB:,.0f} MiB, {rate:,.0f} MiB/s)", end="", file=sys.stderr, flush=True)
 
     try:
         result = prepared.prepare_corpus(args.file, args.output, args.val_fraction,
                                          progress=show)
     finally:
         print(file=sys.stderr)
+    rate = result.megabytes_per_second * 1e6 / MIB
     print(f"Prepared {result.characters:,} characters ({result.train_characters:,} for "
           f"training, {result.val_characters:,} for validation), vocabulary "
-          f"{result.vocab_size}, in {result.seconds:.1f} s ({result.megabytes_per_second:,.0f} "
-          f"MB/s) into {result.directory}. Train with: microlm train {result.directory}")
+          f"{result.vocab_size}, in {result.seconds:.1f} s ({rate:,.0f} "
+          f"MiB/s) into {result.directory}. Train with: microlm train {result.directory}")
     return 0

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import calibration, hardware, presets
+from .. import hardware, machine_profile, presets
+from ..recommendation_reasons import about, reference_speed_in_words, times
 from .arguments import add_threads_option, positive_float
 from .table import format_table
 
-TYPICAL_VOCAB = 96  # distinct characters of a typical English text: sizes the preset table
+TYPICAL_VOCAB = 96  # characters in the vocabulary of a typical English text: sizes the table
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,13 +29,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    """The plain summary first (how fast this computer trains, what a minute of it reads),
+    then the details: the hardware, the fitted costs and the presets."""
     device = str(hardware.select_device(args.device))
-    print(hardware.probe().summary())
-    print(f"\nMeasuring training speed on {device} for about {args.seconds:g} s ...",
+    print(f"Measuring training speed on {device} for about {args.seconds:g} s ...",
           file=sys.stderr, flush=True)
-    speed = calibration.calibrate(seconds=args.seconds, device=device)
+    # Remembered, so that the app starts with this machine's speed without measuring again.
+    profile = machine_profile.measure(device, args.seconds)
+    machine_profile.remember(profile, device)
+    speed = profile.speed
+    rate = speed.reference_chars_per_second()
+    print(reference_speed_in_words(speed))
+    print(f"A minute of training reads about {about(60 * rate)} characters: a text of 1 MiB "
+          f"about {times(60 * rate / 2**20)} times.")
+    print("\nDetails:")
+    print(profile.hardware.summary())
+    print(f"Precision: {speed.precision}"
+          + (f"; CPU threads: {speed.threads}" if speed.threads else ""))
     print(f"\nMeasured training speed on {speed.device}: {speed.summary()}.")
-    print(f"\nPresets (parameters for a text of {TYPICAL_VOCAB} distinct characters):")
+    print(f"\nPresets (parameters for a text of {TYPICAL_VOCAB} characters in the "
+          f"vocabulary):")
     rows = [("preset", "embedding", "hidden", "layers", "parameters", "est. chars/s")]
     for name, preset in presets.PRESETS.items():
         config = preset.model_config(TYPICAL_VOCAB)

@@ -21,9 +21,11 @@ class ProgressLine:
     ten seconds instead.
     """
 
-    def __init__(self, stream: TextIO, run_epochs: int | None, width: int = 24):
+    def __init__(self, stream: TextIO, run_epochs: int | None, width: int = 24,
+                 time_budget_s: float | None = None):
         self.stream = stream
         self.run_epochs = run_epochs  # None: the run ends on time, not on epochs
+        self.time_budget_s = time_budget_s  # seconds of training the run may take, if limited
         self.width = width
         self.is_terminal = hasattr(stream, "isatty") and stream.isatty()
         self.redraw_every = 0.1 if self.is_terminal else 10.0
@@ -85,16 +87,12 @@ class ProgressLine:
     def _line(self) -> str:
         e = self.last
         run_step = e.step - self.run_start_step
-        # With a time budget the step count is whatever fits in the time: estimate it.
-        expected = self.total_steps
-        if e.progress > 0:
-            expected = min(expected, max(run_step, round(run_step / e.progress)))
         epoch = f"epoch {e.epoch}" + (f"/{self.run_epochs}" if self.run_epochs else "")
         val = f"{self.val_loss:.3f}" if self.val_loss is not None else "-"
         best = f"{self.best_val_loss:.3f}" if self.best_val_loss is not None else "-"
         # Most wanted first: a narrow terminal cuts the end of the line.
         text = (f"{e.progress:4.0%} ETA {format_duration(e.eta_s)}  "
-                f"step {run_step:,}/{expected:,}  "
+                f"{steps_text(run_step, self.total_steps, e.elapsed_s, self.time_budget_s)}  "
                 f"{epoch}  loss {e.loss:.3f}  val {val}  best {best}  "
                 f"{e.chars_per_second:,.0f} chars/s")
         width = self.width
@@ -110,3 +108,20 @@ class ProgressLine:
         padding = " " * max(0, self._line_length - len(line))
         self._line_length = len(line)
         return line + padding
+
+
+def steps_text(run_step: int, total_steps: int, elapsed_s: float,
+               time_budget_s: float | None) -> str:
+    """The steps taken and how far the run goes: "step 812/2,000" for a run of epochs,
+    "step 812 · 41 s of 1:00" for a run with a time budget.
+
+    A time budget fixes the time, not the number of steps: a total estimated from the speed
+    so far moved up and down by hundreds as validations and a busy machine changed the
+    speed. Time is what the budget promises, it only moves forward, and the same clock
+    ends the run, so the line shows that. The run's steps (`total_steps`) still bound it:
+    when the epochs end first, the ETA says so.
+    """
+    if time_budget_s:
+        return (f"step {run_step:,} · {format_duration(elapsed_s)} of "
+                f"{format_duration(time_budget_s)}")
+    return f"step {run_step:,}/{total_steps:,}"

@@ -80,20 +80,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--learning-rate", type=positive_float, help="peak step size of AdamW")
     run.add_argument("--weight-decay", type=number(float, lambda v: 0 <= v <= 10,
                                                    "a number in [0, 10]"),
-                     help="AdamW's pull of the weight matrices towards zero at each step, "
-                          "times the learning rate (against memorising the text)")
+                     help="weight decay: AdamW's pull of the weight matrices towards zero at "
+                          "each step, times the learning rate (against memorising the text); "
+                          "the biases and the character vectors (embedding) are exempt")
     run.add_argument("--ema-decay", type=number(float, lambda v: 0 <= v < 1,
                                                 "a number in [0, 1)"),
-                     help="validate and keep a moving average of the weights, each step moving "
-                          "it 1 - this of the way to the new weights (default 0.98; 0: the "
-                          "weights as trained)")
+                     help="weight averaging: validate and keep the averaged weights, each "
+                          "step moving them 1 - this of the way to the new weights (default "
+                          "0.98; 0: the weights as trained)")
     run.add_argument("--batching", choices=("random", "sequential"),
                      help="random (default): each pass over the text reads every window of "
                           "it once, in random order; or sequential: each batch row continues "
                           "where it stopped and the LSTM state is carried over (longer memory)")
     run.add_argument("--precision", choices=PRECISIONS,
                      help="bfloat16: mixed precision (the weights stay float32), faster on "
-                          "CPUs with AMX or AVX-512 bf16 units and on recent GPUs, less exact; "
+                          "CPUs with AMX or AVX-512 BF16 units and on recent GPUs, less exact; "
                           "auto (default): bfloat16 where this device runs the LSTM in it, "
                           "else float32")
     run.add_argument("--epochs", type=positive_int,
@@ -116,6 +117,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--time-budget", type=positive_float, metavar="SECONDS",
                        help="finish within this many seconds, everything included; alone, it "
                             "also picks the model that fits the time on this machine")
+    train.add_argument("--explain", action="store_true",
+                       help="with --time-budget alone: say why each recommended setting was "
+                            "chosen, one plain sentence each")
     train.add_argument("--output", "-o", type=Path, metavar="PATH",
                        help="where to save the checkpoint (default: <text name>.pt in the "
                             "current folder; with --resume: the resumed file)")

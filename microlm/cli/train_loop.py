@@ -36,8 +36,11 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 def train_with_progress(trainer: ModelTrainer, overrides: dict, output: Path,
                          args: argparse.Namespace) -> int:
     control = TrainingControl()
-    progress = ProgressLine(sys.stderr, run_epochs=None if "time_budget_s" in overrides
-                            else overrides.get("epochs", trainer.config.epochs))
+    # A resumed run keeps the time budget it was saved with unless --time-budget changes it.
+    time_budget_s = overrides.get("time_budget_s", trainer.config.time_budget_s)
+    progress = ProgressLine(sys.stderr, run_epochs=None if time_budget_s
+                            else overrides.get("epochs", trainer.config.epochs),
+                            time_budget_s=time_budget_s)
     interrupted = False
     first_step = trainer.step
 

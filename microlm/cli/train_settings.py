@@ -31,9 +31,9 @@ def choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int, 
         recommended = recommendation.recommend(
             corpus_chars, budgets.planning_seconds(budget, time.monotonic() - args.started),
             vocab_size, speed)
-        print(f"Recommended for {budget:g} s on this machine:", file=sys.stderr)
-        for reason in recommended.reasons:
-            print(f"  - {reason}", file=sys.stderr)
+        print(recommended.headline(budget), file=sys.stderr)
+        for reason in recommended.explained if getattr(args, "explain", False) else ():
+            print(f"  - {reason.sentence}", file=sys.stderr)
         model_config = recommended.model_config
         training_config = recommended.training_config
     else:
@@ -67,9 +67,10 @@ def describe(trainer: ModelTrainer, corpus_chars: int) -> str:
     m, t = trainer.model.config, trainer.config
     parameters = sum(p.numel() for p in trainer.model.parameters())
     output = f", output layer {m.output_hidden_dim} units" if m.output_hidden_dim else ""
-    return (f"Model: {parameters:,} parameters (embedding {m.embedding_dim}, hidden "
-            f"{m.hidden_dim} x {m.num_layers} layer(s){output}, dropout {m.dropout:g}), "
-            f"vocabulary "
-            f"{m.vocab_size}. Training on {corpus_chars:,} characters with batches of "
+    layers = f"{m.num_layers} LSTM layer" + ("s" if m.num_layers != 1 else "")
+    return (f"Model: {parameters:,} parameters (embedding {m.embedding_dim}, hidden size "
+            f"{m.hidden_dim}, {layers}{output}, dropout {m.dropout:g}), "
+            f"{m.vocab_size} characters in the vocabulary. Training on {corpus_chars:,} "
+            f"characters with batches of "
             f"{t.batch_size} x {t.sequence_length}, learning rate {t.learning_rate:g}, "
             f"on {trainer.device}.")

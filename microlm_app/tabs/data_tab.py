@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -91,6 +92,33 @@ def visible_char(char: str) -> str:
     if not char.isprintable():
         return f"U+{ord(char):04X}"
     return char
+
+
+def baseline_losses(stats: CorpusStats) -> list[tuple[str, float]]:
+    """The losses (nats per character) of the two simplest guessers, as (who, loss): one
+    that picks every character of the vocabulary alike (ln V), and one that knows only
+    how often each character occurs (the text's unigram entropy)."""
+    return [("Guessing every character of the vocabulary alike", stats.uniform_loss()),
+            ("Knowing only how often each character occurs", stats.unigram_entropy())]
+
+
+def baseline_text(stats: CorpusStats) -> str:
+    """The two baseline losses in nats, bits and words, as rich text: what a trained model's
+    loss should beat."""
+    rows = []
+    for who, loss in baseline_losses(stats):
+        rows.append(f"<tr><td>{who}</td><td align='right'>&nbsp;{loss:.2f} nats</td>"
+                    f"<td align='right'>&nbsp;= {loss / math.log(2):.2f} bits</td>"
+                    f"<td>&nbsp;per character: as unsure as choosing among "
+                    f"{_among(math.exp(loss))} characters</td></tr>")
+    return ("<b>Losses to beat</b> (the Train tab's loss is in nats per character):"
+            f"<table cellspacing='1'>{''.join(rows)}</table>"
+            "A model that has learnt spelling and words goes well below both.")
+
+
+def _among(count: float) -> str:
+    """A number of characters to choose among: whole when it is (ln V gives V back)."""
+    return f"{count:.0f}" if abs(count - round(count)) < 0.05 else f"{count:.1f}"
 
 
 def split_sizes(characters: int, val_fraction: float) -> tuple[int, int]:
@@ -183,17 +211,30 @@ class DataTab(QWidget):
                                   objectName="corpusStats")
         self.stats_label.setAccessibleName("Text statistics")
         self.stats_label.setToolTip(
-            "How much text there is and how many distinct characters it uses. The number "
-            "of distinct characters is the model's vocabulary: its input and output size.")
+            "How much text there is and how many characters are in its vocabulary: every "
+            "character that occurs at least once. The vocabulary is the model's input and "
+            "output size: it gives one probability to each of these characters.")
         self.stats_label.setWordWrap(True)
         self.stats_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         layout.addWidget(self.stats_label)
+        self.baseline_label = QLabel(objectName="baselineLosses")
+        self.baseline_label.setAccessibleName("Losses of the simplest guessers")
+        self.baseline_label.setToolTip(
+            "The loss is the mean of −ln p, where p is the probability a model gave the "
+            "character that really came next (nats per character; bits = nats / ln 2). "
+            "Guessing every character alike gives ln V for V characters in the vocabulary. "
+            "Knowing how often each character occurs, and nothing of what came before, gives "
+            "the text's letter-frequency entropy, always lower. Training must beat both.")
+        self.baseline_label.setWordWrap(True)
+        self.baseline_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.baseline_label.setVisible(False)
+        layout.addWidget(self.baseline_label)
         self.frequency_plot = pg.PlotWidget(objectName="charFrequencyPlot")
         self.frequency_plot.setAccessibleName("Most frequent characters")
         self.frequency_plot.setToolTip(
             "The most frequent characters and how often they occur (␣ space, ⏎ new line, "
-            "⇥ tab). An untrained model that only learnt these frequencies would already "
-            "beat random guessing; training must learn far more than this.")
+            "⇥ tab). A model that learnt only these frequencies would already beat guessing "
+            "every character alike: see the losses to beat above the chart.")
         self.frequency_plot.setTitle("Most frequent characters")
         self.frequency_plot.setLabel("left", "occurrences")
         self.frequency_plot.setMouseEnabled(x=False, y=False)
@@ -287,7 +328,7 @@ class DataTab(QWidget):
         self.session.set_corpus(loaded.corpus, loaded.stats, loaded.tokenizer)
         stats = loaded.stats
         self._show_status(f"Loaded {self._loading_name}: {stats.characters:,} characters, "
-                          f"{stats.unique_characters} distinct.")
+                          f"{stats.unique_characters} characters in the vocabulary.")
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -313,6 +354,8 @@ class DataTab(QWidget):
         self._show_warnings(corpus)
         self._show_stats()
         self._show_frequencies(stats)
+        self.baseline_label.setText(baseline_text(stats))
+        self.baseline_label.setVisible(True)
         shown = corpus.text[:PREVIEW_CHARS]
         self.preview.setPlainText(shown)
         if len(corpus.text) > PREVIEW_CHARS:
@@ -356,7 +399,7 @@ class DataTab(QWidget):
             ("Encoding", corpus.encoding),
             ("Characters", f"{stats.characters:,}"),
             ("Lines", f"{stats.lines:,}"),
-            ("Unique characters", f"{stats.unique_characters:,}"),
+            ("Vocabulary", f"{stats.unique_characters:,} characters"),
             ("Training characters", f"{train:,}"),
             ("Validation characters", f"{validation:,}"),
         ]

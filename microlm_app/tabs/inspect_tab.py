@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from microlm.data import train_characters
@@ -99,6 +100,10 @@ class InspectTab(QWidget):
         for page in self._pages:
             self.pages.addTab(page, page.title)
         QVBoxLayout(self).addWidget(self.pages)
+        # Pages not in view wait for the person to look: a page's drawing runs on the GUI
+        # thread, and redrawing every page when a run ends would freeze the window.
+        self._stale: set[InspectPage] = set()
+        self.pages.currentChanged.connect(self._show_current_page)
         session.model_changed.connect(self._on_model_changed)
         session.corpus_changed.connect(self._on_model_changed)  # a new validation text
         self._on_model_changed()
@@ -126,7 +131,23 @@ class InspectTab(QWidget):
         metadata = self.session.model_metadata or {}
         self.inspected = InspectedModel(self.session.model, self.session.model_tokenizer,
                                         metadata, *self._validation_text(metadata))
-        for page in self._pages:
+        if not self.inspected.ready:  # cheap: every page says what to do
+            for page in self._pages:
+                page.show_model(self.inspected)
+            self._stale = set()
+            return
+        self._stale = set(self._pages)
+        self._show_current_page()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._show_current_page()
+
+    def _show_current_page(self, _index: int = -1) -> None:
+        """Give the page in view the current model, if it has not seen it yet."""
+        page = self.pages.currentWidget()
+        if page in self._stale and page.isVisibleTo(self.window()):
+            self._stale.discard(page)
             page.show_model(self.inspected)
 
     def _validation_text(self, metadata: dict) -> tuple[str, str]:

@@ -10,17 +10,16 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QThread, Signal
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -35,23 +34,30 @@ from microlm import (
 )
 from microlm.units import format_duration
 
-from ..loss_plot import LossPlot
+from ..loss_panel import LossPanel
+from ..loss_words import describe_loss, in_unit
 from ..session import Session
 from ..workers import start_worker, stop_and_wait
+from .run_list import RunsPanel
+from .run_report import (  # noqa: F401 - OVERFITTING_HINT: the hint's text, for its tests
+    OVERFITTING_HINT,
+    end_message,
+    ending,
+    is_overfitting,
+    overfitting_hint_label,
+)
+from .sample_timeline import SampleTimeline
 from .training_run import (
     TrainingRun,
+    continue_option,
     continue_trainer_factory,
     new_trainer_factory,
+    train_plan,
     warm_up_optimizer,
 )
 
-OVERFITTING_RISE = 0.01  # a rise of the validation loss this large at once is not noise
-OVERFITTING_HINT = ("The validation loss is rising while the training loss keeps falling: the "
-                    "model is starting to memorise the training text (overfitting): consider "
-                    "more dropout, a smaller model or stopping here.")
-ENDINGS = {"completed": "Training finished", "stopped": "Training stopped",
-           "early_stopping": "Stopped early (validation loss stopped improving)",
-           "time_budget": "Time budget used", "diverged": "Training diverged"}
+TRAIN_TIP = ("Start training the model on the loaded text with the settings from the "
+             "Configure tab (Ctrl+Return). The plot shows the loss falling as it learns.")
 
 
 class TrainTab(QWidget):
@@ -77,6 +83,7 @@ class TrainTab(QWidget):
         self._steps_before = 0  # the trainer's step count when this run was handed over
         self._start_step = 0  # global step before this run's first step
         self._continue_available = False
+        self._continue_blocked = ""  # why the current model cannot continue, if it cannot
         self._last_val_loss: float | None = None
         self._run_notes = ""  # the trainer's notes on this run (TrainingStarted.notes)
         self._threads_note = ""  # while the run is on one CPU thread: why
@@ -88,29 +95,28 @@ class TrainTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_controls())
         layout.addWidget(self._build_blocked_label())
-        layout.addLayout(self._build_plot(), stretch=3)
+        layout.addWidget(self._build_plot_and_runs(), stretch=3)
         layout.addWidget(self._build_progress())
         layout.addWidget(self._build_status())
-        layout.addWidget(self._build_hint())
-        layout.addWidget(self._build_sample_preview(), stretch=1)
+        self.overfitting_hint = overfitting_hint_label()
+        layout.addWidget(self.overfitting_hint)
+        self.timeline = SampleTimeline()
+        self.sample_preview = self.timeline.preview
+        layout.addWidget(self.timeline, stretch=1)
         self._build_shortcuts()
         warm_up_optimizer()
 
         session.corpus_changed.connect(self._on_corpus_changed)
         session.config_changed.connect(self._on_config_changed)
         session.model_changed.connect(self._on_model_changed)
-        self._update_continue_option()
-        self._update_controls()
+        self._on_config_changed()
 
     # ---- building ----
 
     def _build_controls(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.train_button = self._button(
-            "trainButton", "Train", "Train (Ctrl+Return)",
-            "Start training the model on the loaded text with the settings from the Configure "
-            "tab (Ctrl+Return). The plot below shows the loss falling as it learns.",
-            self.start_training)
+            "trainButton", "Train", "Train (Ctrl+Return)", TRAIN_TIP, self.start_training)
         self.pause_button = self._button(
             "pauseButton", "Pause", "Pause or resume training (Ctrl+P)",
             "Pause training to look at the plot and samples, then Resume where it left off "
@@ -128,15 +134,15 @@ class TrainTab(QWidget):
         self.continue_check.setAccessibleName("Continue training the current model")
         self.continue_check.toggled.connect(self._on_continue_changed)
         row.addWidget(self.continue_check)
-        row.addStretch(1)
-        self.log_scale_check = QCheckBox("Log scale")
-        self.log_scale_check.setObjectName("logScaleCheck")
-        self.log_scale_check.setAccessibleName("Logarithmic loss axis")
-        self.log_scale_check.setToolTip(
-            "Show the loss axis on a logarithmic scale. Late in training the loss changes by "
-            "small amounts; a log scale makes those late improvements visible.")
-        self.log_scale_check.toggled.connect(self._on_log_scale_changed)
-        row.addWidget(self.log_scale_check)
+        self.continue_reason = QLabel()
+        self.continue_reason.setObjectName("continueReason")
+        self.continue_reason.setAccessibleName("Which model Train trains")
+        self.continue_reason.setToolTip(
+            "Which model Train trains: the current one (when “Continue training” is ticked) "
+            "or a new one. Train continues only a model the Configure tab's settings describe.")
+        self.continue_reason.setWordWrap(True)
+        self.continue_reason.setStyleSheet("color: #a33;")
+        row.addWidget(self.continue_reason, stretch=1)
         return row
 
     def _button(self, name: str, text: str, accessible: str, tip: str,
@@ -159,9 +165,14 @@ class TrainTab(QWidget):
 
     def _build_plot(self) -> QVBoxLayout:
         column = QVBoxLayout()
-        self.loss_plot = LossPlot()
-        self.loss_plot.setMinimumHeight(220)
-        column.addWidget(self.loss_plot)
+        self.loss_panel = LossPanel()  # the plot, its log-scale and bits options, a hint
+        self.loss_plot = self.loss_panel.plot
+        self.log_scale_check = self.loss_panel.log_scale_check
+        self.bits_check = self.loss_panel.bits_check
+        self.loss_panel.units_changed.connect(self._on_units_changed)
+        self.loss_panel.show_reference_losses(self.session.corpus_stats,
+                                              self.session.model_tokenizer)
+        column.addWidget(self.loss_panel)
         return column
 
     def _build_progress(self) -> QProgressBar:
@@ -181,46 +192,29 @@ class TrainTab(QWidget):
         self.status_label.setObjectName("trainStatus")
         self.status_label.setAccessibleName("Training status")
         self.status_label.setToolTip(
-            "Epoch and step; loss = the last batch's training loss, val = loss on held-out "
-            "text (of the moving average of the weights, with Weight averaging on), best = "
-            "lowest validation loss so far (that model is kept); chars/s = training speed; "
-            "lr = the learning rate the schedule uses now.")
+            "Epoch and step; loss = the last batch's training loss; validation loss = the "
+            "loss on held-out text (of the averaged weights, with weight averaging on), and "
+            "how unsure that is in words (perplexity, e^loss); best val = the lowest "
+            "validation loss so far (that model is kept); chars/s = training speed; lr = the "
+            "learning rate the schedule uses now. Losses are in nats per character, or in "
+            "bits per character with “Bits per character” checked.")
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setWordWrap(True)
         return self.status_label
 
-    def _build_hint(self) -> QLabel:
-        self.overfitting_hint = QLabel(OVERFITTING_HINT)
-        self.overfitting_hint.setObjectName("overfittingHint")
-        self.overfitting_hint.setAccessibleName("Overfitting hint")
-        self.overfitting_hint.setWordWrap(True)
-        self.overfitting_hint.setStyleSheet(
-            "background: #fff4d6; border: 1px solid #e0b84c; padding: 4px;")
-        self.overfitting_hint.hide()
-        return self.overfitting_hint
-
-    def _build_sample_preview(self) -> QWidget:
-        box = QWidget()
-        column = QVBoxLayout(box)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(QLabel("Latest sample from the model:"))
-        self.sample_preview = QPlainTextEdit()
-        self.sample_preview.setObjectName("samplePreview")
-        self.sample_preview.setAccessibleName("Latest generated sample")
-        self.sample_preview.setToolTip(
-            "Every so often (the sample interval on the Configure tab) the model writes a "
-            "short text. Early samples are random characters; watch words and structure "
-            "appear as the loss falls.")
-        self.sample_preview.setReadOnly(True)
-        self.sample_preview.setPlaceholderText("Samples appear here while the model trains.")
-        font = QFont("monospace")
-        font.setStyleHint(QFont.StyleHint.Monospace)
-        self.sample_preview.setFont(font)
-        self.sample_preview.setSizePolicy(QSizePolicy.Policy.Expanding,
-                                          QSizePolicy.Policy.Expanding)
-        self.sample_preview.setMinimumHeight(90)
-        column.addWidget(self.sample_preview)
-        return box
+    def _build_plot_and_runs(self) -> QSplitter:
+        """The plot, large, with the runs to compare in a panel beside it."""
+        plot = QWidget()
+        plot.setLayout(self._build_plot())
+        plot.layout().setContentsMargins(0, 0, 0, 0)
+        self.runs_panel = RunsPanel(self.session)
+        self.runs_panel.compared_runs_changed.connect(self._on_compared_runs_changed)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(plot)
+        splitter.addWidget(self.runs_panel)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        return splitter
 
     def _build_shortcuts(self) -> None:
         # Window-wide, but Qt only fires a shortcut whose parent is visible: these act only
@@ -254,6 +248,8 @@ class TrainTab(QWidget):
                 replace(session.model_config, vocab_size=session.tokenizer.vocab_size()),
                 session.tokenizer, config, text)
             self.loss_plot.clear_data()
+            self.timeline.clear()
+        plan = train_plan(session, continuing)
 
         self._reset_run_state()
         self._started = time.monotonic()
@@ -269,7 +265,7 @@ class TrainTab(QWidget):
         worker.failed.connect(self._on_failed)
         worker.finished.connect(self._on_finished)
         session.set_training_active(True)
-        self.status_label.setText("Preparing the data…")
+        self.status_label.setText(f"{plan} Preparing the data…")
         self.progress_bar.setFormat("Preparing…")
         self._update_controls()
         self._thread = start_worker(worker)
@@ -298,7 +294,10 @@ class TrainTab(QWidget):
         self._update_controls()
 
     def stop_workers(self, timeout_ms: int = 10_000) -> bool:
-        """Stop a run and wait for its thread (which ends just after the run's last signal)."""
+        """Stop a run and wait for its thread (which ends just after the run's last signal),
+        and a side-by-side generation."""
+        if not self.runs_panel.stop_workers(timeout_ms):
+            return False
         if self._worker is not None:
             self._stopping = True
             return stop_and_wait(self._worker, timeout_ms)
@@ -316,8 +315,6 @@ class TrainTab(QWidget):
             return ("Fix the settings on the Configure tab first: "
                     + "; ".join(session.config_problems))
         return ""
-
-    # ---- building the trainer ----
 
     # ---- worker signals ----
 
@@ -372,18 +369,10 @@ class TrainTab(QWidget):
                                       + self._status_text(self.last_step))
 
     def _overfitting(self) -> bool:
-        """The validation loss rose while the training loss fell: by more than
-        OVERFITTING_RISE at once, or at two validations in a row. A single smaller rise is
-        noise (a final validation a few steps after the last periodic one, say)."""
-        *_, previous, latest = self._evaluations
-        if not (latest.val_loss > previous.val_loss and latest.train_loss < previous.train_loss):
-            return False
-        return (latest.val_loss > previous.val_loss * (1 + OVERFITTING_RISE)
-                or (len(self._evaluations) >= 3
-                    and previous.val_loss > self._evaluations[-3].val_loss))
+        return is_overfitting(self._evaluations)
 
     def _on_sample_generated(self, event: SampleGenerated) -> None:
-        self.sample_preview.setPlainText(f"Step {event.step:,}: {event.text}")
+        self.timeline.add_sample(event.step, event.elapsed_s, event.val_loss, event.text)
 
     def _on_training_finished(self, event: TrainingFinished) -> None:
         self._finished_event = event
@@ -398,6 +387,7 @@ class TrainTab(QWidget):
         self.loss_plot.refresh()
         finished, failure, trainer = self._finished_event, self._failure, self._trainer
         weights_finite = self._worker is not None and self._worker.weights_finite
+        model_on_cpu = self._worker.model_on_cpu if self._worker is not None else None
         self._worker = None
         self._paused = self._stopping = False
         kept_model = False
@@ -408,6 +398,12 @@ class TrainTab(QWidget):
                                     "training_config": trainer.config.to_dict()}, unsaved=True)
             self.session.trainer = trainer
             kept_model = True
+        if finished is not None and trainer is not None and trainer.history.get("runs"):
+            # the time budget as set (the trainer's clock got it less the set-up)
+            record = trainer.history["runs"][-1]
+            self.session.add_run(trainer.history, record, model_on_cpu, trainer.tokenizer,
+                                 training_config={**record["training_config"],
+                                                  "time_budget_s": self._budget_s})
         self.session.set_training_active(False)
         self._update_controls()
         self._report_end(finished, failure, kept_model)
@@ -428,23 +424,23 @@ class TrainTab(QWidget):
         if finished.reason == "diverged":
             summary = "The loss became NaN (training diverged). " + summary
         self.status_label.setText(summary)
-        self.progress_bar.setFormat(f"%p% · {ENDINGS.get(finished.reason, finished.reason)}")
+        self.progress_bar.setFormat(f"%p% · {ending(finished)}")
         if finished.reason == "diverged":
             QMessageBox.warning(self, "Training diverged: the loss became NaN", finished.message)
             return
-        self._show_status_message(
-            f"{ENDINGS.get(finished.reason, finished.reason)} at step {finished.step:,}"
-            + (f", best validation loss {finished.best_val_loss:.3f}"
-               if finished.best_val_loss is not None else "")
-            + (": model ready." if kept_model else "."))
+        self._show_status_message(end_message(finished, kept_model))
 
     # ---- session signals ----
 
     def _on_corpus_changed(self) -> None:
+        self.loss_panel.show_reference_losses(self.session.corpus_stats,
+                                              self.session.model_tokenizer)
         self._update_continue_option()
         self._update_controls()
 
     def _on_config_changed(self) -> None:
+        self.timeline.set_sample_interval(self.session.training_config.sample_interval)
+        self._update_continue_option()
         self._update_controls()
 
     def _on_model_changed(self) -> None:
@@ -459,47 +455,36 @@ class TrainTab(QWidget):
             self.status_label.setText(
                 f"Loaded a model trained for {steps:,} steps; its loss history is shown. "
                 f"Train continues from it when “Continue training” is checked.")
+            self.timeline.set_samples(history.get("samples") or [])
+        self.loss_panel.show_reference_losses(session.corpus_stats, session.model_tokenizer)
         self._update_continue_option(default_on=True)
         self._update_controls()
 
     def _on_continue_changed(self, checked: bool) -> None:
         self._update_controls()
 
-    def _on_log_scale_changed(self, checked: bool) -> None:
-        self.loss_plot.set_log_scale(checked)
+    def _on_compared_runs_changed(self) -> None:
+        self.loss_plot.set_compared_runs(self.runs_panel.compared_runs())
+
+    def _on_units_changed(self, unit: str) -> None:
+        # a finished run's summary gives both units; a running one's line follows the plot
+        if self.last_step is not None and self.is_training and not self._stopping:
+            self.status_label.setText(("Paused · " if self._paused else "")
+                                      + self._status_text(self.last_step))
 
     # ---- helpers ----
 
     def _update_continue_option(self, default_on: bool = False) -> None:
-        """Offer to continue the current model when its vocabulary covers the text."""
-        session = self.session
-        check = self.continue_check
+        """Offer to continue the current model when the Configure tab's model settings
+        describe it and its vocabulary covers the text; otherwise say why not."""
         was_available = self._continue_available
-        if session.model is None or session.model_tokenizer is None:
-            usable, why = False, "There is no trained or loaded model yet; Train starts a new one."
-        elif session.corpus_stats is None:
-            usable, why = True, "Continue training the current model on the text you load."
-        else:
-            known = set(session.model_tokenizer.chars)
-            missing = [c for c, _ in session.corpus_stats.frequencies if c not in known]
-            usable = not missing
-            if missing:
-                shown = "".join(missing[:10]).encode("unicode_escape").decode()
-                why = (f"The current model never saw {len(missing)} character(s) of this text "
-                       f"({shown}…), so it cannot continue on it; Train starts a new model "
-                       f"with the Configure tab's settings.")
-            else:
-                why = ("Checked: Train continues from the current model's weights (its size "
-                       "stays as it is; the Configure tab's training settings apply, except "
-                       "that a saved run stopped part-way resumes exactly as it was) and the "
-                       "step count and loss history carry on. Unchecked: Train starts a new "
-                       "model from the Configure tab's settings.")
+        usable, tooltip, self._continue_blocked = continue_option(self.session)
         self._continue_available = usable
-        check.setToolTip(why)
+        self.continue_check.setToolTip(tooltip)
         if not usable:
-            check.setChecked(False)
+            self.continue_check.setChecked(False)
         elif default_on or not was_available:
-            check.setChecked(True)
+            self.continue_check.setChecked(True)
 
     def _update_controls(self) -> None:
         training = self.is_training
@@ -509,6 +494,11 @@ class TrainTab(QWidget):
         self.stop_button.setEnabled(training and not self._stopping)
         self.pause_button.setText("Resume" if self._paused else "Pause")
         self.continue_check.setEnabled(self._continue_available and not training)
+        continuing = self._continue_available and self.continue_check.isChecked()
+        plan = self._continue_blocked or train_plan(self.session, continuing)
+        self.continue_reason.setText(plan)
+        self.continue_reason.setStyleSheet("color: #a33;" if self._continue_blocked else "")
+        self.train_button.setToolTip(f"{TRAIN_TIP} {plan}")
         if training or not reason:
             self.blocked_label.hide()
         else:
@@ -530,13 +520,14 @@ class TrainTab(QWidget):
     def _status_text(self, step: StepCompleted) -> str:
         epochs = self._trainer.config.epochs if self._trainer is not None else None
         total = self._start_step + self._total_steps
+        unit = self.loss_plot.units
         parts = [f"Epoch {step.epoch}" + (f"/{epochs}" if epochs else ""),
                  f"step {step.step:,}/{total:,}",
-                 f"loss {step.loss:.3f}"]
+                 f"loss {in_unit(step.loss, unit):.3f}"]
         if self._last_val_loss is not None:
-            parts.append(f"val {self._last_val_loss:.3f}")
+            parts.append(f"validation loss {describe_loss(self._last_val_loss, unit, 3)}")
         if self._best_val_loss is not None:
-            parts.append(f"best {self._best_val_loss:.3f}")
+            parts.append(f"best val {in_unit(self._best_val_loss, unit):.3f}")
         parts += [f"{step.chars_per_second:,.0f} chars/s", f"lr {step.learning_rate:.2e}"]
         if self._run_notes:
             parts.append(self._run_notes)
@@ -545,8 +536,8 @@ class TrainTab(QWidget):
         return " · ".join(parts)
 
     def _finished_summary(self, finished: TrainingFinished, kept_model: bool) -> str:
-        best = (f"; best validation loss {finished.best_val_loss:.3f}"
-                if finished.best_val_loss is not None else "")
+        best = ("" if finished.best_val_loss is None else "; best validation loss "
+                + describe_loss(finished.best_val_loss, self.loss_plot.units))
         where = (" The model is ready on the Generate and Inspect tabs (File > Save Model "
                  "keeps it)." if kept_model else " No usable model was produced.")
         took = time.monotonic() - self._started

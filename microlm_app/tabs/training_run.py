@@ -43,12 +43,16 @@ class TrainingRun(TrainingWorker):
         super().__init__(trainer=None)
         self._make_trainer = make_trainer
         self._started = started  # time.monotonic() when Train was pressed
+        # the model the run leaves, on the CPU (the run list keeps it to generate with)
+        self.model_on_cpu: MicroLM | None = None
 
     def work(self) -> None:
         self.trainer, self._fit_options = self._make_trainer()
         self._fit_to_budget()
         self.trainer_ready.emit(self.trainer, self.trainer.step)
         super().work()
+        if self.weights_finite:
+            self.model_on_cpu = on_cpu(self.trainer.model)
 
     def _fit_to_budget(self) -> None:
         """A time budget counts from the press of Train to the model ready, as on the
@@ -117,6 +121,92 @@ def new_trainer_factory(model_config: ModelConfig, tokenizer: CharacterTokenizer
         return trainer, {}
 
     return make
+
+
+def on_cpu(model: MicroLM) -> MicroLM:
+    """`model` itself when it is on the CPU, else a copy there (worker-thread work)."""
+    if model.device.type == "cpu":
+        return model
+    copy_on_cpu = MicroLM(config=model.config)
+    copy_on_cpu.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return copy_on_cpu.eval()
+
+
+# The model settings a continued model keeps, in the order a person reads them.
+MODEL_SETTINGS = ("hidden_dim", "num_layers", "embedding_dim", "output_hidden_dim", "dropout")
+
+
+def setting_words(name: str, value: float) -> str:
+    """One model setting as a person reads it: "hidden size 320", "2 layers"."""
+    if name == "num_layers":
+        return f"{value} layer{'' if value == 1 else 's'}"
+    words = {"hidden_dim": "hidden size", "embedding_dim": "embedding size",
+             "output_hidden_dim": "output layer units", "dropout": "dropout"}[name]
+    return f"{words} {value:g}"
+
+
+def describe_model(config: ModelConfig) -> str:
+    """"hidden size 320, 2 layers, embedding size 64, 1.2 million parameters"."""
+    parts = [setting_words(name, getattr(config, name)) for name in MODEL_SETTINGS[:3]]
+    if config.output_hidden_dim:
+        parts.append(setting_words("output_hidden_dim", config.output_hidden_dim))
+    count = config.num_parameters()
+    parts.append(f"{count / 1e6:.1f} million parameters" if count >= 1e6
+                 else f"{count:,} parameters")
+    return ", ".join(parts)
+
+
+def settings_differ(current: ModelConfig, wanted: ModelConfig) -> str:
+    """Why the Configure tab's model settings (`wanted`) cannot continue the current
+    model, in words; empty when they describe it."""
+    names = [name for name in MODEL_SETTINGS if getattr(current, name) != getattr(wanted, name)]
+    if not names:
+        return ""
+    have = " and ".join(setting_words(name, getattr(current, name)) for name in names)
+    want = " and ".join(setting_words(name, getattr(wanted, name)) for name in names)
+    return f"The current model has {have}; your settings say {want}: Train starts a new model."
+
+
+def continue_option(session: Session) -> tuple[bool, str, str]:
+    """Whether Train may continue the current model; the option's tooltip; and, when it
+    may not though there is a model, the reason to show beside it."""
+    if session.model is None or session.model_tokenizer is None:
+        return False, "There is no trained or loaded model yet; Train starts a new one.", ""
+    differ = settings_differ(session.model.config, session.model_config)
+    if differ:
+        return False, differ, differ
+    if session.corpus_stats is not None:
+        known = set(session.model_tokenizer.chars)
+        missing = [c for c, _ in session.corpus_stats.frequencies if c not in known]
+        if missing:
+            shown = "".join(missing[:10]).encode("unicode_escape").decode()
+            why = (f"The current model never saw {len(missing)} character(s) of this text "
+                   f"({shown}…), so it cannot continue on it; Train starts a new model "
+                   f"with the Configure tab's settings.")
+            return False, why, why
+        return True, CONTINUE_TOOLTIP, ""
+    return True, "Continue training the current model on the text you load.", ""
+
+
+CONTINUE_TOOLTIP = (
+    "Checked: Train continues from the current model's weights (the Configure tab's "
+    "training settings apply, except that a saved run stopped part-way resumes exactly as "
+    "it was) and the step count and loss history carry on. Unchecked: Train starts a new "
+    "model from the Configure tab's settings.")
+
+
+def train_plan(session: Session, continuing: bool) -> str:
+    """Which model Train trains, in words."""
+    if continuing and session.model is not None:
+        metadata = session.model_metadata or {}
+        history = metadata.get("history") or {}
+        step = int(metadata.get("step") or len(history.get("step_losses") or []))
+        return (f"Train continues the current model ({describe_model(session.model.config)}, "
+                f"step {step:,}).")
+    config = session.model_config
+    if session.tokenizer is not None:
+        config = replace(config, vocab_size=session.tokenizer.vocab_size())
+    return f"Train starts a new model: {describe_model(config)}."
 
 
 def warm_up_optimizer() -> None:

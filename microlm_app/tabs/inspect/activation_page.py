@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from microlm import CharacterTokenizer, MicroLM, ModelConfig
 from microlm.inspection import ActivationTrace, activations, gate_extremes
+from microlm.naming import lstm_layer_label
 from microlm.neurons import STATES, Feature, NeuronName, NeuronNames, neuron_names
 from microlm.stepwise import step_by_step
 
@@ -42,18 +43,46 @@ ACTIVATION_KINDS = {"cell": "cell state (memory)", "hidden": "hidden state (outp
                     "input_gate": "input gate", "forget_gate": "forget gate",
                     "cell_candidate": "candidate (new content)", "output_gate": "output gate"}
 FEATURE_GREEN = (46, 160, 67)  # the colour of a feature at its largest value
-ZERO_CENTRED_TIP = "White is zero; the strongest colour is the largest value in this text."
-AVERAGE_CENTRED_TIP = ("This neuron stays far from zero over the text, so white is its average "
-                       "here: red where it rises above it, blue where it falls below.")
+# A blue-orange diverging scale (ColorBrewer's PuOr/RdBu ends): told apart by people with
+# any common colour-vision deficiency, unlike red and green (or red and blue for some).
+POSITIVE_ORANGE, NEGATIVE_BLUE = (230, 97, 1), (33, 102, 172)
+STRONGEST_SHARE = 0.7  # the strongest colour is this far from white: the text stays readable
+ZERO_CENTRED_TIP = ("Orange: this neuron fires strongly positive after that character; blue: "
+                    "strongly negative; white: near zero. The strongest colour is the largest "
+                    "value (positive or negative) in this text.")
+AVERAGE_CENTRED_TIP = ("This neuron stays far from zero over the whole text, so one colour "
+                       "would tell nothing: white is its average here instead, orange where it "
+                       "rises above that average, blue where it falls below.")
 NO_FEATURE_CAPTION = ("Choose a neuron in the table to see, beneath each line, the feature of "
                       "the text it follows.")
 
 
 def activation_colour(value: float, scale: float) -> QColor:
-    """Blue for negative values, white near zero, red for positive; pale enough to read."""
-    strength = min(1.0, abs(value) / scale) * 0.7 if scale > 0 else 0.0
-    fade = int(round(255 * (1 - strength)))
-    return QColor(255, fade, fade) if value >= 0 else QColor(fade, fade, 255)
+    """Blue for negative values, white near zero, orange for positive (at `scale` and beyond
+    the strongest); pale enough for black text to stay readable."""
+    strength = min(1.0, abs(value) / scale) * STRONGEST_SHARE if scale > 0 else 0.0
+    target = POSITIVE_ORANGE if value >= 0 else NEGATIVE_BLUE
+    return QColor(*(int(round(255 + (channel - 255) * strength)) for channel in target))
+
+
+def swatch(colour: QColor, text: str) -> str:
+    """Rich text: `text` on a patch of `colour`, for a legend in words."""
+    return (f"<span style='background-color: {colour.name()}; color: black'>"
+            f"&nbsp;{text}&nbsp;</span>")
+
+
+def legend_text(centre: float, scale: float) -> str:
+    """The colour legend of a neuron coloured around `centre` with full colour at
+    centre ± scale: what each colour means and its range in plain numbers."""
+    orange, blue = activation_colour(1, 1), activation_colour(-1, 1)
+    white = QColor(255, 255, 255)
+    if centre == 0.0:
+        return (f"{swatch(orange, 'orange')} fires strongly positive (up to "
+                f"{scale:+.2f}) · {swatch(white, 'white')} near zero · "
+                f"{swatch(blue, 'blue')} strongly negative (down to {-scale:+.2f})")
+    return (f"{swatch(white, 'white')} its average here, {centre:.2f} · "
+            f"{swatch(orange, 'orange')} above it (up to {centre + scale:.2f}) · "
+            f"{swatch(blue, 'blue')} below it (down to {centre - scale:.2f})")
 
 
 def feature_colour(value: float, scale: float) -> QColor:
@@ -151,8 +180,9 @@ class ActivationPage(InspectPage):
         self.layer_spin = QSpinBox()
         self.layer_spin.setObjectName("activationLayerSpin")
         self.layer_spin.setAccessibleName("LSTM layer")
-        self.layer_spin.setToolTip("Which LSTM layer to look at (0 = the one that reads the "
-                                   "characters; higher layers see the layer below).")
+        self.layer_spin.setRange(1, 1)
+        self.layer_spin.setToolTip("Which LSTM layer to look at (1 = the one that reads the "
+                                   "characters; each higher layer reads the one below).")
         self.layer_spin.valueChanged.connect(self._on_choice_changed)
         self.neuron_spin = QSpinBox()
         self.neuron_spin.setObjectName("activationNeuronSpin")
@@ -160,19 +190,20 @@ class ActivationPage(InspectPage):
         self.neuron_spin.setToolTip("Which unit of the layer colours the text. The table of "
                                     "named neurons finds interesting ones quickly.")
         self.neuron_spin.valueChanged.connect(self._on_choice_changed)
-        for label, widget in (("Show", self.activation_kind_combo), ("Layer", self.layer_spin),
+        for label, widget in (("Show", self.activation_kind_combo), ("LSTM layer", self.layer_spin),
                               ("Neuron", self.neuron_spin)):
             controls.addWidget(QLabel(label))
             controls.addWidget(widget)
-        controls.addStretch(1)
         self.activation_legend = QLabel()
         self.activation_legend.setObjectName("activationLegend")
-        self.activation_legend.setStyleSheet(
-            "QLabel { padding: 3px 10px; color: black; background: qlineargradient(x1:0, "
-            f"y1:0, x2:1, y2:0, stop:0 {activation_colour(-1, 1).name()}, stop:0.5 #ffffff, "
-            f"stop:1 {activation_colour(1, 1).name()}); }}")
+        self.activation_legend.setAccessibleName("What the colours mean")
+        self.activation_legend.setTextFormat(Qt.TextFormat.RichText)
+        self.activation_legend.setWordWrap(True)
+        # on white, as the text is: the "white" of the legend is the page's own
+        self.activation_legend.setStyleSheet("QLabel { background: white; color: black; "
+                                             "border: 1px solid #b8b8b8; padding: 2px 6px; }")
         self.activation_legend.setToolTip(ZERO_CENTRED_TIP)
-        controls.addWidget(self.activation_legend)
+        controls.addWidget(self.activation_legend, 1)
         return controls
 
     def _build_coloured_text(self) -> QWidget:
@@ -184,8 +215,8 @@ class ActivationPage(InspectPage):
         self.activation_view.setAccessibleName("Text coloured by a neuron")
         self.activation_view.setToolTip(
             "Each character's background shows the chosen neuron's value right after the "
-            "model read it: red positive, blue negative, white near zero (or, for a neuron "
-            "that stays far from zero, red above and blue below its average: see the "
+            "model read it: orange positive, blue negative, white near zero (or, for a neuron "
+            "that stays far from zero, orange above and blue below its average: see the "
             "legend). Click a character to see it computed step by step; ← and → move on.")
         self.activation_view.char_clicked.connect(self._on_char_clicked)
         self.activation_view.step_requested.connect(self._on_step_requested)
@@ -223,7 +254,7 @@ class ActivationPage(InspectPage):
         if not self.inspected.ready:
             return
         config = self.inspected.model.config
-        self.layer_spin.setRange(0, config.num_layers - 1)
+        self.layer_spin.setRange(1, config.num_layers)
         self.neuron_spin.setRange(0, config.hidden_dim - 1)
         if self.inspected.validation_text:
             self.activation_input.blockSignals(True)
@@ -303,7 +334,7 @@ class ActivationPage(InspectPage):
         """Set the controls to this neuron without each change redrawing."""
         for widget in (self.layer_spin, self.activation_kind_combo, self.neuron_spin):
             widget.blockSignals(True)
-        self.layer_spin.setValue(layer)
+        self.layer_spin.setValue(layer + 1)
         self.activation_kind_combo.setCurrentIndex(self.activation_kind_combo.findData(state))
         self.neuron_spin.setValue(neuron)
         for widget in (self.layer_spin, self.activation_kind_combo, self.neuron_spin):
@@ -315,8 +346,7 @@ class ActivationPage(InspectPage):
 
     def _on_choice_changed(self, *_args: object) -> None:
         """A new layer, kind or neuron: its feature beneath the text, its row, its colours."""
-        kind, layer, neuron = self._activation_kind(), self.layer_spin.value(), \
-            self.neuron_spin.value()
+        kind, layer, neuron = self._activation_kind(), self._layer(), self.neuron_spin.value()
         names = self._names
         self._feature = None
         if names is not None and kind in STATES and layer < names.correlations.shape[0]:
@@ -334,13 +364,17 @@ class ActivationPage(InspectPage):
         if self._trace is not None and self._trace.chars:
             self._request_step(min(max(0, self._position + delta), len(self._trace.chars) - 1))
 
+    def _layer(self) -> int:
+        """The chosen LSTM layer's index (the spin box counts from 1, as people do)."""
+        return self.layer_spin.value() - 1
+
     def _activation_kind(self) -> str:
         return self.activation_kind_combo.currentData() or "cell"
 
     # ----------------------------------------------------------------- drawing
     def _series(self) -> np.ndarray | None:
         """The chosen neuron's value after each character, or None."""
-        trace, layer = self._trace, self.layer_spin.value()
+        trace, layer = self._trace, self._layer()
         if trace is None or layer >= len(trace.layers):
             return None
         values = getattr(trace.layers[layer], self._activation_kind())  # (T, hidden_dim)
@@ -358,13 +392,9 @@ class ActivationPage(InspectPage):
             return
         centre = colour_centre(series)
         scale = float(np.abs(series - centre).max())
-        if centre == 0.0:
-            self.activation_legend.setText(f"−{scale:.2f}  ←  blue · 0 · red  →  +{scale:.2f}")
-            self.activation_legend.setToolTip(ZERO_CENTRED_TIP)
-        else:
-            self.activation_legend.setText(f"{centre - scale:.2f}  ←  blue · average "
-                                           f"{centre:.2f} · red  →  {centre + scale:.2f}")
-            self.activation_legend.setToolTip(AVERAGE_CENTRED_TIP)
+        self.activation_legend.setText(legend_text(centre, scale))
+        self.activation_legend.setToolTip(ZERO_CENTRED_TIP if centre == 0.0
+                                          else AVERAGE_CENTRED_TIP)
         colours = [activation_colour(float(value) - centre, scale) for value in series]
         self.activation_view.show_text(self._trace.chars, colours, self._feature_row())
         if self._position >= 0:
@@ -377,7 +407,7 @@ class ActivationPage(InspectPage):
             return None
         values = names.feature(feature.name)
         top = float(values.max()) if values.size else 0.0
-        name = names.name_of(self.layer_spin.value(), self._activation_kind(),
+        name = names.name_of(self._layer(), self._activation_kind(),
                              self.neuron_spin.value())
         self.feature_caption.setText(
             f"<span style='color: rgb{FEATURE_GREEN}'>▄</span> Beneath each line: "
@@ -392,7 +422,8 @@ class ActivationPage(InspectPage):
             return ""
         lines = [f"'{display_char(trace.chars[index])}' (character {index + 1:,}): "
                  f"{ACTIVATION_KINDS[self._activation_kind()]} of neuron "
-                 f"{self.neuron_spin.value()} = {float(series[index]):+.3f}"]
+                 f"{self.neuron_spin.value()}, {lstm_layer_label(self._layer())} = "
+                 f"{float(series[index]):+.3f}"]
         if self._feature is not None and self._names is not None and \
                 self._names.text == trace.text:
             value = float(self._names.feature(self._feature.name)[index])

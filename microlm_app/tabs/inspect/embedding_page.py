@@ -15,6 +15,12 @@ from microlm.inspection import embedding_projection
 from .page import Computations, InspectPage, display_char
 
 LABEL_PLACING_MS = 50  # a pause after a change of the view: dragging sends many
+COMPONENT_TIP = ("A principal component is a direction in the space of the character "
+                 "vectors: component 1 is the one along which they differ most, component 2 "
+                 "the next (at right angles to the first); the share in brackets is how much "
+                 "of all their differences each shows. Characters that lie near each other "
+                 "are used alike by the model; the distances left out of these two "
+                 "directions are not drawn.")
 
 
 def embedding_tip(x: float, y: float, data: object) -> str:
@@ -73,7 +79,9 @@ class EmbeddingPage(InspectPage):
     def _build_map(self) -> QWidget:
         self.embedding_plot = self._plot(
             "embeddingPlot", "Character embeddings in 2-D",
-            "Each character's embedding vector, flattened to two dimensions with PCA. "
+            "Each character's embedding vector, flattened to two dimensions with PCA "
+            "(principal component analysis): component 1 is the direction along which the "
+            "characters' vectors differ most, component 2 the next, at right angles to it. "
             "Characters the model treats alike (digits, vowels, capitals) drift together "
             "as it learns; an untrained model scatters them at random. Where labels would "
             "overlap, only one shows: scroll over the plot to zoom in (the labels keep their "
@@ -93,6 +101,8 @@ class EmbeddingPage(InspectPage):
         view = self.embedding_plot.getViewBox()
         view.sigRangeChanged.connect(self._label_timer.start)
         view.sigResized.connect(self._label_timer.start)
+        for side in ("bottom", "left"):
+            self.embedding_plot.getAxis(side).setToolTip(COMPONENT_TIP)
         return self.embedding_plot
 
     # ----------------------------------------------------------------- model
@@ -119,8 +129,10 @@ class EmbeddingPage(InspectPage):
             self._embedding_labels.append(label)
         self._embedding_chars, self._embedding_coords = projection.chars, coords
         first, second = projection.explained_variance
-        self.embedding_plot.setLabel("bottom", f"component 1 ({first:.0%} of the spread)")
-        self.embedding_plot.setLabel("left", f"component 2 ({second:.0%} of the spread)")
+        self.embedding_plot.setLabel("bottom", f"principal component 1 ({first:.0%} of the "
+                                     f"spread)")
+        self.embedding_plot.setLabel("left", f"principal component 2 ({second:.0%} of the "
+                                     f"spread)")
         self.embedding_plot.autoRange()
         self._label_timer.start()  # also when the range stays as it was
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from microlm.naming import lstm_layer_label
+
 GATE_NAMES = ("input", "forget", "output")
-SHUT_COLOUR, OPEN_COLOUR = "#4a7fd6", "#d9534f"
+SHUT_COLOUR, OPEN_COLOUR = "#2166ac", "#e66101"  # blue and orange: told apart by everyone
 NEAR_ZERO, NEAR_ONE = 0.1, 0.9  # microlm.inspection.gate_extremes' defaults
 
 
@@ -19,10 +21,12 @@ class GateChart(QWidget):
         self._column = QVBoxLayout(self)
         self._column.setContentsMargins(0, 0, 0, 0)
         intro = QLabel(
-            f"Each gate is a number between 0 and 1 per neuron and character. Blue: the share "
-            f"of its values below {NEAR_ZERO:g} (the gate is shut); red: above {NEAR_ONE:g} "
-            f"(wide open). A gate that is nearly always shut or open acts like a switch and "
-            f"learns slowly; some of each is usual, all of one is a warning.")
+            f"Each gate is a number between 0 and 1 per neuron and character. "
+            f"<span style='color: {SHUT_COLOUR}'>■</span> Blue: the share of its values below "
+            f"{NEAR_ZERO:g} (the gate is shut); <span style='color: {OPEN_COLOUR}'>■</span> "
+            f"orange: above {NEAR_ONE:g} (wide open). A gate that is nearly always shut or "
+            f"open acts like a switch and learns slowly; some of each is usual, all of one is "
+            f"a warning.")
         intro.setWordWrap(True)
         self._column.addWidget(intro)
         self.plots: list[pg.PlotWidget] = []
@@ -48,13 +52,13 @@ class GateChart(QWidget):
             words = ", ".join(f"{gate} {low:.0%} shut / {high:.0%} open"
                               for gate, low, high in zip(GATE_NAMES, near_zero, near_one,
                                                          strict=True))
-            plot.setTitle(f"Layer {index}")
-            plot.setToolTip(f"Layer {index}: {words}.")
+            plot.setTitle(lstm_layer_label(index))
+            plot.setToolTip(f"{lstm_layer_label(index)}: {words}.")
 
     def _add_plot(self) -> None:
         plot = pg.PlotWidget()
         plot.setObjectName(f"gateSaturationPlot{len(self.plots)}")
-        plot.setAccessibleName(f"Gate saturation of layer {len(self.plots)}")
+        plot.setAccessibleName(f"Gate saturation of {lstm_layer_label(len(self.plots))}")
         plot.setMinimumHeight(150)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
@@ -67,7 +71,6 @@ class GateChart(QWidget):
                                brush=SHUT_COLOUR, pen=None, name="near 0 (shut)")
         opened = pg.BarGraphItem(x=[p + 0.18 for p in positions], height=[0] * 3, width=0.34,
                                  brush=OPEN_COLOUR, pen=None, name="near 1 (open)")
-        plot.addLegend(offset=(-10, 5))
         plot.addItem(shut)
         plot.addItem(opened)
         self.plots.append(plot)

@@ -12,10 +12,35 @@ from PySide6.QtWidgets import QLabel, QSplitter, QTextBrowser, QVBoxLayout, QWid
 
 from microlm import MicroLM
 from microlm.inspection import analyze_parameters, inspect_model
+from microlm.naming import in_words, layer_label, parameter_label
 
 from .page import NO_MODEL_MESSAGE, Computations, InspectPage
 
 LINE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+GRADIENT_TIP = (
+    "How large each layer's gradient was as training went on: the norm (length) of the "
+    "vector of all its weights' gradients. These are the norms after clipping: before each "
+    "update the trainer scales all gradients down together whenever their combined norm is "
+    "above the clipping limit (1.0 by default), so a spike shows here only up to that "
+    "limit, and an unclipped spike is never drawn. The optimizer (AdamW) divides each "
+    "weight's step by that weight's own typical gradient size, so a layer with a small "
+    "norm here still takes steps of about the learning rate: a small or shrinking norm "
+    "does not mean the layer stopped learning. Norms that shrink together over the run "
+    "mostly show the loss flattening out.")
+
+
+def gradient_note(metadata: dict) -> str:
+    """What the gradient plot draws, with the clipping limit of the run that trained the
+    model (when its checkpoint says)."""
+    clip = (metadata.get("training_config") or {}).get("grad_clip")
+    if clip is None:
+        limit = "the clipping limit (1.0 by default)"
+    elif clip:
+        limit = f"the clipping limit of this run, {float(clip):.1f}"
+    else:
+        return "Norms as computed: this run trained without gradient clipping."
+    return (f"Norms after clipping: together they are at most {limit}. A small norm does "
+            "not mean a layer stopped learning (AdamW scales each weight's step).")
 
 
 def summarize_model(model: MicroLM) -> tuple[dict, dict]:
@@ -45,7 +70,8 @@ class ModelPage(InspectPage):
         self.model_summary.setObjectName("modelSummary")
         self.model_summary.setAccessibleName("Model summary")
         self.model_summary.setToolTip(
-            "The model's layers, the shape and number of parameters of each, the memory the "
+            "The model's layers (LSTM layers numbered from 1), the shape and number of "
+            "parameters of each tensor with its name in the code, the memory the "
             "weights take, and a health score that flags weights gone wrong (NaN, exploding, "
             "dead or stuck gates).")
         return self.model_summary
@@ -55,13 +81,15 @@ class ModelPage(InspectPage):
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(QLabel("<b>Gradient norm per layer during training</b>"))
+        self.gradient_note = QLabel(gradient_note({}))
+        self.gradient_note.setObjectName("gradientNote")
+        self.gradient_note.setWordWrap(True)
+        self.gradient_note.setToolTip(GRADIENT_TIP)
+        column.addWidget(self.gradient_note)
         self.gradient_status = self._status_label("gradientStatus")
         column.addWidget(self.gradient_status)
-        self.gradient_plot = self._plot(
-            "gradientPlot", "Gradient norms per layer",
-            "How strongly each layer was being changed as training went on (the size of its "
-            "gradient). Norms that shrink towards zero in the lower layers mean they stopped "
-            "learning (vanishing gradients); spikes mean unstable steps (clipping helps).")
+        self.gradient_plot = self._plot("gradientPlot", "Gradient norms per layer",
+                                        GRADIENT_TIP)
         self.gradient_plot.setLogMode(y=True)
         self.gradient_plot.setLabel("bottom", "training step")
         self.gradient_plot.setLabel("left", "gradient norm (log scale)")
@@ -92,24 +120,28 @@ class ModelPage(InspectPage):
         (info, health) = result
         score = health["health_score"]
         colour = "#1a7f37" if score >= 0.9 else "#b35900" if score >= 0.6 else "#c62828"
-        notes = "".join(f"<li>{html.escape(note)}</li>" for note in health["health_notes"])
+        notes = "".join(f"<li>{html.escape(in_words(note))}</li>"
+                        for note in health["health_notes"])
         notes = f"<ul>{notes}</ul>" if notes else "<p>No problems found in the weights.</p>"
         rows = []
         for layer in info["layers"]:
             stats = health["tensors"].get(layer["name"], {})
             rows.append(
-                f"<tr><td>{html.escape(layer['name'])}</td><td>{layer['type']}</td>"
+                f"<tr><td>{html.escape(parameter_label(layer['name']))}</td>"
+                f"<td style='white-space: pre'><code>{html.escape(layer['name'])}</code></td>"
+                f"<td>{layer['type']}</td>"
                 f"<td>{layer['shape']}</td><td align='right'>{layer['parameters']:,}</td>"
                 f"<td align='right'>{stats.get('mean', 0.0):+.3f}</td>"
                 f"<td align='right'>{stats.get('std', 0.0):.3f}</td></tr>")
         self.model_summary.setHtml(
             f"<h3>{info['parameter_count']:,} parameters</h3>"
             f"<p>{info['trainable_parameters']:,} trainable · weights take "
-            f"{info['memory_mb']:.2f} MB</p>"
+            f"{info['memory_mb']:.2f} MiB</p>"
             f"<p><b>Health score: <span style='color:{colour}'>{score:.2f}</span></b> "
             f"(1 = no warning signs)</p>{notes}"
             "<table cellspacing='0' cellpadding='3' border='1' style='border-collapse:"
-            "collapse'><tr><th>tensor</th><th>type</th><th>shape</th><th>parameters</th>"
+            "collapse'><tr><th>tensor</th><th>name in the code</th><th>type</th><th>shape</th>"
+            "<th>parameters</th>"
             f"<th>mean</th><th>std</th></tr>{''.join(rows)}</table>"
             "<p style='white-space: pre-wrap; font-family: monospace'>"
             f"{html.escape(info['architecture'])}</p>")
@@ -123,6 +155,7 @@ class ModelPage(InspectPage):
         self._gradient_curves = {}
         history = self.inspected.metadata.get("history") or {}
         records = history.get("grad_norms") or []
+        self.gradient_note.setText(gradient_note(self.inspected.metadata))
         series: dict[str, tuple[list[float], list[float]]] = {}
         for record in records:
             try:
@@ -144,4 +177,5 @@ class ModelPage(InspectPage):
         self.gradient_status.hide()
         for index, (layer, (xs, ys)) in enumerate(series.items()):
             pen = pg.mkPen(LINE_COLOURS[index % len(LINE_COLOURS)], width=1.5)
-            self._gradient_curves[layer] = self.gradient_plot.plot(xs, ys, pen=pen, name=layer)
+            self._gradient_curves[layer] = self.gradient_plot.plot(xs, ys, pen=pen,
+                                                                   name=layer_label(layer))

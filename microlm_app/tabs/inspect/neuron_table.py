@@ -18,9 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from microlm.naming import lstm_layer_label
 from microlm.neurons import FEATURES, NeuronName, NeuronNames
 
-COLUMNS = ("Neuron", "Layer", "State", "Best feature", "r")
+COLUMNS = ("Neuron", "LSTM layer", "State", "Best feature", "r")
 R_COLUMN, FEATURE_COLUMN = 4, 3
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by (|r| for the r column)
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's NeuronName, on its first cell
@@ -135,7 +136,7 @@ class NeuronTable(QWidget):
 
 
 def _row(name: NeuronName) -> list[QStandardItem]:
-    cells = [(str(name.neuron), name.neuron), (str(name.layer), name.layer),
+    cells = [(str(name.neuron), name.neuron), (str(name.layer + 1), name.layer),
              (STATE_WORDS[name.state], name.state), (name.feature.phrase, name.feature.phrase),
              (r_text(name.r), abs(name.r))]
     items = []
@@ -143,8 +144,8 @@ def _row(name: NeuronName) -> list[QStandardItem]:
         item = QStandardItem(text)
         item.setData(sort_key, SORT_ROLE)
         item.setData(name.feature.name, FEATURE_ROLE)
-        item.setToolTip(f"Layer {name.layer}, {name.state} state, neuron {name.neuron}: "
-                        f"{name.phrase}")
+        item.setToolTip(f"{lstm_layer_label(name.layer)}, {name.state} state, neuron "
+                        f"{name.neuron}: {name.phrase}")
         items.append(item)
     items[0].setData(name, NAME_ROLE)
     for item in (items[0], items[1], items[R_COLUMN]):

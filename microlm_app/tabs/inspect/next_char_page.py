@@ -49,7 +49,9 @@ class NextCharPage(InspectPage):
         self.next_char_plot = self._plot(
             "nextCharPlot", "Next-character probabilities",
             f"The {NEXT_CHAR_BARS} characters the model finds most likely to come next, with "
-            "their probabilities (at temperature 1). Sampling picks among these.")
+            "their probabilities (at temperature 1). Sampling can pick any character of the "
+            "vocabulary, each as often as its probability says, so a rare one sometimes comes "
+            "too; top-k and top-p on the Generate tab cut off the unlikely ones.")
         self.next_char_plot.setLabel("left", "probability")
         self.next_char_plot.getAxis("left").enableAutoSIPrefix(False)
         self.next_char_plot.showGrid(x=False, y=True, alpha=0.2)
@@ -103,5 +105,10 @@ class NextCharPage(InspectPage):
         self.next_char_plot.setXRange(-0.6, len(distribution) - 0.4, padding=0)
         self.next_char_plot.setYRange(0, max(0.05, float(heights.max(initial=0))) * 1.1,
                                       padding=0)
+        others = (self.inspected.tokenizer.vocab_size() - len(distribution)
+                  if self.inspected.tokenizer is not None else 0)
+        rest = (f"; sampling can also pick any of the other {others} characters of the "
+                f"vocabulary, which share the rest" if others > 0 else "")
         self.next_char_plot.setTitle(f"The top {len(distribution)} characters hold "
-                                     f"{heights.sum():.0%} of the probability")
+                                     f"{heights.sum():.0%} of the probability{rest}",
+                                     size="9pt")

@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from microlm.naming import lstm_layer_label
 from microlm.stepwise import GATES, CharacterStep, GateStep, LayerStep, OutputStep
 
 from .page import display_char
@@ -127,10 +128,11 @@ class StepPanel(QScrollArea):
     def _show_layer(self, layer: LayerStep, neuron: int, number_: int, layers: int) -> None:
         k = layer.layer
         reads = ("x, the embedding above" if k == 0 else
-                 f"x, the output h of layer {k - 1} just computed")
+                 f"x, the output h of {lstm_layer_label(k - 1)} just computed")
         for gate in layer.gates:
             words, symbol, meaning = GATE_WORDS[gate.name]
-            intro = (f"<b>{number_}. LSTM layer {k}</b> reads {reads}, and h_prev and c_prev: "
+            intro = (f"<b>{number_}. {lstm_layer_label(k)}</b> reads {reads}, and h_prev and "
+                     f"c_prev: "
                      f"its own output and memory after the character before. Four gates "
                      f"weigh them, each with its own weights W, U and bias b.<br>"
                      if gate.name == "input" else "")
@@ -152,7 +154,7 @@ class StepPanel(QScrollArea):
         self._section(f"l{k}_cell").display(
             f"<b>Memory</b> c = f·c_prev + i·g: keep the share f of the old memory and add "
             f"the share i of the new content.<br>{cell_numbers}", layer.cell, neuron)
-        goes_to = ("the output layer" if k == layers - 1 else f"layer {k + 1}")
+        goes_to = ("the output layer" if k == layers - 1 else lstm_layer_label(k + 1))
         self._section(f"l{k}_hidden").display(
             f"<b>Output</b> h = o·tanh(c): tanh squeezes the memory into −1…1 and the output "
             f"gate lets a share of it out. h goes to {goes_to}, and h and c are carried to "

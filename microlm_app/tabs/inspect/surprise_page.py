@@ -25,13 +25,18 @@ from .coloured_text import ColouredText
 from .page import Computations, InspectPage, display_char
 
 SURPRISE_CHARS = 50_000  # characters of a text mapped (the start of a longer one)
-SCALE_BITS = 8.0  # surprise shown at full red; a blind guess among 256 characters
-COLOUR_STOPS = ((0.0, (255, 255, 255)), (0.35, (255, 226, 110)), (1.0, (222, 70, 60)))
+SCALE_BITS = 8.0  # surprise shown at the darkest colour; a blind guess among 256 characters
+# White through yellow and orange to dark orange (ColorBrewer's YlOrBr): each step darker
+# than the one before, so the order reads without telling hues apart (colour-blind safe),
+# and black text stays readable on the darkest.
+COLOUR_STOPS = ((0.0, (255, 255, 255)), (0.35, (254, 227, 145)), (0.7, (254, 153, 41)),
+                (1.0, (204, 76, 2)))
 DEFAULT_SURPRISE_TEXT = "The quick brown fox jumps over the lazy dog."
 
 
 def surprise_colour(bits: float) -> QColor:
-    """White for no surprise, through yellow, to red at SCALE_BITS and beyond."""
+    """White for no surprise, through yellow and orange, to dark orange at SCALE_BITS and
+    beyond."""
     share = min(1.0, max(0.0, bits / SCALE_BITS))
     for (low, low_rgb), (high, high_rgb) in zip(COLOUR_STOPS, COLOUR_STOPS[1:], strict=False):
         if share <= high:
@@ -74,7 +79,8 @@ class SurprisePage(InspectPage):
         self.surprise_view.setAccessibleName("Text coloured by the model's surprise")
         self.surprise_view.setToolTip(
             "Each character's background shows how surprised the model was to read it, "
-            "knowing everything before it: white when it expected it, red when it did not. "
+            "knowing everything before it: white when it expected it, yellow, orange, then "
+            "dark orange the less it did. "
             "Hover a character for what the model expected there.")
         column.addWidget(self.surprise_view, 1)
         self._surprise_timer = self._typing_pause(self._request_surprise)
@@ -110,13 +116,17 @@ class SurprisePage(InspectPage):
             "that came: 0 bits when it was sure and right, 1 bit for a coin flip. The mean "
             "over a text is the model's loss on it, in bits per character.")
         row.addWidget(self.surprise_mean, 1)
-        legend = QLabel(f"0 bits  →  {SCALE_BITS:g} bits or more")
+        legend = QLabel(f"white: expected (0 bits)  →  dark orange: a surprise of "
+                        f"{SCALE_BITS:g} bits or more")
         legend.setObjectName("surpriseLegend")
         stops = ", ".join(f"stop:{share} rgb{rgb}" for share, rgb in COLOUR_STOPS)
         legend.setStyleSheet("QLabel { padding: 3px 10px; color: black; background: "
                              f"qlineargradient(x1:0, y1:0, x2:1, y2:0, {stops}); }}")
-        legend.setToolTip("White: the model expected this character; red: it gave it a small "
-                          f"probability (2^-{SCALE_BITS:g} = 1 in {2 ** SCALE_BITS:,.0f}).")
+        legend.setAccessibleName("What the colours mean")
+        legend.setToolTip("White: the model expected this character; the darker the orange, "
+                          "the smaller the probability it gave it; darkest at "
+                          f"{SCALE_BITS:g} bits, a probability of 2^-{SCALE_BITS:g} = 1 in "
+                          f"{2 ** SCALE_BITS:,.0f}.")
         row.addWidget(legend)
         return row
 
@@ -199,10 +209,12 @@ class SurprisePage(InspectPage):
         self._map = mapped
         vocabulary = len(mapped.chars)
         self.surprise_mean.setText(
-            f"<b>Mean surprise: {mapped.mean_bits:.3f} bits per character</b> over "
-            f"{len(mapped.bits):,} characters: the model's loss on this text (0 = always "
-            f"sure and right; {math.log2(vocabulary):.1f} = a blind guess among its "
-            f"{vocabulary} characters).")
+            f"<b>Mean surprise: {mapped.mean_bits:.3f} bits per character</b> "
+            f"({mapped.mean_bits * math.log(2):.3f} nats) over {len(mapped.bits):,} "
+            f"characters: the model's loss on this text, as unsure as choosing among "
+            f"{2 ** mapped.mean_bits:.1f} characters (0 bits = always sure and right; "
+            f"{math.log2(vocabulary):.1f} bits = a blind guess among the {vocabulary} "
+            f"characters of its vocabulary).")
         colours = [surprise_colour(float(bits)) for bits in mapped.bits]
         self.surprise_view.show_text(mapped.text, colours)
 
