@@ -1,9 +1,11 @@
 """A guided tour: drive the app as a person would, briefly, and save a picture of each tab.
 
-`python -m microlm_app --screenshots DIR` loads the built-in sample text, probes the
-hardware, applies the recommendation for a short time budget, trains for real, generates
-(coloured by probability and at several temperatures) and opens every Inspect page,
-saving a PNG after each step. It uses only what a person can click.
+`python -m microlm_app --screenshots DIR` loads the built-in sample text, waits for the
+Configure tab to measure the computer, applies the recommendation for a short time budget,
+trains twice for real (the recommended model, then one with half its hidden size) and
+compares the two runs, moves the temperature slider for a live preview, generates at
+several temperatures and opens every Inspect page, saving a PNG after each step. It uses
+only what a person can click.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QWidget
 
 from .main_window import MainWindow
+from .tabs.inspect.activation_page import ActivationPage
 
 TOUR_PROMPT = "The "
 
@@ -78,8 +81,7 @@ def take_tour(window: MainWindow, out_dir: str | Path, train_seconds: int = 30,
     shoot(window.data_tab, "1-data")
 
     configure = window.configure_tab
-    configure.probe_hardware()
-    wait_until(lambda: not configure.is_busy, 120, "the hardware probe")
+    wait_until(lambda: not configure.is_busy, 120, "the Configure tab to measure this computer")
     configure.budget_unit.setCurrentText("seconds")
     configure.budget_spin.setValue(train_seconds)
     configure.stop_at_budget.setChecked(True)
@@ -89,22 +91,31 @@ def take_tour(window: MainWindow, out_dir: str | Path, train_seconds: int = 30,
 
     train = window.train_tab
     window.tabs.setCurrentWidget(train)
-    train.start_training()
-    wait_until(lambda: train.is_training, 30, "training to start")
-    log(f"training for about {train_seconds} s ...")
-    wait_until(lambda: not train.is_training, train_seconds * 4 + 120, "training to finish")
-    if session.model is None:
-        raise TourError("Training ended without a model; see the Train tab's message.")
+    hidden = configure.spins["hidden_dim"]
+    recommended_hidden = hidden.value()
+    for run, hidden_size in enumerate((recommended_hidden // 2, recommended_hidden)):
+        # the smaller model first, so the one the rest of the tour uses is the recommended
+        hidden.setValue(hidden_size)  # a new size: Train starts a new model
+        train.start_training()
+        wait_until(lambda: train.is_training, 30, "training to start")
+        log(f"run {run + 1}: hidden size {hidden_size}, about {train_seconds} s ...")
+        wait_until(lambda: not train.is_training, train_seconds * 4 + 120, "training to finish")
+        if session.model is None:
+            raise TourError("Training ended without a model; see the Train tab's message.")
+    train.runs_panel.set_ticked([run.label for run in session.runs])
     shoot(train, "3-train")
 
     generate = window.generate_tab
     generate.prompt_edit.setPlainText(TOUR_PROMPT)
     generate.length_spin.setValue(600)
-    generate.temperature_slider.setValue(16)  # 0.80
     generate.seed_spin.setValue(7)
     generate.colour_check.setChecked(True)
-    generate.generate_button.click()
-    wait_until(lambda: not generate.is_generating, 120, "generation")
+    window.tabs.setCurrentWidget(generate)
+    for steps in range(10, 17):  # dragging the slider from 0.50 to 0.80: a live preview
+        generate.temperature_slider.setValue(steps)
+        settle(0.05)
+    settle(0.3)
+    wait_until(lambda: not generate.is_generating, 120, "the live preview")
     shoot(generate, "4-generate")
     generate.compare_button.click()
     wait_until(lambda: not generate.is_generating, 300, "the temperature comparison")
@@ -119,6 +130,11 @@ def take_tour(window: MainWindow, out_dir: str | Path, train_seconds: int = 30,
         wait_until(lambda: not inspect.is_busy, 120, "the Inspect tab's computations")
         title = inspect.pages.tabText(page).lower().replace(" ", "-")
         shoot(inspect, f"{6 + page}-inspect-{title}")
+    activations = inspect.page(ActivationPage)
+    inspect.pages.setCurrentWidget(activations)
+    activations.activation_view.char_clicked.emit(40)  # as a click on the 41st character
+    wait_until(lambda: not inspect.is_busy, 120, "the step-by-step computation")
+    shoot(inspect, f"{6 + inspect.pages.count()}-inspect-step-by-step")
     return saved
 
 

@@ -92,6 +92,9 @@ class Session(QObject):
         self.model_path: str | None = None
         self.trainer = None  # ModelTrainer of the last run, kept to train further
         self.training_active: bool = False
+        # True while the Configure tab measures this computer to fill in the fields it
+        # recommends: Train waits, so it never trains settings about to change
+        self.choosing_settings: bool = False
         self.runs: list[RunRecord] = []  # every run trained here or loaded, oldest first
 
     def set_corpus(self, corpus: Corpus, stats: CorpusStats,
@@ -111,6 +114,10 @@ class Session(QObject):
             self.training_config = training_config
         if problems is not None:
             self.config_problems = list(problems)
+        self.config_changed.emit()
+
+    def set_choosing_settings(self, choosing: bool) -> None:
+        self.choosing_settings = choosing
         self.config_changed.emit()
 
     @property

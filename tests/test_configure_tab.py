@@ -3,6 +3,7 @@ plain words with details, presets, live parameter count, validation."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -347,6 +348,31 @@ def test_first_launch_measures_by_itself_then_the_next_launch_reuses_it(qtbot, t
     assert second.configure_tab.speed == FIXED_SPEED
     assert second.configure_tab.hardware_info.cpu_model == "Test CPU"
     assert "remembered" in second.findChild(QLabel, "hardwareDetails").text()
+
+
+@pytest.mark.measures_machine
+def test_train_waits_while_the_first_launch_chooses_the_settings(qtbot, tmp_path, monkeypatch):
+    release = threading.Event()
+
+    def slow_calibration(*_args, **_kwargs):
+        release.wait(30)
+        return FIXED_SPEED
+
+    monkeypatch.setattr(hardware, "probe", lambda: FAKE_INFO)
+    monkeypatch.setattr(calibration, "calibrate", slow_calibration)
+    window = MainWindow(settings=QSettings(str(tmp_path / "a.ini"), QSettings.IniFormat))
+    qtbot.addWidget(window)
+    set_text(window.session, TEXT)
+    train = window.train_tab
+    assert window.configure_tab.is_busy
+    assert "measuring this computer" in train.train_blocked_reason()
+    assert not train.train_button.isEnabled()
+    release.set()
+    qtbot.waitUntil(lambda: not window.configure_tab.is_busy, timeout=30_000)
+    assert train.train_blocked_reason() == ""
+    assert train.train_button.isEnabled()
+    assert window.session.model_config == expected_recommendation(
+        window.configure_tab, 180).model_config
 
 
 @pytest.mark.measures_machine

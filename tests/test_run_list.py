@@ -103,7 +103,8 @@ def test_the_table_shows_only_the_settings_that_differ_and_the_results(qtbot, tw
     table = panel.compare_table
     assert panel.table_rows() == ["hidden size", "best validation loss", "training time",
                                   "steps"]
-    assert [table.horizontalHeaderItem(c).text() for c in range(2)] == [
+    assert [table.horizontalHeaderItem(c).text() for c in range(2)] == ["Run 1", "Run 2"]
+    assert [table.horizontalHeaderItem(c).toolTip() for c in range(2)] == [
         "Run 1 · hidden 16", "Run 2 · hidden 24"]
     assert [table.item(0, c).text() for c in range(2)] == ["16", "24"]
     runs = two_runs.session.runs

@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"the model never saw {', '.join(map(repr, unknown))}: use characters "
                      f"of its text in the prompt")
-    # Generation feeds one character at a time, a step too small to share between CPU
-    # threads: one thread is fastest, and on a busy machine many times faster than two.
+    # Generation feeds one character at a time, a step too small to share well between CPU
+    # threads: a second thread gains little for a small model, and while other programs
+    # keep the cores busy two threads can be many times slower than one.
     torch.set_num_threads(1)
     generator = TextGenerator(model, tokenizer)
     print(f"Prompt: {prompt!r}, {length} new characters per sample.")

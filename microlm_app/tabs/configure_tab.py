@@ -247,6 +247,7 @@ class ConfigureTab(QWidget):
         self.hardware_panel.set_measuring(True)
         self._show_status("Measuring this computer's training speed (a few seconds)…", 0)
         self._task_thread = start_worker(worker)
+        self.session.set_choosing_settings(self.fields_follow_recommendation)
 
     @Slot()
     def _announce_measuring(self) -> None:
@@ -276,6 +277,7 @@ class ConfigureTab(QWidget):
         self._task = self._task_thread = None
         self.hardware_panel.set_measuring(False)
         self._show_hardware()
+        self.session.set_choosing_settings(False)
 
     # ---- the recommendation ----
 

@@ -303,7 +303,11 @@ class RunsPanel(QTabWidget):
         table.clear()
         table.setColumnCount(len(runs))
         table.setRowCount(len(rows))
-        table.setHorizontalHeaderLabels([run.label for run in runs])
+        # the short name ("Run 2") heads the column, so two or three fit side by side
+        for column, run in enumerate(runs):
+            header = QTableWidgetItem(run.label.split(" · ")[0])
+            header.setToolTip(run.label)
+            table.setHorizontalHeaderItem(column, header)
         table.setVerticalHeaderLabels([name for name, _ in rows])
         for row, (_name, values) in enumerate(rows):
             for column, value in enumerate(values):

@@ -314,6 +314,9 @@ class TrainTab(QWidget):
         if not session.config_valid:
             return ("Fix the settings on the Configure tab first: "
                     + "; ".join(session.config_problems))
+        if session.choosing_settings:
+            return ("The Configure tab is measuring this computer to choose the model "
+                    "(a few seconds); Train is ready when it is done.")
         return ""
 
     # ---- worker signals ----
