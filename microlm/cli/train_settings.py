@@ -66,9 +66,9 @@ def choose_config(args: argparse.Namespace, corpus_chars: int, vocab_size: int, 
 def describe(trainer: ModelTrainer, corpus_chars: int) -> str:
     m, t = trainer.model.config, trainer.config
     parameters = sum(p.numel() for p in trainer.model.parameters())
-    output = f", output layer {m.output_hidden_dim} units" if m.output_hidden_dim else ""
+    output = f", output layer {m.output_hidden_dim:,} units" if m.output_hidden_dim else ""
     layers = f"{m.num_layers} LSTM layer" + ("s" if m.num_layers != 1 else "")
-    return (f"Model: {parameters:,} parameters (embedding {m.embedding_dim}, hidden size "
+    return (f"Model: {parameters:,} parameters (embedding size {m.embedding_dim}, hidden size "
             f"{m.hidden_dim}, {layers}{output}, dropout {m.dropout:g}), "
             f"{m.vocab_size} characters in the vocabulary. Training on {corpus_chars:,} "
             f"characters with batches of "

@@ -140,9 +140,11 @@ def setting_words(name: str, value: float) -> str:
     """One model setting as a person reads it: "hidden size 320", "2 layers"."""
     if name == "num_layers":
         return f"{value} layer{'' if value == 1 else 's'}"
+    if name == "output_hidden_dim":
+        return f"{value:,} output layer units"
     words = {"hidden_dim": "hidden size", "embedding_dim": "embedding size",
-             "output_hidden_dim": "output layer units", "dropout": "dropout"}[name]
-    return f"{words} {value:g}"
+             "dropout": "dropout"}[name]
+    return f"{words} {value:,}" if isinstance(value, int) else f"{words} {value:g}"
 
 
 def describe_model(config: ModelConfig) -> str:
