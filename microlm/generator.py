@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from .hardware import mixed_precision
 from .model import LSTMState, MicroLM
+from .thread_choice import ThreadChoice
 from .tokenizer import CharacterTokenizer
 
 # Temperatures below this sample greedily (the most likely character). Logits divided by a
@@ -18,6 +20,9 @@ from .tokenizer import CharacterTokenizer
 # gap of 0.01 between two logits is a factor e^100 between their probabilities.
 GREEDY_BELOW = 1e-4
 ALTERNATIVES = 5  # the likeliest characters kept with each generated character
+# Characters generated to time a thread count, and then with the faster one before the
+# other is timed again now and then (microlm.thread_choice.ThreadChoice).
+TRIAL_CHARS, CHUNK_CHARS = 16, 256
 
 
 @dataclass(frozen=True)
@@ -95,18 +100,36 @@ class TextGenerator:
         prompt = self.tokenizer.clean(prompt, on_unknown)
         generator = _make_generator(seed)
         chars = self.tokenizer.chars
+        # On a CPU the steps choose their thread count as they go (microlm.thread_choice);
+        # the count is the caller's again at the end, and between characters handed out.
+        many = torch.get_num_threads()
+        choice = ThreadChoice(many, TRIAL_CHARS, CHUNK_CHARS) if self.device.type == "cpu" \
+            else None
+        threads, run_left, run_steps, run_seconds = many, 0, 0, 0.0
         with torch.inference_mode(), mixed_precision(self.device, self.bf16):
             logits, state = self._prime([prompt])
             offered_count = min(ALTERNATIVES, logits.size(-1))
             for index in range(length):
-                next_ids, probs = sample_next(logits, temperature, top_k, top_p, generator)
-                next_id = int(next_ids[0])
-                best = torch.topk(probs[0], offered_count)
-                offered = tuple(zip([chars[i] for i in best.indices.tolist()],
-                                    best.values.tolist(), strict=True))
+                if choice is not None and run_left == 0:
+                    if run_steps:
+                        choice.timed(threads, run_steps, run_seconds)
+                    (threads, run_left), run_steps, run_seconds = choice.next(), 0, 0.0
+                began = time.perf_counter()
+                torch.set_num_threads(threads)
+                try:
+                    next_ids, probs = sample_next(logits, temperature, top_k, top_p,
+                                                  generator)
+                    next_id = int(next_ids[0])
+                    best = torch.topk(probs[0], offered_count)
+                    offered = tuple(zip([chars[i] for i in best.indices.tolist()],
+                                        best.values.tolist(), strict=True))
+                    if index + 1 < length:  # the last character needs no step after it
+                        logits, state = self._step(next_ids, state)
+                finally:
+                    torch.set_num_threads(many)
+                run_seconds += time.perf_counter() - began
+                run_steps, run_left = run_steps + 1, run_left - 1
                 yield GeneratedChar(chars[next_id], index, float(probs[0, next_id]), offered)
-                if index + 1 < length:  # the last character needs no step after it
-                    logits, state = self._step(next_ids, state)
 
     def generate_batch(self, prompts: Sequence[str], length: int = 100,
                        temperature: float = 1.0, top_k: int | None = None,

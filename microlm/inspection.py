@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .generator import TextGenerator
 from .model import LSTMState, MicroLM, gradient_norms, layer_name
+from .thread_choice import ThreadChoice
 from .tokenizer import CharacterTokenizer
 
 # ---- structure ----
@@ -248,14 +249,12 @@ def stateful_pass(model: MicroLM, ids: Sequence[int]
     each layer's (h, c) after it. No dropout; the model's mode is left alone.
 
     A batch of one walks the text one character at a time, and a step is too small to
-    share well between threads: with two, each step waits for both, and when another
-    program keeps a core busy one of them is often not running (a 20,000-character pass
-    took 47 s on 2 threads instead of 0.6 s, and 0.9 s on one). So the pass times short
-    chunks with all of this thread's torch threads and with one, runs on with the faster,
-    and tries the other again now and then. The thread count is restored at the end."""
+    share well between threads (a 20,000-character pass took 47 s on 2 threads instead
+    of 0.6 s, and 0.9 s on one, while another program kept a core busy): the pass chooses
+    its thread count chunk by chunk (microlm.thread_choice) and restores it at the end."""
     layers = [lstm_layer(model, index) for index in range(model.lstm.num_layers)]
     states: list[LSTMState | None] = [None] * len(layers)
-    choice = _ThreadChoice(torch.get_num_threads())
+    choice = ThreadChoice(torch.get_num_threads(), TRIAL_STEPS, CHUNK_STEPS, RETRY_EVERY)
     start = 0
     try:
         while start < len(ids):
@@ -274,33 +273,6 @@ def stateful_pass(model: MicroLM, ids: Sequence[int]
             start += chunk.shape[1]
     finally:
         torch.set_num_threads(choice.many)
-
-
-class _ThreadChoice:
-    """Which thread count the next chunk of a pass runs with, from the time per character
-    each count took in its latest chunk."""
-
-    def __init__(self, many: int) -> None:
-        self.many = many  # this thread's torch thread count
-        self.per_step: dict[int, float] = {}  # thread count -> seconds per character
-        self.chunks = 0
-
-    def next(self) -> tuple[int, int]:
-        """(threads, characters) for the next chunk: a short trial of each count first,
-        then the faster for a whole chunk, with a trial of the other every RETRY_EVERY."""
-        self.chunks += 1
-        if self.many == 1:
-            return 1, CHUNK_STEPS
-        for threads in (self.many, 1):
-            if threads not in self.per_step:
-                return threads, TRIAL_STEPS
-        faster = min(self.per_step, key=self.per_step.__getitem__)
-        if self.chunks % RETRY_EVERY == 0:
-            return (1 if faster == self.many else self.many), TRIAL_STEPS
-        return faster, CHUNK_STEPS
-
-    def timed(self, threads: int, steps: int, seconds: float) -> None:
-        self.per_step[threads] = seconds / max(steps, 1)
 
 
 def lstm_layer(model: MicroLM, index: int) -> nn.LSTM:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from microlm import CharacterTokenizer, MicroLM, TextGenerator, UnknownCharacterError
+from microlm import generator as generator_module
 from microlm.generator import ALTERNATIVES, GREEDY_BELOW
 
 TEXT = "the cat sat on the mat.\nA dog ran far away!"
@@ -212,3 +213,32 @@ def test_alternatives_never_exceed_the_vocabulary():
     first = next(iter(generator.stream("a", length=3, seed=0)))
     assert sorted(char for char, _ in first.alternatives) == ["a", "b", "c"]
     assert sum(p for _, p in first.alternatives) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_steps_run_on_the_thread_count_chosen_and_the_callers_count_comes_back(
+        generator, monkeypatch):
+    """The characters are generated on the thread count ThreadChoice picks (here one,
+    in runs of 5), each run is timed, the caller's count holds between characters and
+    after, and the text is the same as on the caller's count."""
+    expected = generator.generate("th", 23, temperature=0.8, seed=4)
+    timed, counts = [], []
+
+    class OneThread(generator_module.ThreadChoice):
+        def next(self):
+            return 1, 5
+
+        def timed(self, threads, steps, seconds):
+            timed.append((threads, steps))
+
+    real_set = torch.set_num_threads
+    monkeypatch.setattr(generator_module, "ThreadChoice", OneThread)
+    monkeypatch.setattr(torch, "set_num_threads",
+                        lambda n: counts.append(n) or real_set(n))
+    caller = torch.get_num_threads()
+    stream = generator.stream("th", 23, temperature=0.8, seed=4)
+    first = next(stream)
+    assert torch.get_num_threads() == caller  # the caller's while it holds a character
+    text = first.char + "".join(g.char for g in stream)
+    assert "th" + text == expected
+    assert timed == [(1, 5)] * 4  # 23 characters: four full runs timed, the fifth cut short
+    assert 1 in counts and torch.get_num_threads() == caller

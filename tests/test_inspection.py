@@ -439,17 +439,3 @@ def test_a_pass_left_early_restores_the_thread_count(model, tokenizer, monkeypat
     next(passing)
     passing.close()
     assert torch.get_num_threads() == threads
-
-
-def test_the_pass_times_both_thread_counts_then_runs_on_the_faster():
-    choice = inspection._ThreadChoice(4)
-    assert choice.next() == (4, inspection.TRIAL_STEPS)
-    choice.timed(4, 256, 2.56)  # 10 ms a character: a busy machine
-    assert choice.next() == (1, inspection.TRIAL_STEPS)
-    choice.timed(1, 256, 0.0256)  # 0.1 ms
-    plan = [choice.next() for _ in range(6)]
-    assert plan[:5] == [(1, inspection.CHUNK_STEPS)] * 5
-    assert plan[5] == (4, inspection.TRIAL_STEPS)  # the 8th chunk tries 4 threads again
-    choice.timed(4, 256, 0.0128)  # the load has passed: 4 threads are faster now
-    assert choice.next() == (4, inspection.CHUNK_STEPS)
-    assert inspection._ThreadChoice(1).next() == (1, inspection.CHUNK_STEPS)

@@ -20,7 +20,7 @@ The layers, top to bottom (a module may import only modules of lower layers):
     microlm.run                     the books of a training run: its plan, clock and records
     microlm.generator, checkpoint, distributed, schedule, precision
     microlm.hardware, config, data, events, evaluation, kept_weights
-    microlm.model, tokenizer, units, naming
+    microlm.model, tokenizer, units, naming, thread_choice
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ LAYERS: list[set[str]] = [
      "microlm.precision"},
     {"microlm.hardware", "microlm.config", "microlm.data", "microlm.events",
      "microlm.evaluation", "microlm.kept_weights"},
-    {"microlm.model", "microlm.tokenizer", "microlm.units", "microlm.naming"},
+    {"microlm.model", "microlm.tokenizer", "microlm.units", "microlm.naming",
+     "microlm.thread_choice"},
 ]
 
 # Imports inside a function are for what is truly optional: a module that must not load
