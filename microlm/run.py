@@ -63,6 +63,32 @@ def run_record(start_step: int, end_step: int, seconds: float, reason: str,
             "model_config": dict(model_config), "training_config": dict(training_config)}
 
 
+def recorded_runs(history: dict) -> list[dict]:
+    """The run records of `history` that have what run_record writes: whole step numbers
+    in order and a number of seconds. A file edited by hand or written by another program
+    may hold anything there; such entries are left out rather than trusted."""
+    def readable(record: object) -> bool:
+        return (isinstance(record, dict)
+                and all(type(record.get(key)) is int for key in ("start_step", "end_step"))
+                and 0 <= record["start_step"] <= record["end_step"]
+                and isinstance(record.get("seconds"), (int, float))
+                and isinstance(record.get("best_val_loss"), (int, float, type(None))))
+    runs = history.get("runs")
+    return [record for record in runs if readable(record)] if isinstance(runs, list) else []
+
+
+def recorded_samples(history: dict) -> list[list]:
+    """The samples of `history` that read as [step, seconds, validation loss or None,
+    text]; others (see recorded_runs) are left out."""
+    def readable(sample: object) -> bool:
+        return (isinstance(sample, (list, tuple)) and len(sample) == 4
+                and type(sample[0]) is int and isinstance(sample[1], (int, float))
+                and isinstance(sample[2], (int, float, type(None)))
+                and isinstance(sample[3], str))
+    samples = history.get("samples")
+    return [list(s) for s in samples if readable(s)] if isinstance(samples, list) else []
+
+
 class RunClock:
     """Seconds spent training in this run, not counting pauses."""
 

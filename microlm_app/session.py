@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from microlm import CharacterTokenizer, Corpus, CorpusStats, MicroLM, ModelConfig, TrainingConfig
+from microlm.run import recorded_runs
 
 
 @dataclass
@@ -38,7 +39,7 @@ def history_runs(history: dict, model_config: dict, training_config: dict) -> li
     """The run records of a history (microlm.run.run_record). A history saved before runs
     were recorded gets one run for all its steps; steps after the last record (a run
     whose checkpoint was saved part-way) get one more."""
-    records = list(history.get("runs") or [])
+    records = recorded_runs(history)
     steps = len(history.get("step_losses") or [])
     last = records[-1]["end_step"] if records else 0
     if steps > last:

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from microlm import (
     CharacterTokenizer,
     Corpus,
+    MicroLM,
     ModelConfig,
     TrainingConfig,
     corpus_stats,
@@ -181,3 +182,27 @@ def test_a_run_known_only_from_a_history_has_no_model_and_says_so(qtbot, make_ta
     assert not tab.runs_panel.side_by_side_button.isEnabled()
     note = tab.runs_panel.note.text()
     assert "Run 1 · hidden 16" in note and "no model in memory" in note
+
+
+def test_runs_and_samples_a_file_holds_in_another_shape_are_left_out(qtbot, make_tab):
+    """A history edited by hand (or by another program) loads: what does not read as a run
+    or a sample is left out, the rest is shown."""
+    session = make_session()
+    tab = make_tab(session)
+    good_run = {"start_step": 0, "end_step": 3, "seconds": 2.0, "best_val_loss": 1.9,
+                "reason": "completed", "model_config": {"hidden_dim": 16},
+                "training_config": {}}
+    history = {"step_losses": [3.0, 2.0, 1.5], "val_losses": [[3, 1.9]], "training_time": 2.0,
+               "runs": [good_run, "a run", {"start_step": "0", "end_step": 3, "seconds": 1},
+                        {"start_step": 5, "end_step": 2, "seconds": 1.0}],
+               "samples": [[3, 2.0, 1.9, "the cat"], [4, "soon", None, "x"], "text", [5]]}
+    model, tokenizer = MicroLM(tokenizer_vocab(), embedding_dim=8, hidden_dim=16,
+                               num_layers=1, dropout=0.0), CharacterTokenizer(TEXT)
+    session.set_model(model, tokenizer, {"history": history}, unsaved=False, path="hand.pt")
+    assert [(run.start_step, run.end_step, run.best_val_loss) for run in session.runs] == [
+        (0, 3, 1.9)]
+    assert tab.timeline.samples() == [[3, 2.0, 1.9, "the cat"]]
+
+
+def tokenizer_vocab() -> int:
+    return CharacterTokenizer(TEXT).vocab_size()

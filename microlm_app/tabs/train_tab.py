@@ -32,6 +32,7 @@ from microlm import (
     TrainingFinished,
     TrainingStarted,
 )
+from microlm.run import recorded_samples
 from microlm.units import format_duration
 
 from ..loss_panel import LossPanel
@@ -458,7 +459,7 @@ class TrainTab(QWidget):
             self.status_label.setText(
                 f"Loaded a model trained for {steps:,} steps; its loss history is shown. "
                 f"Train continues from it when “Continue training” is checked.")
-            self.timeline.set_samples(history.get("samples") or [])
+            self.timeline.set_samples(recorded_samples(history))
         self.loss_panel.show_reference_losses(session.corpus_stats, session.model_tokenizer)
         self._update_continue_option(default_on=True)
         self._update_controls()
