@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from . import hardware
+from . import hardware, remembered
 from .config import TrainingConfig
 from .model import Dropout, MicroLM, ModelConfig
 from .speed import (
@@ -107,10 +105,8 @@ CALIBRATION_MAX_AGE_S = 3600.0  # older ones may describe another load on the ma
 def calibration_file() -> Path | None:
     """Where recent calibrations are kept: $MICROLM_CACHE_DIR (empty: nowhere), else the
     user's cache folder ($XDG_CACHE_HOME or ~/.cache, then microlm/)."""
-    folder = os.environ.get("MICROLM_CACHE_DIR")
-    if folder is None:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microlm"
-    return Path(folder) / "calibrations.json" if folder else None
+    folder = remembered.cache_folder()
+    return folder / "calibrations.json" if folder else None
 
 
 def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> MachineSpeed:
@@ -130,14 +126,7 @@ def _steadied(speed: MachineSpeed, setup: str, now: float | None = None) -> Mach
                                       in asdict(replace(speed, calibrations=1)).items()
                                       if name != "measured"}}]
     saved[setup] = recent[-REMEMBERED_CALIBRATIONS:]
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(saved), encoding="utf-8")
-        temporary.replace(path)  # atomic: another process never reads half a file
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+    remembered.write_json(path, saved)
     return _pooled(saved[setup]) or speed
 
 
@@ -156,11 +145,7 @@ def _reused(setup: str, now: float | None = None) -> MachineSpeed | None:
 
 
 def _saved_calibrations(path: Path) -> dict:
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        saved = {}
-    return saved if isinstance(saved, dict) else {}
+    return remembered.read_json(path)
 
 
 def _recent(saved: dict, setup: str, now: float) -> list[dict]:

@@ -3,8 +3,6 @@ machine set-up (the identity calibration.machine_setup gives), then read back at
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -14,6 +12,7 @@ import psutil
 
 from . import calibration, hardware
 from .hardware import CudaDevice, HardwareInfo
+from .remembered import read_json, write_json
 from .speed import MachineSpeed
 
 # How long the first-run calibration times steps: short, as a person waits for it, and
@@ -71,14 +70,7 @@ def remember(profile: MachineProfile, device: str | None = None) -> None:
     speed = {name: value for name, value in asdict(profile.speed).items() if name != "measured"}
     saved[_key(device)] = {"time": profile.measured_at, "hardware": asdict(profile.hardware),
                            "speed": speed}
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(saved), encoding="utf-8")
-        temporary.replace(path)  # atomic: another process never reads half a file
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+    write_json(path, saved)
 
 
 def machine_profile(device: str | None = None, measure_again: bool = False) -> MachineProfile:
@@ -101,8 +93,4 @@ def _read() -> dict:
     path = profile_file()
     if path is None:
         return {}
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
+    return read_json(path)

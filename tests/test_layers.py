@@ -20,7 +20,7 @@ The layers, top to bottom (a module may import only modules of lower layers):
     microlm.run                     the books of a training run: its plan, clock and records
     microlm.generator, checkpoint, distributed, schedule, precision
     microlm.hardware, config, data, events, evaluation, kept_weights
-    microlm.model, tokenizer, units, naming, thread_choice
+    microlm.model, tokenizer, units, naming, thread_choice, remembered
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ LAYERS: list[set[str]] = [
     {"microlm.hardware", "microlm.config", "microlm.data", "microlm.events",
      "microlm.evaluation", "microlm.kept_weights"},
     {"microlm.model", "microlm.tokenizer", "microlm.units", "microlm.naming",
-     "microlm.thread_choice"},
+     "microlm.thread_choice", "microlm.remembered"},
 ]
 
 # Imports inside a function are for what is truly optional: a module that must not load
