@@ -158,6 +158,7 @@ class RunsPanel(QTabWidget):
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(1)
         self.seed_spin.setPrefix("seed ")
+        self.seed_spin.setMaximumWidth(110)  # the prompt takes the rest of the row
         self.seed_spin.setToolTip("The same random seed for every model, so the texts differ "
                                   "only by what the models learned.")
         self.side_by_side_button = QPushButton("Generate side by side")
@@ -174,15 +175,15 @@ class RunsPanel(QTabWidget):
         self.note.setAccessibleName("Why a run cannot generate")
         self.note.setWordWrap(True)
 
-        row = QHBoxLayout()
+        row = QHBoxLayout()  # the prompt gets the row's width; the button a row of its own
         row.addWidget(self.prompt_edit, stretch=1)
         row.addWidget(self.seed_spin)
-        row.addWidget(self.side_by_side_button)
         bottom = QWidget()
         column = QVBoxLayout(bottom)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.compare_table)
         column.addLayout(row)
+        column.addWidget(self.side_by_side_button)
         column.addWidget(self.note)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.run_list)

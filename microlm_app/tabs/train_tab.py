@@ -210,6 +210,7 @@ class TrainTab(QWidget):
         plot.layout().setContentsMargins(0, 0, 0, 0)
         self.runs_panel = RunsPanel(self.session)
         self.runs_panel.compared_runs_changed.connect(self._on_compared_runs_changed)
+        self.runs_panel.setMinimumWidth(320)  # two runs' labels and columns side by side
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(plot)
         splitter.addWidget(self.runs_panel)
