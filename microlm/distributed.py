@@ -5,9 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -230,13 +228,6 @@ class _ErrorsOnly(io.TextIOBase):
                 self.target.write(self.prefix + line + "\n")
                 self.target.flush()
         return len(text)
-
-
-def stop_on_sigterm(control: Any) -> None:
-    """Under torchrun, SIGTERM (how torchrun ends its workers) stops training like Ctrl-C:
-    at the next step on every rank, with the checkpoint saved."""
-    if launched_by_torchrun() and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: control.stop())
 
 
 def quiet_other_ranks() -> None:

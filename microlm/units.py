@@ -1,4 +1,5 @@
-"""Numbers as a person reads them: durations, byte sizes and counts, one way everywhere."""
+"""Numbers as a person reads them: durations, byte sizes, counts and losses, one way
+everywhere."""
 
 from __future__ import annotations
 
@@ -38,3 +39,50 @@ def format_count(value: float) -> str:
     if value >= 10_000:
         return f"{round(value, -3):,.0f}"
     return f"{value:,.0f}"
+
+
+# ---- a loss: stored in nats per character; bits = nats / ln 2; perplexity = e^loss ----
+
+LOSS_UNITS = ("nats", "bits")
+LN2 = math.log(2)
+
+
+def check_unit(unit: str) -> str:
+    if unit not in LOSS_UNITS:
+        raise ValueError(f"Unknown loss unit {unit!r}: use 'nats' or 'bits'.")
+    return unit
+
+
+def in_unit(nats: float, unit: str) -> float:
+    """A loss stored in nats per character, in `unit` ("nats" or "bits") per character."""
+    return nats / LN2 if check_unit(unit) == "bits" else nats
+
+
+def unit_name(unit: str) -> str:
+    """'nats per character' or 'bits per character'."""
+    return f"{check_unit(unit)} per character"
+
+
+def perplexity(nats: float) -> float:
+    """e^loss: the number of characters a uniform guess would have to choose among to be as
+    unsure as the model."""
+    return math.exp(min(nats, 700.0))  # e^710 overflows a float
+
+
+def perplexity_words(nats: float) -> str:
+    """'as unsure as choosing among 4.6 characters' for a loss of 1.52 nats per character."""
+    if not math.isfinite(nats):
+        return "the loss is not a number: training diverged"
+    among = perplexity(nats)
+    count = f"{among:.1f}" if among < 100 else f"{among:,.0f}"
+    return f"as unsure as choosing among {count} characters"
+
+
+def describe_loss(nats: float, unit: str = "nats", digits: int = 2) -> str:
+    """'1.52 nats per character (2.19 bits): as unsure as choosing among 4.6 characters';
+    in bits, '2.19 bits per character (1.52 nats): …'."""
+    if not math.isfinite(nats):
+        return perplexity_words(nats)
+    other = "nats" if check_unit(unit) == "bits" else "bits"
+    return (f"{in_unit(nats, unit):.{digits}f} {unit_name(unit)} "
+            f"({in_unit(nats, other):.{digits}f} {other}): {perplexity_words(nats)}")

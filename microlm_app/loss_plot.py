@@ -12,6 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QWidget
 
+from microlm.units import LN2, check_unit
+
 from . import loss_words as words
 
 # At most one setData per curve this often: more often, the GUI thread's share of the cores
@@ -275,7 +277,7 @@ class LossPlot(pg.PlotWidget):
 
     def set_units(self, unit: str) -> None:
         """Show every loss in "nats" or "bits" per character (bits = nats / ln 2)."""
-        self.units = words.check_unit(unit)
+        self.units = check_unit(unit)
         self.getPlotItem().setLabel("left", words.axis_label(unit))
         self.refresh()
         self._draw_references()
@@ -312,7 +314,7 @@ class LossPlot(pg.PlotWidget):
 
     def _shown(self, x: np.ndarray, nats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # nats are drawn as stored (no copy); bits cost one scaled copy per redraw
-        return x, (nats if self.units == "nats" else nats / words.LN2)
+        return x, (nats if self.units == "nats" else nats / LN2)
 
     def _view_y(self, value: float) -> float:
         """Where a loss sits on the vertical axis: pyqtgraph draws log10 of it on a log

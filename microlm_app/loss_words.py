@@ -1,12 +1,16 @@
-"""A loss in words: nats or bits per character, perplexity as "choosing among N characters",
-and the explanations the Train tab's plot gives a learner."""
+"""The Train tab's loss in words: the plot's labels and the explanations it gives a learner
+(the numbers themselves, nats or bits and perplexity, come from microlm.units)."""
 
 from __future__ import annotations
 
-import math
-
-UNITS = ("nats", "bits")  # the loss is stored in nats; bits = nats / ln 2
-LN2 = math.log(2)
+from microlm.units import (  # noqa: F401 - the loss in numbers, for the app's tabs
+    LOSS_UNITS,
+    describe_loss,
+    in_unit,
+    perplexity,
+    perplexity_words,
+    unit_name,
+)
 
 LOSS_MEANING = (
     "The loss is the mean, over the characters, of −ln p, where p is the probability the "
@@ -37,49 +41,8 @@ PLOT_HINT = (
     "character. Hover over the plot for what each line means.")
 
 
-def check_unit(unit: str) -> str:
-    if unit not in UNITS:
-        raise ValueError(f"Unknown loss unit {unit!r}: use 'nats' or 'bits'.")
-    return unit
-
-
-def in_unit(nats: float, unit: str) -> float:
-    """A loss stored in nats per character, in `unit` ("nats" or "bits") per character."""
-    return nats / LN2 if check_unit(unit) == "bits" else nats
-
-
-def unit_name(unit: str) -> str:
-    """'nats per character' or 'bits per character'."""
-    return f"{check_unit(unit)} per character"
-
-
 def axis_label(unit: str) -> str:
     return f"loss ({unit_name(unit)})"
-
-
-def perplexity(nats: float) -> float:
-    """e^loss: the number of characters a uniform guess would have to choose among to be as
-    unsure as the model."""
-    return math.exp(min(nats, 700.0))  # e^710 overflows a float
-
-
-def perplexity_words(nats: float) -> str:
-    """'as unsure as choosing among 4.6 characters' for a loss of 1.52 nats per character."""
-    if not math.isfinite(nats):
-        return "the loss is not a number: training diverged"
-    among = perplexity(nats)
-    count = f"{among:.1f}" if among < 100 else f"{among:,.0f}"
-    return f"as unsure as choosing among {count} characters"
-
-
-def describe_loss(nats: float, unit: str = "nats", digits: int = 2) -> str:
-    """'1.52 nats per character (2.19 bits): as unsure as choosing among 4.6 characters';
-    in bits, '2.19 bits per character (1.52 nats): …'."""
-    if not math.isfinite(nats):
-        return perplexity_words(nats)
-    other = "nats" if check_unit(unit) == "bits" else "bits"
-    return (f"{in_unit(nats, unit):.{digits}f} {unit_name(unit)} "
-            f"({in_unit(nats, other):.{digits}f} {other}): {perplexity_words(nats)}")
 
 
 def uniform_label(nats: float, unit: str) -> str:

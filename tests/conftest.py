@@ -149,3 +149,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def make_tab(qtbot):
+    """A Train tab factory (the tab holds `session`, sized as a window would show it); a
+    failing test still stops its training thread."""
+    from microlm_app.tabs.train_tab import TrainTab
+
+    tabs = []
+
+    def make(session, size: tuple[int, int] = (1000, 700)) -> TrainTab:
+        tab = TrainTab(session)
+        qtbot.addWidget(tab)
+        tab.resize(*size)
+        tabs.append(tab)
+        return tab
+
+    yield make
+    for tab in tabs:
+        assert tab.stop_workers(10_000)

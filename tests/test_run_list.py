@@ -6,16 +6,9 @@ from dataclasses import replace
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
+from text_sessions import session_with_text
 
-from microlm import (
-    CharacterTokenizer,
-    Corpus,
-    MicroLM,
-    ModelConfig,
-    TrainingConfig,
-    corpus_stats,
-    load_model,
-)
+from microlm import CharacterTokenizer, MicroLM, TrainingConfig, load_model
 from microlm_app.session import RunRecord, Session, history_runs
 from microlm_app.tabs.run_list import setting_rows
 from microlm_app.tabs.train_tab import TrainTab
@@ -29,32 +22,15 @@ WAIT_MS = 30_000  # generous: the CPU is shared
 
 
 def make_session(hidden_dim: int = 16) -> Session:
-    session = Session()
-    tokenizer = CharacterTokenizer(TEXT)
-    corpus = Corpus(text=TEXT, source="test text", encoding="utf-8", size_bytes=len(TEXT))
-    session.set_corpus(corpus, corpus_stats(TEXT, tokenizer), tokenizer)
-    session.set_configs(
-        ModelConfig(vocab_size=tokenizer.vocab_size(), embedding_dim=8, hidden_dim=hidden_dim,
-                    num_layers=1, dropout=0.0),
+    return session_with_text(
+        TEXT, dict(embedding_dim=8, hidden_dim=hidden_dim, num_layers=1, dropout=0.0),
         TrainingConfig(epochs=1, batch_size=4, sequence_length=16, eval_interval=10,
-                       sample_interval=0, eval_chars=500, device="cpu"), [])
-    return session
+                       sample_interval=0, eval_chars=500, device="cpu"))
 
 
 @pytest.fixture
-def make_tab(qtbot):
-    tabs = []
-
-    def make(session: Session) -> TrainTab:
-        tab = TrainTab(session)
-        qtbot.addWidget(tab)
-        tab.resize(1200, 800)
-        tabs.append(tab)
-        return tab
-
-    yield make
-    for tab in tabs:
-        assert tab.stop_workers(10_000)
+def make_tab(make_tab):
+    return lambda session: make_tab(session, (1200, 800))
 
 
 def train(qtbot, tab: TrainTab, hidden_dim: int) -> None:

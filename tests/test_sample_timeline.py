@@ -3,18 +3,11 @@
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
+from text_sessions import session_with_text
 
-from microlm import (
-    CharacterTokenizer,
-    Corpus,
-    ModelConfig,
-    TrainingConfig,
-    corpus_stats,
-    load_model,
-)
+from microlm import TrainingConfig, load_model
 from microlm_app.session import Session
 from microlm_app.tabs.sample_timeline import SampleTimeline, first_line
-from microlm_app.tabs.train_tab import TrainTab
 
 pg.setConfigOption("background", "w")
 pg.setConfigOption("foreground", "k")
@@ -25,33 +18,16 @@ WAIT_MS = 30_000  # generous: the CPU is shared
 
 
 def make_session() -> Session:
-    session = Session()
-    tokenizer = CharacterTokenizer(TEXT)
-    corpus = Corpus(text=TEXT, source="test text", encoding="utf-8", size_bytes=len(TEXT))
-    session.set_corpus(corpus, corpus_stats(TEXT, tokenizer), tokenizer)
-    session.set_configs(
-        ModelConfig(vocab_size=tokenizer.vocab_size(), embedding_dim=8, hidden_dim=16,
-                    num_layers=1, dropout=0.0),
+    return session_with_text(
+        TEXT, dict(embedding_dim=8, hidden_dim=16, num_layers=1, dropout=0.0),
         TrainingConfig(epochs=1, batch_size=4, sequence_length=16, eval_interval=10,
                        sample_interval=10, sample_length=30, eval_chars=500, device="cpu",
-                       seed=7), [])
-    return session
+                       seed=7))
 
 
 @pytest.fixture
-def make_tab(qtbot):
-    tabs = []
-
-    def make(session: Session) -> TrainTab:
-        tab = TrainTab(session)
-        qtbot.addWidget(tab)
-        tab.resize(1200, 800)
-        tabs.append(tab)
-        return tab
-
-    yield make
-    for tab in tabs:
-        assert tab.stop_workers(10_000)
+def make_tab(make_tab):
+    return lambda session: make_tab(session, (1200, 800))
 
 
 def click_row(qtbot, timeline: SampleTimeline, row: int) -> None:

@@ -7,10 +7,10 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from text_sessions import session_with_text
 
 from microlm import (
     CharacterTokenizer,
-    Corpus,
     Evaluated,
     MicroLM,
     ModelConfig,
@@ -19,7 +19,6 @@ from microlm import (
     TrainingConfig,
     TrainingControl,
     TrainingStarted,
-    corpus_stats,
     load_model,
 )
 from microlm import budget as budgets
@@ -44,13 +43,7 @@ def tiny_training(**changes) -> TrainingConfig:
 
 
 def make_session(text: str = TEXT, **training) -> Session:
-    session = Session()
-    tokenizer = CharacterTokenizer(text)
-    corpus = Corpus(text=text, source="test text", encoding="utf-8", size_bytes=len(text))
-    session.set_corpus(corpus, corpus_stats(text, tokenizer), tokenizer)
-    session.set_configs(ModelConfig(vocab_size=tokenizer.vocab_size(), **TINY_MODEL),
-                        tiny_training(**training), [])
-    return session
+    return session_with_text(text, TINY_MODEL, tiny_training(**training))
 
 
 @pytest.fixture
@@ -60,23 +53,6 @@ def warnings_shown(monkeypatch):
                         staticmethod(lambda parent, title, text, *a, **k: shown.append(
                             (title, text)) or QMessageBox.StandardButton.Ok))
     return shown
-
-
-@pytest.fixture
-def make_tab(qtbot):
-    """A TrainTab factory; a failing test still stops its training thread."""
-    tabs = []
-
-    def make(session: Session) -> TrainTab:
-        tab = TrainTab(session)
-        qtbot.addWidget(tab)
-        tab.resize(1000, 700)
-        tabs.append(tab)
-        return tab
-
-    yield make
-    for tab in tabs:
-        assert tab.stop_workers(10_000)
 
 
 def click(qtbot, button) -> None:

@@ -4,13 +4,12 @@ layer, memory, the health of its weights and how it was trained."""
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from ..checkpoint import load_model
 from ..inspection import analyze_parameters, inspect_model
 from ..naming import in_words, parameter_label
-from ..units import format_duration
+from ..units import format_duration, in_unit, perplexity_words
 from .table import format_table
 
 
@@ -56,8 +55,7 @@ def _training_summary(metadata: dict) -> str:
     best = metadata.get("best_val_loss")
     if best is not None:
         lines.append(f"  best validation loss: {best:.4f} nats per character "
-                     f"({best / math.log(2):.3f} bits; as unsure as choosing among "
-                     f"{math.exp(best):.1f} characters)")
+                     f"({in_unit(best, 'bits'):.3f} bits; {perplexity_words(best)})")
     step_losses = history.get("step_losses") or []
     if step_losses:
         lines.append(f"  training loss: first {step_losses[0]:.4f}, last {step_losses[-1]:.4f} "

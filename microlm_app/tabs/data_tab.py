@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from microlm import (
     sample_corpus,
 )
 from microlm.data import train_characters
+from microlm.units import in_unit, perplexity
 
 from ..session import Session
 from ..workers import TaskWorker, start_worker, stop_and_wait, wait_for_thread_end
@@ -108,9 +108,9 @@ def baseline_text(stats: CorpusStats) -> str:
     rows = []
     for who, loss in baseline_losses(stats):
         rows.append(f"<tr><td>{who}</td><td align='right'>&nbsp;{loss:.2f} nats</td>"
-                    f"<td align='right'>&nbsp;= {loss / math.log(2):.2f} bits</td>"
+                    f"<td align='right'>&nbsp;= {in_unit(loss, 'bits'):.2f} bits</td>"
                     f"<td>&nbsp;per character: as unsure as choosing among "
-                    f"{_among(math.exp(loss))} characters</td></tr>")
+                    f"{_among(perplexity(loss))} characters</td></tr>")
     return ("<b>Losses to beat</b> (the Train tab's loss is in nats per character):"
             f"<table cellspacing='1'>{''.join(rows)}</table>"
             "A model that has learnt spelling and words goes well below both.")

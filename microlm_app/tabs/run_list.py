@@ -53,7 +53,6 @@ SETTING_NAMES = {
     "batching": "batching", "precision": "precision", "seed": "seed",
     "sample_interval": "steps between samples", "sample_length": "sample length",
 }
-RESULTS = ("best validation loss", "training time", "steps")
 
 
 def setting_rows(runs: Sequence[RunRecord]) -> list[tuple[str, list[str]]]:

@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from common import add_corpus_argument, corpus_name, load_corpus
+from common import add_corpus_argument, app_window, corpus_name, load_corpus
 
 from microlm import (
     PRESETS,
@@ -104,20 +103,8 @@ def run_in_app(corpus, tokenizer: CharacterTokenizer, model_config: ModelConfig,
     probe_timer no 10 ms timer runs (the gaps are then empty): the probe wakes the GUI
     thread 100 times a second, which a person using the app never does, so the speed is
     measured in a run of its own."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    # keep the benchmark's window geometry and settings out of the user's own
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      tempfile.mkdtemp(prefix="microlm-bench-"))
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    from microlm_app.main_window import MainWindow
-
-    window = MainWindow()
-    window.resize(1200, 800)
-    window.show()
+    app, window = app_window(1200, 800)
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
     session, tab = window.session, window.train_tab
     session.set_corpus(corpus, corpus_stats(corpus.text, tokenizer), tokenizer)
     app.processEvents()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,3 +72,22 @@ def format_table(rows: Sequence[Sequence[str]], left_columns: int = 1) -> str:
 
     rule = "  " + "  ".join("-" * width for width in widths)
     return "\n".join([line(rows[0]), rule] + [line(row) for row in rows[1:]])
+
+
+def app_window(width: int, height: int):
+    """(QApplication, MainWindow) for a benchmark: offscreen unless QT_QPA_PLATFORM says
+    otherwise, its geometry and settings kept out of the user's own, shown at this size."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      tempfile.mkdtemp(prefix="microlm-bench-"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from microlm_app.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(width, height)
+    window.show()
+    return app, window

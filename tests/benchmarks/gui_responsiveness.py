@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
-from common import add_corpus_argument, corpus_name, load_corpus
+from common import add_corpus_argument, app_window, corpus_name, load_corpus
 
 from microlm import PRESETS, CharacterTokenizer, corpus_stats
 
@@ -50,21 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     corpus = load_corpus(args.corpus)
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
-    from PySide6.QtWidgets import QApplication, QCheckBox
+    app, window = app_window(1280, 900)
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QCheckBox
 
-    # the benchmark's window geometry and settings stay out of the user's own
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      tempfile.mkdtemp(prefix="microlm-bench-"))
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     from microlm_app.loss_plot import ComparedRun
-    from microlm_app.main_window import MainWindow
-
-    window = MainWindow()
-    window.resize(1280, 900)
-    window.show()
     session, train = window.session, window.train_tab
     tokenizer = CharacterTokenizer(corpus.text)
     session.set_corpus(corpus, corpus_stats(corpus.text, tokenizer), tokenizer)

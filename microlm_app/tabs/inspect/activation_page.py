@@ -31,7 +31,7 @@ from microlm.stepwise import step_by_step
 from .coloured_text import ColouredText
 from .gate_chart import GateChart
 from .neuron_table import NeuronTable, r_text
-from .page import Computations, InspectPage, display_char
+from .page import Computations, InspectPage, display_char, show_unknown_characters
 from .step_panel import StepPanel
 
 ACTIVATION_CHARS = 10_000  # characters of the validation text read by default
@@ -291,12 +291,7 @@ class ActivationPage(InspectPage):
         if model is None or tokenizer is None:
             return
         text = self.activation_input.toPlainText()
-        unknown = tokenizer.unknown_characters(text)
-        if unknown:
-            shown = ", ".join(repr(ch) for ch in unknown[:10])
-            self.activation_status.setText(f"{shown} not in the model's vocabulary — dropped "
-                                           f"from the text.")
-        self.activation_status.setVisible(bool(unknown))
+        show_unknown_characters(self.activation_status, tokenizer, text, "text")
         self.computations.run("activations", explain_text, model, tokenizer, text,
                               on_result=self._on_activations_computed)
 

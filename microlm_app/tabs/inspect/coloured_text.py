@@ -175,10 +175,6 @@ class ColouredText(QTextEdit):
         self.setTextCursor(cursor)
         self.ensureCursorVisible()
 
-    @property
-    def selected(self) -> int:
-        return self._selected
-
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         super().mousePressEvent(event)
         if event.button() == Qt.MouseButton.LeftButton:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFormLayout, QLineEdit, QVBoxLayout, QWidget
 
 from microlm.inspection import next_char_distribution
 
-from .page import Computations, InspectPage, display_char
+from .page import Computations, InspectPage, display_char, show_unknown_characters
 
 NEXT_CHAR_BARS = 20
 
@@ -81,12 +81,7 @@ class NextCharPage(InspectPage):
         if model is None or tokenizer is None:
             return
         prompt = self.next_char_prompt.text()
-        unknown = tokenizer.unknown_characters(prompt)
-        if unknown:
-            shown = ", ".join(repr(ch) for ch in unknown[:10])
-            self.next_char_status.setText(f"{shown} not in the model's vocabulary — dropped "
-                                          f"from the prompt.")
-        self.next_char_status.setVisible(bool(unknown))
+        show_unknown_characters(self.next_char_status, tokenizer, prompt, "prompt")
         self.computations.run("next_chars", next_char_distribution, model, tokenizer,
                               tokenizer.clean(prompt, "drop"), NEXT_CHAR_BARS,
                               on_result=self._on_next_chars_computed)

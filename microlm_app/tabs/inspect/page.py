@@ -53,6 +53,17 @@ class TaskError:
     message: str  # what went wrong, in words
 
 
+def show_unknown_characters(label: QLabel, tokenizer: CharacterTokenizer, text: str,
+                            where: str) -> None:
+    """Say in `label` which characters of `text` the model never saw (they are dropped
+    from the `where`: "text", "prompt"); hide it when there are none."""
+    unknown = tokenizer.unknown_characters(text)
+    if unknown:
+        shown = ", ".join(repr(ch) for ch in unknown[:10])
+        label.setText(f"{shown} not in the model's vocabulary — dropped from the {where}.")
+    label.setVisible(bool(unknown))
+
+
 def tagged(request: int, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
     """Run fn and return its result (or a TaskError) with the request number, so the tab
     can drop stale results and show an error where the view would have been."""

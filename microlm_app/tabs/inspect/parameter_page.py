@@ -123,10 +123,6 @@ class ParameterPage(InspectPage):
         self.parameter_combo.blockSignals(False)
         self._on_parameter_chosen()
 
-    def choose_parameter(self, name: str) -> None:
-        """Show the tensor with this name in the code (lstm.weight_ih_l0, say)."""
-        self.parameter_combo.setCurrentIndex(self.parameter_combo.findData(name))
-
     def _on_parameter_chosen(self, *_args: object) -> None:
         name = self.parameter_combo.currentData()
         if not name or self.inspected.model is None:

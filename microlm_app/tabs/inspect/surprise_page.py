@@ -20,9 +20,10 @@ from PySide6.QtWidgets import (
 
 from microlm import CharacterTokenizer, MicroLM, read_corpus
 from microlm.surprise import SurpriseMap, surprise_map
+from microlm.units import LN2, perplexity_words
 
 from .coloured_text import ColouredText
-from .page import Computations, InspectPage, display_char
+from .page import Computations, InspectPage, display_char, show_unknown_characters
 
 SURPRISE_CHARS = 50_000  # characters of a text mapped (the start of a longer one)
 SCALE_BITS = 8.0  # surprise shown at the darkest colour; a blind guess among 256 characters
@@ -180,12 +181,7 @@ class SurprisePage(InspectPage):
         if model is None or tokenizer is None:
             return
         text = self.surprise_input.toPlainText()[:SURPRISE_CHARS]
-        unknown = tokenizer.unknown_characters(text)
-        if unknown:
-            shown = ", ".join(repr(ch) for ch in unknown[:10])
-            self.surprise_status.setText(f"{shown} not in the model's vocabulary — dropped "
-                                         f"from the text.")
-        self.surprise_status.setVisible(bool(unknown))
+        show_unknown_characters(self.surprise_status, tokenizer, text, "text")
         self.surprise_mean.setText("Reading the text…")
         self.computations.run("surprise", surprise_map, model, tokenizer, text,
                               on_result=self._on_surprise_computed)
@@ -210,9 +206,9 @@ class SurprisePage(InspectPage):
         vocabulary = len(mapped.chars)
         self.surprise_mean.setText(
             f"<b>Mean surprise: {mapped.mean_bits:.3f} bits per character</b> "
-            f"({mapped.mean_bits * math.log(2):.3f} nats) over {len(mapped.bits):,} "
-            f"characters: the model's loss on this text, as unsure as choosing among "
-            f"{2 ** mapped.mean_bits:.1f} characters (0 bits = always sure and right; "
+            f"({mapped.mean_bits * LN2:.3f} nats) over {len(mapped.bits):,} "
+            f"characters: the model's loss on this text, "
+            f"{perplexity_words(mapped.mean_bits * LN2)} (0 bits = always sure and right; "
             f"{math.log2(vocabulary):.1f} bits = a blind guess among the {vocabulary} "
             f"characters of its vocabulary).")
         colours = [surprise_colour(float(bits)) for bits in mapped.bits]
