@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import os
 import platform
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -194,16 +195,31 @@ def cpu_runs_bf16_lstm() -> bool:
     backward. It needs AVX-512 or AMX: on an AVX2-only CPU it fails with 'could not
     create a primitive descriptor for the LSTM forward propagation primitive'. Tried once
     per process on a tiny LSTM, with gradients on even when the first caller (a
-    validation) has them off."""
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            lstm = torch.nn.LSTM(4, 4, batch_first=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out, _ = lstm(torch.zeros(2, 3, 4))
-            out.float().sum().backward()
-    except RuntimeError:
-        return False
-    return True
+    validation) has them off.
+
+    The try runs in a thread of its own, which ends with it: the first tensor math a thread
+    does gives it an OpenMP team, and once the app's GUI thread had one, GNU OpenMP saw more
+    threads than cores on a 2-core machine and stopped spinning between parallel regions,
+    so every later training run in a worker thread took ~2.5x as long a step (84.5 against
+    34.2 ms, 'small' preset)."""
+    runs: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                lstm = torch.nn.LSTM(4, 4, batch_first=True)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out, _ = lstm(torch.zeros(2, 3, 4))
+                out.float().sum().backward()
+        except RuntimeError:
+            runs.append(False)
+        else:
+            runs.append(True)
+
+    trial = threading.Thread(target=attempt, name="bfloat16 LSTM check")
+    trial.start()
+    trial.join()
+    return bool(runs and runs[0])
 
 
 def _cpu_has_bf16() -> bool:

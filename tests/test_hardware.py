@@ -5,6 +5,8 @@ import os
 import platform
 import subprocess
 import sys
+import threading
+import time
 
 import psutil
 import pytest
@@ -92,6 +94,33 @@ def test_the_bfloat16_lstm_probe_answers_alike_whatever_the_callers_grad_mode():
         assert inside == without_grad == cpu_runs_bf16_lstm()
     finally:
         cpu_runs_bf16_lstm.cache_clear()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: no OpenMP team to start")
+def test_the_bfloat16_lstm_probe_leaves_its_caller_without_an_openmp_team():
+    """The app asks from its GUI thread: a team left there (its worker threads) made every
+    later training run in a worker thread ~2.5x slower on a 2-core machine."""
+    grown = []
+
+    def caller() -> None:
+        torch.set_num_threads(2)  # this thread's count; a team would have one more thread
+        before = set(os.listdir("/proc/self/task"))
+        cpu_runs_bf16_lstm.cache_clear()
+        cpu_runs_bf16_lstm()
+        # the check's own thread and its team end with it (the team a moment later); a
+        # team of this caller's would stay as long as the caller
+        deadline = time.monotonic() + 10
+        while set(os.listdir("/proc/self/task")) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        grown.append(len(set(os.listdir("/proc/self/task")) - before))
+
+    try:
+        thread = threading.Thread(target=caller)
+        thread.start()
+        thread.join()
+    finally:
+        cpu_runs_bf16_lstm.cache_clear()
+    assert grown == [0]
 
 
 def test_bfloat16_is_the_default_only_where_the_cpu_has_the_unit_and_the_lstm_runs_in_it(
