@@ -18,7 +18,9 @@ from .speed import MachineSpeed
 # How long the first-run calibration times steps: short, as a person waits for it, and
 # steadied by the calibrations remembered in the last hour (calibration._steadied).
 MEASURE_SECONDS = 1.5
-PROFILE_FORMAT = 1  # what a remembered profile holds
+# What a remembered profile holds. 2: profiles measured in the app's worker before the
+# bfloat16 check left the GUI thread's OpenMP team out timed steps ~2.5x too slow.
+PROFILE_FORMAT = 2
 
 
 @dataclass(frozen=True)

@@ -129,8 +129,8 @@ class ModelPage(InspectPage):
             rows.append(
                 f"<tr><td>{html.escape(parameter_label(layer['name']))}</td>"
                 f"<td style='white-space: pre'><code>{html.escape(layer['name'])}</code></td>"
-                f"<td>{layer['type']}</td>"
-                f"<td>{layer['shape']}</td><td align='right'>{layer['parameters']:,}</td>"
+                f"<td style='white-space: nowrap'>{layer['shape']}</td>"
+                f"<td align='right'>{layer['parameters']:,}</td>"
                 f"<td align='right'>{stats.get('mean', 0.0):+.3f}</td>"
                 f"<td align='right'>{stats.get('std', 0.0):.3f}</td></tr>")
         self.model_summary.setHtml(
@@ -140,8 +140,8 @@ class ModelPage(InspectPage):
             f"<p><b>Health score: <span style='color:{colour}'>{score:.2f}</span></b> "
             f"(1 = no warning signs)</p>{notes}"
             "<table cellspacing='0' cellpadding='3' border='1' style='border-collapse:"
-            "collapse'><tr><th>tensor</th><th>name in the code</th><th>type</th><th>shape</th>"
-            "<th>parameters</th>"
+            "collapse'><tr style='white-space: nowrap'><th>tensor</th><th>name in the code</th>"
+            "<th>shape</th><th>parameters</th>"
             f"<th>mean</th><th>std</th></tr>{''.join(rows)}</table>"
             "<p style='white-space: pre-wrap; font-family: monospace'>"
             f"{html.escape(info['architecture'])}</p>")
